@@ -1,0 +1,104 @@
+"""Command line: argument parsing and error reporting; each command calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from localr1 import __version__
+from localr1.errors import LocalR1Error
+
+KV_TYPES = ("f16", "q8_0", "q4_0", "f32", "bf16")
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("loading")
+    group.add_argument(
+        "--model", "-m", default="demo", help="model name from models.toml or a .gguf path (default: demo)"
+    )
+    group.add_argument("--ctx", type=int, default=4096, help="context size in tokens (default: 4096)")
+    group.add_argument("--threads", type=int, default=0, help="CPU threads (default: physical cores)")
+    group.add_argument("--gpu-layers", type=int, default=0, help="layers offloaded to the GPU (default: 0)")
+    group.add_argument("--kv-type", choices=KV_TYPES, default="f16", help="KV cache type (default: f16)")
+    group.add_argument("--flash-attn", action="store_true", help="use flash attention (needed for q8_0/q4_0 KV)")
+    group.add_argument("--no-mmap", action="store_true", help="read the model into memory instead of mapping it")
+
+
+def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sampling (defaults from models.toml)")
+    group.add_argument("--temperature", "-t", type=float, help="0 means greedy")
+    group.add_argument("--top-p", type=float)
+    group.add_argument("--top-k", type=int)
+    group.add_argument("--max-tokens", "-n", type=int)
+    group.add_argument("--seed", type=int)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = argparse.ArgumentParser(prog="localr1", description="Local, offline R1-style reasoning.")
+    parser.add_argument("--version", action="version", version=f"localr1 {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="answer one prompt and exit")
+    run.add_argument("prompt", help="the prompt, or - to read it from standard input")
+    run.add_argument("--system", help="instructions (folded into the prompt for R1 models)")
+    run.add_argument("--hide-thinking", action="store_true", help="do not print the model's reasoning")
+    run.add_argument("--json", action="store_true", help="print one JSON object with thinking, answer and stats")
+    run.add_argument("--stats", action="store_true", help="print timing stats to stderr at the end")
+    _add_load_options(run)
+    _add_sampling_options(run)
+    run.set_defaults(handler=_run)
+
+    info = sub.add_parser("info", help="describe a GGUF model file")
+    info.add_argument("model", help="a .gguf path or a model name")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=_info)
+
+    models = sub.add_parser("models", help="list the model family and what is installed")
+    models.set_defaults(handler=_models)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from localr1.commands.run import run_command
+
+    return run_command(args)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from localr1.commands.info import info_command
+
+    return info_command(args.model, as_json=args.json)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from localr1.commands.info import models_command
+
+    return models_command()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `localr1` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except LocalR1Error as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"localr1: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("localr1: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

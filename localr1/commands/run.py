@@ -1,0 +1,140 @@
+"""`localr1 run`: answer one prompt, streaming the answer to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from typing import TextIO
+
+from localr1.engine import (
+    AnswerDelta,
+    ChatMessage,
+    ContextTrimmed,
+    Event,
+    Finished,
+    LoadParams,
+    ThinkingDelta,
+)
+from localr1.errors import ConfigError
+from localr1.loader import open_engine
+from localr1.streaming import ThreadedStream
+
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+def read_prompt(prompt: str, stdin: TextIO) -> str:
+    """The prompt argument, or standard input for `-`; empty is an error."""
+    text = stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise ConfigError("the prompt is empty: pass some text, or - with text on standard input")
+    return text
+
+
+def load_params_from(args: argparse.Namespace) -> LoadParams:
+    """LoadParams from the shared loading options."""
+    return LoadParams(
+        context_size=args.ctx,
+        threads=args.threads,
+        gpu_layers=args.gpu_layers,
+        kv_cache_type=args.kv_type,
+        flash_attention=args.flash_attn,
+        use_mmap=not args.no_mmap,
+    )
+
+
+class TerminalPrinter:
+    """Answer to stdout as it arrives; thinking to stderr, dimmed on a terminal."""
+
+    def __init__(self, show_thinking: bool, out: TextIO, err: TextIO) -> None:
+        self.show_thinking = show_thinking
+        self.out, self.err = out, err
+        self._dim = err.isatty()
+        self._in_thinking = False
+
+    def _end_thinking(self) -> None:
+        if self._in_thinking:
+            self.err.write((RESET if self._dim else "") + "\n")
+            self.err.flush()
+            self._in_thinking = False
+
+    def handle(self, event: Event) -> None:
+        """Print one event."""
+        if isinstance(event, ThinkingDelta) and self.show_thinking:
+            if not self._in_thinking:
+                self.err.write(DIM if self._dim else "")
+                self._in_thinking = True
+            self.err.write(event.text)
+            self.err.flush()
+        elif isinstance(event, AnswerDelta):
+            self._end_thinking()
+            self.out.write(event.text)
+            self.out.flush()
+        elif isinstance(event, ContextTrimmed):
+            self.err.write(f"[left out the {event.dropped_messages} oldest messages to fit the context]\n")
+        elif isinstance(event, Finished):
+            self._end_thinking()
+            self.out.write("\n")
+            self.out.flush()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Load the model, stream the reply, and return the exit code (130 when interrupted)."""
+    prompt = read_prompt(args.prompt, sys.stdin)
+    overrides = {
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "max_tokens": args.max_tokens,
+        "seed": args.seed,
+    }
+    engine = open_engine(args.model, load_params_from(args), overrides)
+    messages = [ChatMessage("system", args.system)] if args.system else []
+    messages.append(ChatMessage("user", prompt))
+    printer = None if args.json else TerminalPrinter(not args.hide_thinking, sys.stdout, sys.stderr)
+    finished: Finished | None = None
+    trimmed = 0
+    interrupted = False
+    stream = ThreadedStream(lambda: engine.chat(messages))
+    while True:
+        try:
+            event = stream.next()
+        except KeyboardInterrupt:
+            if interrupted:
+                raise
+            interrupted = True
+            engine.cancel()  # the stream goes on to its Finished event
+            continue
+        if event is None:
+            break
+        if printer is not None:
+            printer.handle(event)
+        if isinstance(event, ContextTrimmed):
+            trimmed = event.dropped_messages
+        if isinstance(event, Finished):
+            finished = event
+    assert finished is not None
+    if args.json:
+        print(json.dumps({
+            **engine.describe(),
+            "thinking": finished.thinking,
+            "answer": finished.answer,
+            "stats": asdict(finished.stats),
+            "sampling": engine.sampling.as_dict(),
+            "dropped_messages": trimmed,
+            "error": finished.error,
+        }, ensure_ascii=False))
+    elif args.stats:
+        s = finished.stats
+        print(
+            f"[{s.prompt_tokens} prompt tokens ({s.prompt_eval_tokens} evaluated), {s.generated_tokens} "
+            f"generated, ttft {s.time_to_first_token_s:.2f}s, {s.decode_tokens_per_s:.1f} tok/s, "
+            f"stop: {s.stop_reason}]",
+            file=sys.stderr,
+        )
+    engine.close()
+    if finished.error:
+        print(f"localr1: error: {finished.error}", file=sys.stderr)
+        return 1
+    return 130 if finished.stats.stop_reason == "cancelled" or interrupted else 0

@@ -1,0 +1,24 @@
+"""The engine package: the only place that imports llama_cpp (the UI sees typed events)."""
+
+from localr1.engine.events import (
+    AnswerDelta,
+    ContextTrimmed,
+    Event,
+    Finished,
+    GenerationStats,
+    ThinkingDelta,
+)
+from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.template import ChatMessage
+
+__all__ = [
+    "AnswerDelta",
+    "ChatMessage",
+    "ContextTrimmed",
+    "Event",
+    "Finished",
+    "GenerationStats",
+    "LoadParams",
+    "SamplingParams",
+    "ThinkingDelta",
+]

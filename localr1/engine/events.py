@@ -1,0 +1,58 @@
+"""Typed events streamed by the engine; the CLI and TUI consume only these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+StopReason = Literal["eos", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    """A piece of the model's reasoning."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """A piece of the final answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ContextTrimmed:
+    """Oldest turns were left out so the conversation fits in the context window."""
+
+    dropped_messages: int
+    prompt_tokens: int
+    context_size: int
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """Measured facts about one generation."""
+
+    prompt_tokens: int
+    prompt_eval_tokens: int
+    cached_tokens: int
+    generated_tokens: int
+    time_to_first_token_s: float
+    decode_s: float
+    decode_tokens_per_s: float
+    stop_reason: StopReason
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last event of every generation: the full texts and the stats."""
+
+    thinking: str
+    answer: str
+    stats: GenerationStats
+    error: str | None = None
+
+
+Event = ThinkingDelta | AnswerDelta | ContextTrimmed | Finished

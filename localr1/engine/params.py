@@ -1,0 +1,61 @@
+"""Explicit load and sampling parameters: nothing hidden in llama.cpp's defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+KVCacheType = Literal["f16", "q8_0", "q4_0", "f32", "bf16"]
+
+
+def default_threads() -> int:
+    """Physical cores when known: llama.cpp decode does not gain from hyperthreads."""
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        physical = None
+    return max(1, physical or os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    """Everything that decides how a model is loaded."""
+
+    context_size: int = 4096
+    threads: int = 0  # 0: default_threads()
+    batch_threads: int = 0  # 0: same as threads
+    gpu_layers: int = 0
+    kv_cache_type: KVCacheType = "f16"
+    flash_attention: bool = False
+    use_mmap: bool = True
+    batch_size: int = 512
+    seed: int = 0
+
+    def resolved(self) -> LoadParams:
+        """Copy with the automatic values (threads) filled in."""
+        threads = self.threads or default_threads()
+        return LoadParams(**{**asdict(self), "threads": threads, "batch_threads": self.batch_threads or threads})
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, for display and JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How tokens are drawn. temperature 0 means greedy."""
+
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 0
+    min_p: float = 0.0
+    repeat_penalty: float = 1.0
+    max_tokens: int = 4096
+    seed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, for display and JSON."""
+        return asdict(self)

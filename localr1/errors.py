@@ -1,0 +1,40 @@
+"""User-facing errors: each carries a one-line message saying what is wrong and what to do."""
+
+from __future__ import annotations
+
+
+class LocalR1Error(Exception):
+    """Base of every error a user may see; the CLI prints its message on one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ModelFileError(LocalR1Error):
+    """A model file is missing, not GGUF, truncated or otherwise unusable."""
+
+
+class ModelNotFoundError(LocalR1Error):
+    """A model name is neither a known model nor a path to a file."""
+
+
+class ModelLoadError(LocalR1Error):
+    """llama.cpp refused to load a file that passed validation."""
+
+
+class ContextOverflowError(LocalR1Error):
+    """A single message does not fit in the context window."""
+
+
+class TemplateError(LocalR1Error):
+    """The model's chat template could not be rendered."""
+
+
+class ConfigError(LocalR1Error):
+    """A configuration file or option is invalid."""
