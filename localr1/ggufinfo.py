@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import gguf
-import numpy as np
 
 from localr1.errors import ModelFileError
+from localr1.gguf_header import GGUFHeader, HeaderError, read_header
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -79,23 +79,12 @@ def _check_header(path: Path) -> int:
     return version
 
 
-def _field_value(reader: gguf.GGUFReader, key: str) -> Any:
-    fld = reader.fields.get(key)
-    if fld is None:
+def _token(header: GGUFHeader, id_key: str) -> str | None:
+    token_id = header.metadata.get(id_key)
+    tokens = header.string_arrays.get("tokenizer.ggml.tokens")
+    if not isinstance(token_id, int) or tokens is None or not 0 <= token_id < len(tokens):
         return None
-    value = fld.contents()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _token(reader: gguf.GGUFReader, id_key: str) -> str | None:
-    token_id = _field_value(reader, id_key)
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    if token_id is None or tokens is None or token_id >= len(tokens.data):
-        return None
-    value = tokens.contents(token_id)
-    return value if isinstance(value, str) else None
+    return tokens[token_id].decode("utf-8", errors="replace")
 
 
 def _file_type_name(file_type: Any) -> str:
@@ -113,24 +102,20 @@ def read_info(path: str | Path) -> GGUFInfo:
     version = _check_header(path)
     file_size = path.stat().st_size
     try:
-        reader = gguf.GGUFReader(path, "r")
-    except Exception as exc:  # the reader raises many types on a damaged header
+        header = read_header(path)
+    except HeaderError as exc:
         raise ModelFileError(
-            f"corrupt or truncated GGUF header in {path} ({exc.__class__.__name__}: {exc}); "
-            "download or convert the file again"
+            f"corrupt or truncated GGUF header in {path} ({exc}); download or convert it again"
         ) from None
-    tensor_bytes = 0
-    parameters = 0
-    for tensor in reader.tensors:
-        end = int(tensor.data_offset) + int(tensor.n_bytes)
+    for tensor in header.tensors:
+        end = header.data_start + tensor.offset + tensor.n_bytes
         if end > file_size:
             raise ModelFileError(
                 f"truncated GGUF file: tensor '{tensor.name}' ends at byte {end} but {path} has "
                 f"only {file_size} bytes; download or convert it again"
             )
-        tensor_bytes += int(tensor.n_bytes)
-        parameters += int(tensor.n_elements)
-    arch = _field_value(reader, "general.architecture")
+    meta = header.metadata
+    arch = meta.get("general.architecture")
     if not isinstance(arch, str):
         raise ModelFileError(f"GGUF file without general.architecture: {path} (re-convert it)")
     if arch not in SUPPORTED_ARCHITECTURES:
@@ -138,36 +123,30 @@ def read_info(path: str | Path) -> GGUFInfo:
             f"unknown model architecture '{arch}' in {path}; llama.cpp supports e.g. "
             "llama, qwen2, qwen3, gemma3, phi3 (convert a supported model)"
         )
-    file_type = _field_value(reader, "general.file_type")
-    file_type_name = _file_type_name(file_type)
-    metadata = {
-        key: _field_value(reader, key)
-        for key in reader.fields
-        if not key.startswith("tokenizer.ggml.") and not key.startswith("GGUF.")
-    }
 
     def arch_int(suffix: str) -> int:
-        value = _field_value(reader, f"{arch}.{suffix}")
+        value = meta.get(f"{arch}.{suffix}")
         return int(value) if isinstance(value, int | float) else 0
 
-    add_bos = _field_value(reader, "tokenizer.ggml.add_bos_token")
+    add_bos = meta.get("tokenizer.ggml.add_bos_token")
+    template = meta.get("tokenizer.chat_template")
     return GGUFInfo(
         path=path,
         version=version,
         architecture=arch,
-        name=str(_field_value(reader, "general.name") or path.stem),
-        file_type=file_type_name,
-        parameters=parameters,
-        tensor_bytes=tensor_bytes,
+        name=str(meta.get("general.name") or path.stem),
+        file_type=_file_type_name(meta.get("general.file_type")),
+        parameters=sum(t.n_elements for t in header.tensors),
+        tensor_bytes=sum(t.n_bytes for t in header.tensors),
         file_size=file_size,
         context_length=arch_int("context_length"),
         block_count=arch_int("block_count"),
         embedding_length=arch_int("embedding_length"),
         head_count=arch_int("attention.head_count"),
         head_count_kv=arch_int("attention.head_count_kv") or arch_int("attention.head_count"),
-        chat_template=_field_value(reader, "tokenizer.chat_template"),
-        bos_token=_token(reader, "tokenizer.ggml.bos_token_id"),
-        eos_token=_token(reader, "tokenizer.ggml.eos_token_id"),
+        chat_template=template if isinstance(template, str) else None,
+        bos_token=_token(header, "tokenizer.ggml.bos_token_id"),
+        eos_token=_token(header, "tokenizer.ggml.eos_token_id"),
         add_bos_token=bool(add_bos) if add_bos is not None else None,
-        metadata=metadata,
+        metadata={k: v for k, v in meta.items() if v is not None},
     )

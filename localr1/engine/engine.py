@@ -6,7 +6,7 @@ import codecs
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class Engine:
         started = time.perf_counter()
         self._llm = self._open()
         self.load_seconds = time.perf_counter() - started
+        # llama.cpp rounds the context up (to a multiple of 256): expose what it really holds.
+        self.load_params = replace(self.load_params, context_size=int(self._llm.n_ctx()))
         self._vocab = self._llm._model.vocab
         self._count_evaluated_tokens()
         self._add_bos = bool(self._llm._model.add_bos_token())
