@@ -29,6 +29,8 @@ _SCALARS: dict[int, str] = {
 }
 # Arrays of these are skipped rather than decoded (tokens, merges, scores, types).
 _LARGE_ARRAY = 4096
+# The vocabulary is kept (as bytes) to name the BOS/EOS tokens; merges are skipped.
+_KEPT_STRING_ARRAYS = frozenset({"tokenizer.ggml.tokens"})
 
 
 class HeaderError(ValueError):
@@ -78,6 +80,17 @@ class _Cursor:
         self.pos += length
         return value
 
+    def skip_strings(self, count: int) -> None:
+        buf, pos, unpack = self.buf, self.pos, struct.unpack_from
+        try:
+            for _ in range(count):
+                pos += 8 + unpack("<Q", buf, pos)[0]
+        except struct.error:
+            raise HeaderError("a string array runs past the end of the file") from None
+        if pos > len(buf):
+            raise HeaderError("a string array runs past the end of the file")
+        self.pos = pos
+
     def value(self, type_id: int, key: str, arrays: dict[str, list[bytes]]) -> Any:
         if type_id == gguf.GGUFValueType.STRING:
             return self.string_bytes().decode("utf-8", errors="replace")
@@ -87,6 +100,9 @@ class _Cursor:
             raise HeaderError(f"unknown value type {type_id} for key {key}")
         item_type, count = self.unpack("<I"), self.unpack("<Q")
         if item_type == gguf.GGUFValueType.STRING:
+            if count > _LARGE_ARRAY and key not in _KEPT_STRING_ARRAYS:
+                self.skip_strings(count)
+                return None
             items = [self.string_bytes() for _ in range(count)]
             if count > _LARGE_ARRAY:
                 arrays[key] = items

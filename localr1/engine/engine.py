@@ -125,6 +125,10 @@ class Engine:
         """Free the model and context."""
         self._llm.close()
 
+    def reset_cache(self) -> None:
+        """Forget the KV cache, so the next prompt is evaluated from scratch."""
+        self._llm.reset()
+
     def cancel(self) -> None:
         """Ask the running generation to stop after the current token."""
         self._cancel.set()
