@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    chat = sub.add_parser("chat", help="open the chat app (the default model comes from your settings)")
+    chat.add_argument("--model", "-m", help="model name from models.toml or a .gguf path")
+    chat.add_argument("--ctx", type=int, help="context size in tokens")
+    chat.set_defaults(handler=_chat)
+
     run = sub.add_parser("run", help="answer one prompt and exit")
     run.add_argument("prompt", help="the prompt, or - to read it from standard input")
     run.add_argument("--system", help="instructions (folded into the prompt for R1 models)")
@@ -60,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the model family and what is installed")
     models.set_defaults(handler=_models)
     return parser
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from localr1.commands.chat import chat_command
+
+    return chat_command(args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -129,3 +129,28 @@ def resolve_model(name_or_path: str) -> ResolvedModel:
             f"{models_dir() / entry.key} or pass a .gguf path"
         )
     return ResolvedModel(found, entry)
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    """A model that can be loaded now: a registry key or a loose GGUF path."""
+
+    name: str
+    label: str
+    path: Path
+
+
+def installed_models() -> list[InstalledModel]:
+    """Registry models on this machine, then other GGUF files in the models folder."""
+    found: list[InstalledModel] = []
+    known: set[Path] = set()
+    for entry in load_registry().values():
+        path = installed_path(entry)
+        if path is not None:
+            found.append(InstalledModel(entry.key, f"{entry.display_name}  [{path.name}]", path))
+            known.add(path.resolve())
+    root = models_dir()
+    for path in sorted(root.rglob("*.gguf")) if root.is_dir() else []:
+        if path.resolve() not in known:
+            found.append(InstalledModel(str(path), path.name, path))
+    return found

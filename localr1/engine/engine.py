@@ -127,7 +127,7 @@ class Engine:
 
     def reset_cache(self) -> None:
         """Forget the KV cache, so the next prompt is evaluated from scratch."""
-        self._llm.reset()
+        self._llm.reset()  # type: ignore[no-untyped-call]
 
     def cancel(self) -> None:
         """Ask the running generation to stop after the current token."""

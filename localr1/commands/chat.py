@@ -1,0 +1,34 @@
+"""`localr1 chat`: the terminal chat app."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from localr1.errors import ConfigError
+from localr1.settings import Settings, load_settings
+
+
+def chat_command(args: argparse.Namespace) -> int:
+    """Open the TUI; a broken settings file is reported in the app and defaults are used."""
+    from localr1.loader import open_engine
+    from localr1.store import ConversationStore
+    from localr1.tui.app import LocalR1App
+
+    notices: list[str] = []
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        settings = Settings()
+        notices.append(f"{exc}; using defaults for now")
+    if args.model:
+        settings = replace(settings, model=args.model)
+    if args.ctx:
+        settings = replace(settings, context_size=args.ctx)
+    store = ConversationStore()
+    app = LocalR1App(store=store, settings=settings, engine_factory=open_engine, startup_notices=notices)
+    try:
+        app.run()
+    finally:
+        store.close()
+    return 0

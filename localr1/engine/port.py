@@ -1,0 +1,45 @@
+"""What the UI needs of an engine: the real one and test fakes both satisfy this protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from localr1.engine.events import Event
+from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.template import ChatMessage
+
+
+class ChatEngine(Protocol):
+    """A loaded model that streams typed events."""
+
+    load_params: LoadParams
+    sampling: SamplingParams
+
+    @property
+    def context_size(self) -> int:
+        """Tokens the context window holds."""
+        ...
+
+    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None) -> Iterator[Event]:
+        """Stream the reply to messages."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the running generation after the current token."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in plain text."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Model name, quant, load parameters."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...
+
+
+EngineFactory = Callable[[str, LoadParams, dict[str, Any]], ChatEngine]

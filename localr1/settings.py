@@ -1,0 +1,76 @@
+"""User settings in a TOML file in the platform's config folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from localr1.errors import ConfigError
+from localr1.paths import config_dir
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the chat app remembers between runs. None means the model's own default."""
+
+    model: str = "demo"
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    context_size: int = 4096
+    show_thinking: bool = True
+
+    def sampling_overrides(self) -> dict[str, Any]:
+        """The sampling values the user set, for the engine loader."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
+
+    def validated(self) -> Settings:
+        """Raise ConfigError naming the first value out of range."""
+        if self.temperature is not None and not 0 <= self.temperature <= 2:
+            raise ConfigError(f"temperature {self.temperature} is out of range (0 to 2)")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p {self.top_p} is out of range (above 0, at most 1)")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ConfigError(f"max tokens {self.max_tokens} must be at least 1")
+        if not 256 <= self.context_size <= 1_048_576:
+            raise ConfigError(f"context size {self.context_size} is out of range (256 to 1048576)")
+        return self
+
+
+def settings_path() -> Path:
+    """config.toml in the config folder."""
+    return config_dir() / "config.toml"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read settings; a missing file gives defaults, a broken one a ConfigError."""
+    path = path or settings_path()
+    if not path.exists():
+        return Settings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read settings {path}: {exc} (fix or delete the file)") from None
+    known = {f.name for f in fields(Settings)}
+    try:
+        return Settings(**{k: v for k, v in raw.items() if k in known}).validated()
+    except TypeError as exc:
+        raise ConfigError(f"bad settings in {path}: {exc}") from None
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write settings atomically; None values are left out (TOML has no null)."""
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {k: v for k, v in asdict(settings.validated()).items() if v is not None}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
+    with os.fdopen(fd, "wb") as fh:
+        tomli_w.dump(data, fh)
+    os.replace(tmp, path)
+    return path

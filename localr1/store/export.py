@@ -1,0 +1,60 @@
+"""Export a conversation as Markdown and JSON files, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from localr1.store.conversations import Conversation, ConversationStore, StoredMessage
+
+
+def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> str:
+    """A readable transcript; thinking goes in a collapsible <details> block."""
+    parts = [f"# {conversation.title}\n"]
+    if conversation.model:
+        parts.append(f"_model: {conversation.model}_\n")
+    for m in messages:
+        parts.append(f"## {m.role.capitalize()}\n")
+        if m.thinking:
+            parts.append(f"<details><summary>Thinking</summary>\n\n{m.thinking}\n\n</details>\n")
+        parts.append(m.content + ("\n\n_(stopped)_" if m.status in ("stopped", "interrupted") else "") + "\n")
+    return "\n".join(parts)
+
+
+def to_json(conversation: Conversation, messages: list[StoredMessage]) -> str:
+    """Everything stored, as JSON."""
+    return json.dumps({**asdict(conversation), "messages": [asdict(m) for m in messages]},
+                      ensure_ascii=False, indent=2)
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:60] or "conversation"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_conversation(store: ConversationStore, conversation_id: int, folder: Path) -> tuple[Path, Path]:
+    """Write NAME.md and NAME.json into folder; returns both paths."""
+    conversation = store.conversation(conversation_id)
+    if conversation is None:
+        raise KeyError(conversation_id)
+    messages = store.messages(conversation_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{conversation.id:04d}-{_slug(conversation.title)}"
+    md, js = folder / f"{stem}.md", folder / f"{stem}.json"
+    _write_atomic(md, to_markdown(conversation, messages))
+    _write_atomic(js, to_json(conversation, messages))
+    return md, js

@@ -1,0 +1,355 @@
+"""The chat app: layout, key bindings, and routing of user actions and worker messages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import ListView
+
+from localr1.engine.port import ChatEngine, EngineFactory
+from localr1.errors import LocalR1Error
+from localr1.paths import data_dir
+from localr1.registry import installed_models
+from localr1.settings import Settings, save_settings
+from localr1.store import ConversationStore
+from localr1.store.export import export_conversation
+from localr1.tui.chat import ChatController
+from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed, StreamBatch
+from localr1.tui.monitor import SystemMonitor
+from localr1.tui.screens.help import HelpScreen
+from localr1.tui.screens.model_picker import ModelPicker
+from localr1.tui.screens.search import SearchScreen
+from localr1.tui.screens.settings import SettingsScreen
+from localr1.tui.screens.text_prompt import Confirm, TextPrompt
+from localr1.tui.widgets.prompt_input import PromptInput
+from localr1.tui.widgets.sidebar import ConversationItem, Sidebar
+from localr1.tui.widgets.status_bar import StatusBar
+from localr1.tui.widgets.transcript import Transcript
+
+NARROW_WIDTH = 80  # below this the sidebar hides itself
+
+
+class LocalR1App(App[None]):
+    """localr1's terminal chat."""
+
+    CSS_PATH = "styles.tcss"
+    TITLE = "localr1"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "stop", "Stop generation"),
+        Binding("ctrl+r", "regenerate", "Regenerate last answer"),
+        Binding("ctrl+l", "edit_last", "Edit and resend last message"),
+        Binding("ctrl+o", "copy_answer", "Copy last answer"),
+        Binding("ctrl+g", "copy_code", "Copy last code block"),
+        Binding("ctrl+t", "toggle_thinking", "Show or hide all thinking"),
+        Binding("ctrl+n", "new_chat", "New conversation"),
+        Binding("f2", "rename", "Rename conversation"),
+        Binding("f8", "delete", "Delete conversation"),
+        Binding("ctrl+f", "search", "Search conversations"),
+        Binding("ctrl+s", "export", "Export conversation (Markdown + JSON)"),
+        Binding("f3", "pick_model", "Switch model"),
+        Binding("f4", "settings", "Settings"),
+        Binding("ctrl+b", "toggle_sidebar", "Show or hide conversations"),
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        settings: Settings,
+        engine_factory: EngineFactory,
+        monitor: SystemMonitor | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        save_settings_to: Path | None = None,
+        export_dir: Path | None = None,
+        startup_notices: Iterable[str] = (),
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.settings = settings
+        self.engine_factory = engine_factory
+        self.monitor = monitor or SystemMonitor()
+        self.save_settings_to = save_settings_to
+        self.export_dir = export_dir or data_dir() / "exports"
+        self.engine: ChatEngine | None = None
+        self.startup_notices = list(startup_notices)
+        self.sidebar = Sidebar()
+        self.transcript = Transcript()
+        self.prompt = PromptInput()
+        self.status_bar = StatusBar()
+        self.chat = ChatController(self, clock)
+
+    # layout
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield self.sidebar
+            with Vertical(id="chat"):
+                yield self.transcript
+                yield self.prompt
+        yield self.status_bar
+
+    async def on_mount(self) -> None:
+        """Show the newest conversation, report recoveries, load the model in the background."""
+        interrupted = self.store.mark_interrupted()
+        if self.store.recovered_from is not None:
+            self.notify(f"The conversation database was unreadable and was moved to {self.store.recovered_from}; "
+                        "starting with a fresh one.", severity="warning", timeout=15)
+        for notice in self.startup_notices:
+            self.notify(notice, severity="warning", timeout=15)
+        conversations = self.store.conversations()
+        if conversations:
+            await self.chat.open(conversations[0].id)
+        if interrupted:
+            self.notify(f"{interrupted} answer(s) were interrupted when the app last closed; kept as they were.")
+        await self.refresh_sidebar()
+        self.set_interval(1.0, self.chat.refresh_memory)
+        self.apply_width(self.size.width)
+        self.prompt.focus()
+        self.load_model(self.settings.model)
+
+    def on_resize(self) -> None:
+        """Hide the sidebar on narrow terminals."""
+        self.apply_width(self.size.width)
+
+    def apply_width(self, width: int) -> None:
+        """Switch the narrow layout on or off."""
+        self.set_class(width < NARROW_WIDTH, "-narrow")
+
+    async def refresh_sidebar(self) -> None:
+        """Reload the conversation list."""
+        await self.sidebar.show(self.store.conversations(), self.chat.session.conversation_id)
+
+    # model loading
+    @work(thread=True, exclusive=True, group="load")
+    def load_model(self, model: str) -> None:
+        """Load a model in a thread; the app stays usable meanwhile and after a failure."""
+        self.call_from_thread(self.status_bar.set_model, f"loading {Path(model).name}…")
+        load = self.chat.load_params()
+        try:
+            engine = self.engine_factory(model, load, self.settings.sampling_overrides())
+        except LocalR1Error as exc:
+            self.call_from_thread(self.model_failed, model, str(exc))
+            return
+        self.call_from_thread(self.model_loaded, model, engine)
+
+    def model_loaded(self, model: str, engine: ChatEngine) -> None:
+        """Swap in the new engine."""
+        old, self.engine = self.engine, engine
+        if old is not None:
+            old.close()
+        if self.settings.model != model:
+            self.update_settings(Settings(**{**self.settings.__dict__, "model": model}))
+        self.chat.show_model(engine)
+
+    def model_failed(self, model: str, error: str) -> None:
+        """Report a model that failed to load in one line; keep the previous one if any."""
+        self.notify(f"Could not load {Path(model).name}: {error}", severity="error", timeout=15)
+        if self.engine is None:
+            self.status_bar.set_model("no model — F3 to choose one")
+        else:
+            self.chat.show_model(self.engine)
+
+    def update_settings(self, settings: Settings) -> None:
+        """Keep and persist new settings."""
+        self.settings = settings
+        try:
+            save_settings(settings, self.save_settings_to)
+        except (OSError, LocalR1Error) as exc:
+            self.notify(f"Settings not saved: {exc}", severity="error")
+
+    # routing: input and list events
+    async def on_prompt_input_submitted(self, event: PromptInput.Submitted) -> None:
+        """Send the prompt."""
+        if await self.chat.send(event.text):
+            self.prompt.clear()
+
+    async def on_list_view_selected(self, event: ListView.Selected) -> None:
+        """Open the conversation chosen in the sidebar."""
+        if isinstance(event.item, ConversationItem) and not self.chat.generating:
+            await self.chat.open(event.item.conversation.id)
+            self.prompt.focus()
+
+    # routing: generation worker messages
+    async def on_stream_batch(self, message: StreamBatch) -> None:
+        """New streamed text."""
+        await self.chat.on_batch(message)
+
+    async def on_generation_done(self, message: GenerationDone) -> None:
+        """The answer is complete (or stopped)."""
+        await self.chat.on_done(message)
+
+    async def on_generation_failed(self, message: GenerationFailed) -> None:
+        """The request failed before an answer."""
+        await self.chat.on_failed(message)
+
+    async def on_prompt_trimmed(self, message: PromptTrimmed) -> None:
+        """The newest message was cut to fit."""
+        await self.chat.on_trimmed(message)
+
+    def on_context_notice(self, message: ContextNotice) -> None:
+        """Older turns were dropped from the prompt."""
+        self.chat.on_context_notice(message)
+
+    # routing: actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """App actions wait while a dialog is open (except quit)."""
+        return action == "quit" or not isinstance(self.screen, ModalScreen)
+
+    def action_stop(self) -> None:
+        """Stop the answer being generated."""
+        self.chat.stop()
+
+    async def action_regenerate(self) -> None:
+        """Generate the last answer again."""
+        await self.chat.regenerate()
+
+    async def action_edit_last(self) -> None:
+        """Put the last user message back in the input, removing it and its answer."""
+        text = await self.chat.take_last_user_message()
+        if text is not None:
+            self.prompt.text = text
+            self.prompt.focus()
+
+    def action_copy_answer(self) -> None:
+        """Copy the last answer."""
+        self._copy(self.chat.last_answer(), "Last answer")
+
+    def action_copy_code(self) -> None:
+        """Copy the last code block of the conversation."""
+        self._copy(self.chat.last_code_block(), "Last code block")
+
+    def _copy(self, text: str | None, what: str) -> None:
+        if not text:
+            self.notify(f"{what}: nothing to copy", severity="warning")
+            return
+        self.copy_to_clipboard(text)
+        self.notify(f"{what} copied to the clipboard")
+
+    def action_toggle_thinking(self) -> None:
+        """Open or close every thinking block."""
+        self.chat.toggle_thinking()
+
+    async def action_new_chat(self) -> None:
+        """Start a new conversation."""
+        if not self.chat.generating:
+            await self.chat.new()
+            await self.refresh_sidebar()
+            self.prompt.focus()
+
+    async def action_rename(self) -> None:
+        """Rename the current conversation."""
+        conversation_id = self.chat.session.conversation_id
+        current = self.store.conversation(conversation_id) if conversation_id else None
+        if current is None:
+            self.notify("Nothing to rename yet: send a message first", severity="warning")
+            return
+
+        async def done(title: str | None) -> None:
+            if title:
+                self.store.rename_conversation(current.id, title)
+                await self.refresh_sidebar()
+
+        self.push_screen(TextPrompt("Rename conversation", current.title), done)
+
+    async def action_delete(self) -> None:
+        """Delete the current conversation after a confirmation."""
+        conversation_id = self.chat.session.conversation_id
+        if conversation_id is None or self.chat.generating:
+            return
+
+        async def done(yes: bool | None) -> None:
+            if yes:
+                self.store.delete_conversation(conversation_id)
+                remaining = self.store.conversations()
+                if remaining:
+                    await self.chat.open(remaining[0].id)
+                else:
+                    await self.chat.new()
+                await self.refresh_sidebar()
+
+        self.push_screen(Confirm("Delete this conversation? This cannot be undone."), done)
+
+    def action_search(self) -> None:
+        """Search all conversations."""
+
+        async def done(conversation_id: int | None) -> None:
+            if conversation_id is not None and not self.chat.generating:
+                await self.chat.open(conversation_id)
+                await self.refresh_sidebar()
+
+        self.push_screen(SearchScreen(self.store), done)
+
+    def action_export(self) -> None:
+        """Write the conversation as Markdown and JSON."""
+        conversation_id = self.chat.session.conversation_id
+        if conversation_id is None:
+            self.notify("Nothing to export yet", severity="warning")
+            return
+        try:
+            md, js = export_conversation(self.store, conversation_id, self.export_dir)
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.notify(f"Exported to {md} and {js.name}")
+
+    def action_pick_model(self) -> None:
+        """Choose another installed model."""
+
+        def done(model: str | None) -> None:
+            if model:
+                self.load_model(model)
+
+        self.push_screen(ModelPicker(installed_models(), self.settings.model), done)
+
+    def action_settings(self) -> None:
+        """Edit and save settings."""
+
+        def done(new: Settings | None) -> None:
+            if new is None:
+                return
+            reload = new.context_size != self.settings.context_size or (
+                new.sampling_overrides() != self.settings.sampling_overrides()
+            )
+            self.update_settings(new)
+            self.chat.apply_thinking_visibility()
+            if reload and not self.chat.generating:
+                self.load_model(new.model)
+
+        self.push_screen(SettingsScreen(self.settings), done)
+
+    def action_toggle_sidebar(self) -> None:
+        """Show or hide the conversation list."""
+        self.sidebar.display = not self.sidebar.display
+
+    def action_help(self) -> None:
+        """Show the keys."""
+        self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Every action in the command palette too."""
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.action != "quit":
+                yield SystemCommand(binding.description, f"key: {binding.key}", self._runner(binding.action))
+
+    def _runner(self, action: str) -> Callable[[], Any]:
+        async def run() -> None:
+            await self.run_action(action)
+
+        return run
+
+    async def on_unmount(self) -> None:
+        """Stop generation and free the model on exit."""
+        if self.chat.generating:
+            self.chat.stop()  # the worker thread still uses the model: let process exit free it
+        elif self.engine is not None:
+            self.engine.close()

@@ -1,0 +1,253 @@
+"""The chat controller: sends prompts, streams answers into views, saves them as they arrive."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.port import ChatEngine
+from localr1.tui.generation import (
+    ContextNotice,
+    GenerationDone,
+    GenerationFailed,
+    PromptTrimmed,
+    StreamBatch,
+    run_generation,
+)
+from localr1.tui.session import ChatSession, Turn
+from localr1.tui.widgets.message_view import MessageView
+
+if TYPE_CHECKING:
+    from localr1.tui.app import LocalR1App
+
+CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+
+
+def stats_line(stats: dict[str, Any]) -> str:
+    """A short summary under an answer."""
+    try:
+        return (f"{stats['generated_tokens']} tokens · {float(stats['decode_tokens_per_s']):.1f} tok/s · "
+                f"ttft {float(stats['time_to_first_token_s']):.2f}s")
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+class ChatController:
+    """Owns the open conversation's views and the generation in flight."""
+
+    def __init__(self, app: LocalR1App, clock: Callable[[], float]) -> None:
+        self.app = app
+        self.clock = clock
+        self.session = ChatSession(app.store, clock)
+        self.generating = False
+        self._turn: Turn | None = None
+        self._view: MessageView | None = None
+        self._user_view: MessageView | None = None
+        self._started = 0.0
+        self._thinking_tokens = 0
+        self._answer_tokens = 0
+        self._first_token_at: float | None = None
+        self._context_used = 0
+
+    # model facts
+    def load_params(self) -> LoadParams:
+        """Load parameters from the settings."""
+        return LoadParams(context_size=self.app.settings.context_size)
+
+    def show_model(self, engine: ChatEngine) -> None:
+        """Model name and quant in the status bar."""
+        facts = engine.describe()
+        self.app.status_bar.set_model(f"{facts.get('model', '?')} · {facts.get('quant', '?')}")
+        self.app.status_bar.set_context(self._context_used, engine.context_size)
+
+    def refresh_memory(self) -> None:
+        """Update the RAM (and GPU) figure."""
+        engine = self.app.engine
+        reading = self.app.monitor.read(gpu_offload=bool(engine and engine.load_params.gpu_layers))
+        self.app.status_bar.set_memory(reading.rss_bytes, reading.gpu_bytes)
+
+    # conversations
+    async def new(self) -> None:
+        """Clear the transcript for a new conversation."""
+        self.session.new()
+        self._context_used = 0
+        await self.app.transcript.remove_children()
+
+    async def open(self, conversation_id: int) -> None:
+        """Show a stored conversation."""
+        self.session.open(conversation_id)
+        await self.app.transcript.remove_children()
+        for turn in self.session.turns:
+            view = MessageView(turn.role, turn.content, turn.thinking, status=turn.status, message_id=turn.id)
+            await self.app.transcript.add(view)
+        self.apply_thinking_visibility()
+        self.app.transcript.anchor()
+
+    # sending
+    async def send(self, text: str) -> bool:
+        """Send a prompt; returns False when it was not sent (empty, busy, no model)."""
+        if not text.strip():
+            return False
+        if self.generating:
+            self.app.notify("Still answering: Esc stops it", severity="warning")
+            return False
+        if self.app.engine is None:
+            self.app.notify("No model is loaded yet: wait for it, or press F3 to choose one", severity="error")
+            return False
+        model = self.app.settings.model
+        turn = self.session.add_user(text, model)
+        self._user_view = await self.app.transcript.add(MessageView("user", text, message_id=turn.id))
+        await self.app.refresh_sidebar()
+        await self._generate()
+        return True
+
+    async def _generate(self) -> None:
+        engine = self.app.engine
+        assert engine is not None
+        self._turn = self.session.start_assistant(self.app.settings.model)
+        self._view = await self.app.transcript.add(MessageView("assistant", status="streaming",
+                                                               message_id=self._turn.id))
+        self.apply_thinking_visibility()
+        self.generating = True
+        self._started = self.clock()
+        self._thinking_tokens = self._answer_tokens = 0
+        self._first_token_at = None
+        self.app.transcript.anchor()
+        sampling = self._sampling(engine)
+        messages = self.session.engine_messages()  # the empty streaming turn is left out
+        self.app.run_worker(lambda: run_generation(self.app, engine, messages, sampling, self.clock),
+                            thread=True, exclusive=True, group="generation", exit_on_error=False)
+
+    def _sampling(self, engine: ChatEngine) -> SamplingParams:
+        overrides = {k: v for k, v in self.app.settings.sampling_overrides().items() if v is not None}
+        return replace(engine.sampling, **overrides)
+
+    def stop(self) -> None:
+        """Ask the engine to stop; the partial answer is kept and marked as stopped."""
+        if self.generating and self.app.engine is not None:
+            self.app.engine.cancel()
+
+    # worker messages
+    async def on_batch(self, batch: StreamBatch) -> None:
+        """Show and (at most twice a second) save new text."""
+        if self._turn is None or self._view is None:
+            return
+        self.session.stream(self._turn, batch.thinking, batch.answer)
+        self._thinking_tokens += batch.thinking_tokens
+        self._answer_tokens += batch.answer_tokens
+        now = self.clock()
+        if self._first_token_at is None:
+            self._first_token_at = now
+        await self._view.append(batch.thinking, batch.answer)
+        if self._view.thinking.live or (batch.answer and self._view.thinking.tokens == 0 and self._thinking_tokens):
+            self._view.thinking.update_label(self._thinking_tokens, now - self._started)
+        elapsed = now - self._first_token_at
+        tokens = self._thinking_tokens + self._answer_tokens
+        if elapsed > 0:
+            self.app.status_bar.set_speed((tokens - batch.thinking_tokens - batch.answer_tokens) / elapsed, None)
+
+    async def on_done(self, done: GenerationDone) -> None:
+        """Final render, final save, stats in the status bar."""
+        turn, view = self._turn, self._view
+        self.generating = False
+        if turn is None or view is None:
+            return
+        final = done.finished
+        status = self.session.finish(turn, final, final.error)
+        await view.finish(final.answer, final.thinking)
+        if view.thinking.text and not view.thinking.tokens:
+            view.thinking.update_label(self._thinking_tokens, self.clock() - self._started)
+        stats = final.stats
+        view.set_status(status, f"error: {final.error}" if final.error else stats_line(stats.__dict__))
+        self.app.status_bar.set_speed(stats.decode_tokens_per_s, stats.time_to_first_token_s)
+        engine = self.app.engine
+        self._context_used = stats.prompt_tokens + stats.generated_tokens
+        if engine is not None:
+            self.app.status_bar.set_context(self._context_used, engine.context_size)
+        if final.error:
+            self.app.notify(final.error, severity="error")
+        self._turn = self._view = None
+
+    async def on_failed(self, failed: GenerationFailed) -> None:
+        """The request never produced an answer: say why, keep the user's message."""
+        turn, view = self._turn, self._view
+        self.generating = False
+        self.app.notify(failed.error, severity="error", timeout=10)
+        if turn is not None and view is not None:
+            self.session.finish(turn, None, failed.error)
+            view.set_status("error", f"error: {failed.error}")
+        self._turn = self._view = None
+
+    async def on_trimmed(self, trimmed: PromptTrimmed) -> None:
+        """A pasted message was too long for the context: show what was kept."""
+        user_turns = [t for t in self.session.turns if t.role == "user"]
+        if user_turns:
+            self.session.replace_user_text(user_turns[-1], trimmed.text)
+        if self._user_view is not None:
+            await self._user_view.set_content(trimmed.text)
+            self._user_view.set_status("trimmed", f"trimmed to fit the context: kept {trimmed.kept_tokens} of "
+                                                  f"{trimmed.total_tokens} tokens")
+        self.app.notify(f"Your message was {trimmed.total_tokens} tokens; the first {trimmed.kept_tokens} were "
+                        "kept to fit the context.", severity="warning", timeout=10)
+
+    def on_context_notice(self, notice: ContextNotice) -> None:
+        """Older turns were left out of the prompt."""
+        self.app.notify(f"Left the {notice.dropped} oldest messages out of the prompt to fit the context.",
+                        severity="information")
+
+    # regenerate and edit
+    async def regenerate(self) -> None:
+        """Drop the last answer and generate it again."""
+        if self.generating or self.app.engine is None:
+            return
+        turn = self.session.pop_last_assistant()
+        if turn is None:
+            self.app.notify("No answer to regenerate", severity="warning")
+            return
+        views = self.app.transcript.views
+        if views and views[-1].message_id == turn.id:
+            await views[-1].remove()
+        self._user_view = self.app.transcript.views[-1] if self.app.transcript.views else None
+        await self._generate()
+
+    async def take_last_user_message(self) -> str | None:
+        """Remove the last exchange and return the user's text for editing."""
+        if self.generating:
+            return None
+        turn = self.session.pop_last_exchange()
+        if turn is None:
+            self.app.notify("No message to edit", severity="warning")
+            return None
+        for view in self.app.transcript.views[-2:]:
+            if view.message_id is not None and view.message_id >= turn.id:
+                await view.remove()
+        return turn.content
+
+    # reading
+    def last_answer(self) -> str | None:
+        """Text of the last assistant answer."""
+        answers = [t.content for t in self.session.turns if t.role == "assistant" and t.content]
+        return answers[-1] if answers else None
+
+    def last_code_block(self) -> str | None:
+        """The last fenced code block in the conversation's answers."""
+        for turn in reversed(self.session.turns):
+            blocks = CODE_BLOCK.findall(turn.content)
+            if turn.role == "assistant" and blocks:
+                return str(blocks[-1]).rstrip("\n")
+        return None
+
+    # thinking visibility
+    def toggle_thinking(self) -> None:
+        """Open every thinking block if any is closed, else close them all."""
+        blocks = [v.thinking for v in self.app.transcript.views if v.thinking.display]
+        open_all = any(b.collapsed for b in blocks)
+        for block in blocks:
+            block.collapsed = not open_all
+
+    def apply_thinking_visibility(self) -> None:
+        """Hide thinking blocks entirely when 'show thinking' is off."""
+        self.app.set_class(not self.app.settings.show_thinking, "-hide-thinking")

@@ -1,0 +1,129 @@
+"""The generation worker: runs the engine in a thread and posts batched updates to the app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textual.message import Message
+from textual.message_pump import MessagePump
+
+from localr1.engine.events import AnswerDelta, ContextTrimmed, Finished, ThinkingDelta
+from localr1.engine.params import SamplingParams
+from localr1.engine.port import ChatEngine
+from localr1.engine.template import ChatMessage
+from localr1.errors import LocalR1Error
+
+FLUSH_INTERVAL_S = 1 / 30  # UI refresh rate; the model never waits for the UI
+
+
+class StreamBatch(Message):
+    """Text that arrived since the last batch."""
+
+    def __init__(self, thinking: str, answer: str, thinking_tokens: int, answer_tokens: int) -> None:
+        super().__init__()
+        self.thinking, self.answer = thinking, answer
+        self.thinking_tokens, self.answer_tokens = thinking_tokens, answer_tokens
+
+
+class GenerationDone(Message):
+    """The engine finished (eos, length, cancelled or error)."""
+
+    def __init__(self, finished: Finished) -> None:
+        super().__init__()
+        self.finished = finished
+
+
+class GenerationFailed(Message):
+    """The engine raised before producing a result (for example, context overflow)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class ContextNotice(Message):
+    """Older turns were left out of the prompt to fit the context."""
+
+    def __init__(self, dropped: int) -> None:
+        super().__init__()
+        self.dropped = dropped
+
+
+class PromptTrimmed(Message):
+    """The newest message was cut to fit the context."""
+
+    def __init__(self, text: str, kept_tokens: int, total_tokens: int) -> None:
+        super().__init__()
+        self.text, self.kept_tokens, self.total_tokens = text, kept_tokens, total_tokens
+
+
+@dataclass
+class Trim:
+    """Result of fitting one message into a token budget."""
+
+    text: str
+    kept_tokens: int
+    total_tokens: int
+
+
+def fit_message(count_tokens: Callable[[str], int], text: str, budget: int) -> Trim:
+    """Cut text (keeping its start) until it is at most `budget` tokens."""
+    if len(text) * 4 <= budget:  # no character is more than 4 tokens
+        return Trim(text, -1, -1)
+    total = count_tokens(text)
+    kept_text, kept = text, total
+    while kept > budget:
+        kept_text = kept_text[: max(1, int(len(kept_text) * budget / kept * 0.97))]
+        kept = count_tokens(kept_text)
+    return Trim(kept_text, kept, total)
+
+
+def run_generation(
+    target: MessagePump,
+    engine: ChatEngine,
+    messages: list[ChatMessage],
+    sampling: SamplingParams,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Thread body: fit the newest message, stream the reply, post batches at most 30 times a second."""
+    try:
+        reserve = min(sampling.max_tokens, engine.context_size // 4) + 64
+        trim = fit_message(engine.count_tokens, messages[-1].content, engine.context_size - reserve)
+        if trim.text != messages[-1].content:
+            messages = [*messages[:-1], ChatMessage("user", trim.text)]
+            target.post_message(PromptTrimmed(trim.text, trim.kept_tokens, trim.total_tokens))
+        thinking: list[str] = []
+        answer: list[str] = []
+        counts = [0, 0]
+        last_flush = clock()
+
+        def flush() -> None:
+            if thinking or answer:
+                target.post_message(StreamBatch("".join(thinking), "".join(answer), counts[0], counts[1]))
+                thinking.clear()
+                answer.clear()
+                counts[0] = counts[1] = 0
+
+        for event in engine.chat(messages, sampling):
+            if isinstance(event, ThinkingDelta):
+                thinking.append(event.text)
+                counts[0] += 1
+            elif isinstance(event, AnswerDelta):
+                answer.append(event.text)
+                counts[1] += 1
+            elif isinstance(event, ContextTrimmed):
+                target.post_message(ContextNotice(event.dropped_messages))
+            elif isinstance(event, Finished):
+                flush()
+                target.post_message(GenerationDone(event))
+                return
+            now = clock()
+            if now - last_flush >= FLUSH_INTERVAL_S:
+                flush()
+                last_flush = now
+    except LocalR1Error as exc:
+        target.post_message(GenerationFailed(str(exc)))
+    except Exception as exc:  # a bug or a native failure: report it, keep the app alive
+        target.post_message(GenerationFailed(f"{exc.__class__.__name__}: {exc}"))

@@ -1,0 +1,51 @@
+"""Full-text search over all conversations."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from localr1.store import ConversationStore, SearchHit
+
+
+class SearchScreen(ModalScreen[int | None]):
+    """Type to search; Enter on a result opens its conversation."""
+
+    BINDINGS = [Binding("escape", "cancel", "Close")]
+
+    def __init__(self, store: ConversationStore) -> None:
+        super().__init__(id="search")
+        self._store = store
+        self.hits: list[SearchHit] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("Search conversations", classes="dialog-title")
+            yield Input(placeholder="words to find", id="search-input")
+            yield OptionList(id="search-results")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Search as the user types."""
+        self.hits = self._store.search(event.value)
+        results = self.query_one(OptionList)
+        results.clear_options()
+        results.add_options(
+            [Option(f"{hit.conversation_title}: {hit.snippet}", id=str(i)) for i, hit in enumerate(self.hits)]
+        )
+
+    def on_input_submitted(self) -> None:
+        """Enter in the box opens the first result."""
+        if self.hits:
+            self.dismiss(self.hits[0].conversation_id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """Open the chosen result."""
+        self.dismiss(self.hits[int(event.option.id or 0)].conversation_id)
+
+    def action_cancel(self) -> None:
+        """Close without opening anything."""
+        self.dismiss(None)

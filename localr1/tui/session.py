@@ -1,0 +1,127 @@
+"""The open conversation: its messages, what is sent to the model, and saving while streaming."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from localr1.engine.events import Finished
+from localr1.engine.template import ChatMessage
+from localr1.store import ConversationStore
+from localr1.store.conversations import Role, Status
+
+SAVE_INTERVAL_S = 0.5  # a killed process loses at most this much of a streaming answer
+
+
+@dataclass
+class Turn:
+    """One message of the open conversation, mirrored in the store."""
+
+    id: int
+    role: Role
+    content: str
+    thinking: str = ""
+    status: Status = "complete"
+
+
+def title_from(text: str) -> str:
+    """A conversation title from its first message."""
+    line = " ".join(text.split())
+    return (line[:48] + "…") if len(line) > 48 else (line or "New chat")
+
+
+class ChatSession:
+    """Messages of the current conversation and their persistence."""
+
+    def __init__(self, store: ConversationStore, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.clock = clock
+        self.conversation_id: int | None = None
+        self.turns: list[Turn] = []
+        self._last_save = 0.0
+
+    def new(self) -> None:
+        """Start an empty conversation (created in the store on the first message)."""
+        self.conversation_id = None
+        self.turns = []
+
+    def open(self, conversation_id: int) -> None:
+        """Load a stored conversation."""
+        self.conversation_id = conversation_id
+        self.turns = [
+            Turn(m.id, m.role, m.content, m.thinking, m.status) for m in self.store.messages(conversation_id)
+        ]
+
+    def add_user(self, text: str, model: str | None) -> Turn:
+        """Store a user message, creating the conversation if needed."""
+        if self.conversation_id is None:
+            self.conversation_id = self.store.create_conversation(title_from(text), model)
+        turn = Turn(self.store.add_message(self.conversation_id, "user", text, model=model), "user", text)
+        self.turns.append(turn)
+        return turn
+
+    def start_assistant(self, model: str | None) -> Turn:
+        """Store an empty assistant message marked as streaming."""
+        assert self.conversation_id is not None
+        message_id = self.store.add_message(self.conversation_id, "assistant", "", status="streaming", model=model)
+        turn = Turn(message_id, "assistant", "", status="streaming")
+        self.turns.append(turn)
+        self._last_save = self.clock()
+        return turn
+
+    def engine_messages(self) -> list[ChatMessage]:
+        """What the model sees: answers only (thinking never goes back), no empty failed replies."""
+        return [
+            ChatMessage(t.role, t.content, thinking=t.thinking)
+            for t in self.turns
+            if t.role == "user" or t.content.strip()
+        ]
+
+    def stream(self, turn: Turn, thinking: str, answer: str) -> bool:
+        """Add streamed text; saves at most every SAVE_INTERVAL_S. Returns True when it saved."""
+        turn.thinking += thinking
+        turn.content += answer
+        now = self.clock()
+        if now - self._last_save < SAVE_INTERVAL_S:
+            return False
+        self._last_save = now
+        self.store.update_message(turn.id, content=turn.content, thinking=turn.thinking, status="streaming")
+        return True
+
+    def finish(self, turn: Turn, finished: Finished | None, error: str | None = None) -> Status:
+        """Save the final texts, status and stats of an assistant turn."""
+        if finished is not None:
+            turn.content, turn.thinking = finished.answer, finished.thinking
+            reason = finished.stats.stop_reason
+            status: Status = "stopped" if reason == "cancelled" else "error" if reason == "error" else "complete"
+            stats = asdict(finished.stats)
+        else:
+            status, stats = "error", {}
+        if error:
+            stats["error"] = error
+        turn.status = status
+        self.store.update_message(turn.id, content=turn.content, thinking=turn.thinking, status=status, stats=stats)
+        return status
+
+    def replace_user_text(self, turn: Turn, text: str) -> None:
+        """Store a trimmed version of a user message."""
+        turn.content = text
+        self.store.update_message(turn.id, content=text, thinking="", status="complete")
+
+    def pop_last_assistant(self) -> Turn | None:
+        """Remove the last answer (for regenerate)."""
+        if self.turns and self.turns[-1].role == "assistant":
+            turn = self.turns.pop()
+            self.store.delete_message(turn.id)
+            return turn
+        return None
+
+    def pop_last_exchange(self) -> Turn | None:
+        """Remove the last user message and the answer after it (for edit and resend)."""
+        self.pop_last_assistant()
+        if self.turns and self.turns[-1].role == "user":
+            turn = self.turns.pop()
+            self.store.delete_message(turn.id)
+            return turn
+        return None

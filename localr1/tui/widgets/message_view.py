@@ -1,0 +1,101 @@
+"""One message in the transcript: header, optional thinking, Markdown answer, status line."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from localr1.tui.widgets.thinking_block import ThinkingBlock
+
+STATUS_TEXT = {
+    "stopped": "⏹ stopped",
+    "interrupted": "⚠ interrupted (the app closed while answering)",
+    "streaming": "…",
+}
+
+
+class MessageView(Vertical, can_focus=True):
+    """A user or assistant message; assistant ones can stream."""
+
+    BINDINGS = [Binding("c", "copy", "Copy message")]
+
+    def __init__(
+        self,
+        role: str,
+        content: str = "",
+        thinking: str = "",
+        *,
+        status: str = "complete",
+        footer: str = "",
+        message_id: int | None = None,
+        thinking_collapsed: bool = True,
+    ) -> None:
+        super().__init__(classes=f"message {role}")
+        self.role = role
+        self.content = content
+        self.status = status
+        self.message_id = message_id
+        self.thinking = ThinkingBlock(thinking, collapsed=thinking_collapsed)
+        self.thinking.display = bool(thinking)
+        self.answer = Markdown(content, classes="answer")
+        self.footer = Static(self._footer_text(footer), classes="footer")
+        self._stream: MarkdownStream | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("You" if self.role == "user" else "Assistant", classes="role")
+        if self.role == "assistant":
+            yield self.thinking
+        yield self.answer
+        yield self.footer
+
+    def _footer_text(self, extra: str = "") -> str:
+        parts = [STATUS_TEXT[self.status]] if self.status in STATUS_TEXT else []
+        if extra:
+            parts.append(extra)
+        return "  ".join(parts)
+
+    def set_status(self, status: str, extra: str = "") -> None:
+        """Show a status (stopped, interrupted, error…) and stats under the message."""
+        self.status = status
+        self.footer.update(self._footer_text(extra))
+
+    async def append(self, thinking: str, answer: str) -> None:
+        """Stream new text; the thinking block collapses when the answer begins."""
+        if thinking:
+            if not self.thinking.display:
+                self.thinking.display = True
+                self.thinking.live = True
+                self.thinking.collapsed = False
+            await self.thinking.append(thinking)
+        if answer:
+            if self.thinking.live:
+                await self.thinking.finish()
+                self.thinking.collapsed = True
+            self.content += answer
+            if self._stream is None:
+                self._stream = Markdown.get_stream(self.answer)
+            await self._stream.write(answer)
+
+    async def finish(self, content: str, thinking: str) -> None:
+        """End streaming with one full render of the final texts."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        if self.thinking.live or self.thinking.text != thinking:
+            self.thinking.text = thinking
+            await self.thinking.finish()
+        self.content = content
+        await self.answer.update(content)
+
+    async def set_content(self, content: str) -> None:
+        """Replace the text (used when a pasted message was trimmed)."""
+        self.content = content
+        await self.answer.update(content)
+
+    def action_copy(self) -> None:
+        """Copy this message's answer text to the clipboard (OSC 52)."""
+        self.app.copy_to_clipboard(self.content)
+        self.app.notify("Message copied to the clipboard")

@@ -1,0 +1,49 @@
+"""The bottom bar: model, quant, context used, speed, time to first token, memory."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
+
+
+def _k(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+class StatusBar(Horizontal):
+    """Live facts about the model and the machine."""
+
+    def __init__(self) -> None:
+        super().__init__(id="status-bar")
+        self.model_label = Static("no model", id="status-model")
+        self.context_bar = ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context")
+        self.context_label = Static("", id="status-context-label")
+        self.speed_label = Static("", id="status-speed")
+        self.memory_label = Static("", id="status-memory")
+
+    def compose(self) -> ComposeResult:
+        yield self.model_label
+        yield self.context_bar
+        yield self.context_label
+        yield self.speed_label
+        yield self.memory_label
+
+    def set_model(self, text: str) -> None:
+        """Model name and quant type (or a loading/error note)."""
+        self.model_label.update(text)
+
+    def set_context(self, used: int, total: int) -> None:
+        """Context used out of total, as a bar and a label."""
+        self.context_bar.update(total=max(total, 1), progress=min(used, total))
+        self.context_label.update(f"ctx {_k(used)}/{_k(total)}")
+
+    def set_speed(self, tokens_per_s: float, ttft_s: float | None) -> None:
+        """Live decode speed and the last time to first token."""
+        ttft = f"  ttft {ttft_s:.2f}s" if ttft_s is not None else ""
+        self.speed_label.update(f"{tokens_per_s:.1f} tok/s{ttft}")
+
+    def set_memory(self, rss_bytes: int, gpu_bytes: int | None) -> None:
+        """Process RAM, and GPU memory when the model is offloaded."""
+        gpu = f"  GPU {gpu_bytes / 2**20:.0f} MiB" if gpu_bytes is not None else ""
+        self.memory_label.update(f"RAM {rss_bytes / 2**20:.0f} MiB{gpu}")

@@ -1,0 +1,47 @@
+"""The model's reasoning in a collapsible block with a live label."""
+
+from __future__ import annotations
+
+from textual.widgets import Collapsible, Markdown
+from textual.widgets.markdown import MarkdownStream
+
+
+class ThinkingBlock(Collapsible):
+    """Open while the model thinks; collapses when the answer starts."""
+
+    def __init__(self, text: str = "", *, live: bool = False, collapsed: bool = True) -> None:
+        self.text = text
+        self.tokens = 0
+        self.seconds = 0.0
+        self.live = live
+        self._body = Markdown(text, classes="thinking-body")
+        self._stream: MarkdownStream | None = None
+        super().__init__(self._body, title=self._label(), collapsed=collapsed, classes="thinking")
+
+    def _label(self) -> str:
+        if self.live:
+            return f"thinking… {self.tokens} tokens, {self.seconds:.0f} s"
+        if self.tokens:
+            return f"thought for {self.seconds:.0f} s ({self.tokens} tokens)"
+        return "thinking"
+
+    def update_label(self, tokens: int, seconds: float) -> None:
+        """Refresh the live token count and elapsed time."""
+        self.tokens, self.seconds = tokens, seconds
+        self.title = self._label()
+
+    async def append(self, text: str) -> None:
+        """Stream more reasoning into the block."""
+        self.text += text
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self._body)
+        await self._stream.write(text)
+
+    async def finish(self) -> None:
+        """Stop streaming and render the whole text once."""
+        self.live = False
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        await self._body.update(self.text)
+        self.title = self._label()
