@@ -10,14 +10,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "0001_conversations_and_messages",
         """
         CREATE TABLE conversations (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             title TEXT NOT NULL,
             model TEXT,
             created_at REAL NOT NULL,
             updated_at REAL NOT NULL
         );
         CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
             role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
             content TEXT NOT NULL DEFAULT '',

@@ -22,7 +22,7 @@ from localr1.settings import Settings, save_settings
 from localr1.store import ConversationStore
 from localr1.store.export import export_conversation
 from localr1.tui.chat import ChatController
-from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed, StreamBatch
+from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed
 from localr1.tui.monitor import SystemMonitor
 from localr1.tui.screens.help import HelpScreen
 from localr1.tui.screens.model_picker import ModelPicker
@@ -179,10 +179,6 @@ class LocalR1App(App[None]):
             self.prompt.focus()
 
     # routing: generation worker messages
-    async def on_stream_batch(self, message: StreamBatch) -> None:
-        """New streamed text."""
-        await self.chat.on_batch(message)
-
     async def on_generation_done(self, message: GenerationDone) -> None:
         """The answer is complete (or stopped)."""
         await self.chat.on_done(message)

@@ -10,17 +10,21 @@ from typing import TYPE_CHECKING, Any
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.port import ChatEngine
 from localr1.tui.generation import (
+    REFRESH_INTERVAL_S,
     ContextNotice,
     GenerationDone,
     GenerationFailed,
     PromptTrimmed,
     StreamBatch,
+    StreamBuffer,
     run_generation,
 )
 from localr1.tui.session import ChatSession, Turn
 from localr1.tui.widgets.message_view import MessageView
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from localr1.tui.app import LocalR1App
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
@@ -40,8 +44,8 @@ class ChatController:
 
     def __init__(self, app: LocalR1App, clock: Callable[[], float]) -> None:
         self.app = app
-        self.clock = clock
-        self.session = ChatSession(app.store, clock)
+        self.clock = clock  # for what is displayed (thinking time, speed); tests fix it
+        self.session = ChatSession(app.store)
         self.generating = False
         self._turn: Turn | None = None
         self._view: MessageView | None = None
@@ -50,6 +54,9 @@ class ChatController:
         self._thinking_tokens = 0
         self._answer_tokens = 0
         self._first_token_at: float | None = None
+        self._tokens_at_first = 0
+        self._buffer: StreamBuffer | None = None
+        self._refresh: Timer | None = None
         self._context_used = 0
 
     # model facts
@@ -118,8 +125,23 @@ class ChatController:
         self.app.transcript.anchor()
         sampling = self._sampling(engine)
         messages = self.session.engine_messages()  # the empty streaming turn is left out
-        self.app.run_worker(lambda: run_generation(self.app, engine, messages, sampling, self.clock),
+        buffer = self._buffer = StreamBuffer()
+        self._refresh = self.app.set_interval(REFRESH_INTERVAL_S, self._drain)
+        self.app.run_worker(lambda: run_generation(self.app, engine, messages, sampling, buffer),
                             thread=True, exclusive=True, group="generation", exit_on_error=False)
+
+    async def _drain(self) -> None:
+        batch = self._buffer.drain() if self._buffer is not None else None
+        if batch is not None:
+            await self.on_batch(batch)
+
+    async def _end_stream(self) -> None:
+        """Stop the refresh timer and show whatever is still buffered."""
+        if self._refresh is not None:
+            self._refresh.stop()
+            self._refresh = None
+        await self._drain()
+        self._buffer = None
 
     def _sampling(self, engine: ChatEngine) -> SamplingParams:
         overrides = {k: v for k, v in self.app.settings.sampling_overrides().items() if v is not None}
@@ -141,16 +163,18 @@ class ChatController:
         now = self.clock()
         if self._first_token_at is None:
             self._first_token_at = now
+            self._tokens_at_first = self._thinking_tokens + self._answer_tokens
         await self._view.append(batch.thinking, batch.answer)
         if self._view.thinking.live or (batch.answer and self._view.thinking.tokens == 0 and self._thinking_tokens):
             self._view.thinking.update_label(self._thinking_tokens, now - self._started)
         elapsed = now - self._first_token_at
         tokens = self._thinking_tokens + self._answer_tokens
         if elapsed > 0:
-            self.app.status_bar.set_speed((tokens - batch.thinking_tokens - batch.answer_tokens) / elapsed, None)
+            self.app.status_bar.set_speed((tokens - self._tokens_at_first) / elapsed, None)
 
     async def on_done(self, done: GenerationDone) -> None:
         """Final render, final save, stats in the status bar."""
+        await self._end_stream()
         turn, view = self._turn, self._view
         self.generating = False
         if turn is None or view is None:
@@ -173,6 +197,7 @@ class ChatController:
 
     async def on_failed(self, failed: GenerationFailed) -> None:
         """The request never produced an answer: say why, keep the user's message."""
+        await self._end_stream()
         turn, view = self._turn, self._view
         self.generating = False
         self.app.notify(failed.error, severity="error", timeout=10)
@@ -243,7 +268,7 @@ class ChatController:
     # thinking visibility
     def toggle_thinking(self) -> None:
         """Open every thinking block if any is closed, else close them all."""
-        blocks = [v.thinking for v in self.app.transcript.views if v.thinking.display]
+        blocks = [v.thinking for v in self.app.transcript.views if v.thinking.has_class("-has-thinking")]
         open_all = any(b.collapsed for b in blocks)
         for block in blocks:
             block.collapsed = not open_all

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,16 +15,45 @@ from localr1.engine.port import ChatEngine
 from localr1.engine.template import ChatMessage
 from localr1.errors import LocalR1Error
 
-FLUSH_INTERVAL_S = 1 / 30  # UI refresh rate; the model never waits for the UI
+REFRESH_INTERVAL_S = 1 / 30  # how often the UI drains the buffer; the model never waits for the UI
 
 
-class StreamBatch(Message):
-    """Text that arrived since the last batch."""
+@dataclass
+class StreamBatch:
+    """Text that arrived since the UI last looked."""
 
-    def __init__(self, thinking: str, answer: str, thinking_tokens: int, answer_tokens: int) -> None:
-        super().__init__()
-        self.thinking, self.answer = thinking, answer
-        self.thinking_tokens, self.answer_tokens = thinking_tokens, answer_tokens
+    thinking: str
+    answer: str
+    thinking_tokens: int
+    answer_tokens: int
+
+
+class StreamBuffer:
+    """Deltas handed from the worker thread to the UI, which drains them on its own timer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thinking: list[str] = []
+        self._answer: list[str] = []
+
+    def add(self, thinking: str = "", answer: str = "") -> None:
+        """Called by the worker for each delta; never waits for the UI."""
+        with self._lock:
+            if thinking:
+                self._thinking.append(thinking)
+            if answer:
+                self._answer.append(answer)
+
+    def drain(self) -> StreamBatch | None:
+        """Everything since the last drain, or None."""
+        with self._lock:
+            if not self._thinking and not self._answer:
+                return None
+            batch = StreamBatch("".join(self._thinking), "".join(self._answer), len(self._thinking),
+                                len(self._answer))
+            self._thinking.clear()
+            self._answer.clear()
+        return batch
 
 
 class GenerationDone(Message):
@@ -85,44 +114,25 @@ def run_generation(
     engine: ChatEngine,
     messages: list[ChatMessage],
     sampling: SamplingParams,
-    clock: Callable[[], float] = time.monotonic,
+    buffer: StreamBuffer,
 ) -> None:
-    """Thread body: fit the newest message, stream the reply, post batches at most 30 times a second."""
+    """Thread body: fit the newest message, then stream the reply into `buffer`."""
     try:
         reserve = min(sampling.max_tokens, engine.context_size // 4) + 64
         trim = fit_message(engine.count_tokens, messages[-1].content, engine.context_size - reserve)
         if trim.text != messages[-1].content:
             messages = [*messages[:-1], ChatMessage("user", trim.text)]
             target.post_message(PromptTrimmed(trim.text, trim.kept_tokens, trim.total_tokens))
-        thinking: list[str] = []
-        answer: list[str] = []
-        counts = [0, 0]
-        last_flush = clock()
-
-        def flush() -> None:
-            if thinking or answer:
-                target.post_message(StreamBatch("".join(thinking), "".join(answer), counts[0], counts[1]))
-                thinking.clear()
-                answer.clear()
-                counts[0] = counts[1] = 0
-
         for event in engine.chat(messages, sampling):
             if isinstance(event, ThinkingDelta):
-                thinking.append(event.text)
-                counts[0] += 1
+                buffer.add(thinking=event.text)
             elif isinstance(event, AnswerDelta):
-                answer.append(event.text)
-                counts[1] += 1
+                buffer.add(answer=event.text)
             elif isinstance(event, ContextTrimmed):
                 target.post_message(ContextNotice(event.dropped_messages))
             elif isinstance(event, Finished):
-                flush()
                 target.post_message(GenerationDone(event))
                 return
-            now = clock()
-            if now - last_flush >= FLUSH_INTERVAL_S:
-                flush()
-                last_flush = now
     except LocalR1Error as exc:
         target.post_message(GenerationFailed(str(exc)))
     except Exception as exc:  # a bug or a native failure: report it, keep the app alive

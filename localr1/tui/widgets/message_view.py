@@ -39,7 +39,7 @@ class MessageView(Vertical, can_focus=True):
         self.status = status
         self.message_id = message_id
         self.thinking = ThinkingBlock(thinking, collapsed=thinking_collapsed)
-        self.thinking.display = bool(thinking)
+        self.thinking.set_class(bool(thinking), "-has-thinking")
         self.answer = Markdown(content, classes="answer")
         self.footer = Static(self._footer_text(footer), classes="footer")
         self._stream: MarkdownStream | None = None
@@ -65,8 +65,8 @@ class MessageView(Vertical, can_focus=True):
     async def append(self, thinking: str, answer: str) -> None:
         """Stream new text; the thinking block collapses when the answer begins."""
         if thinking:
-            if not self.thinking.display:
-                self.thinking.display = True
+            if not self.thinking.has_class("-has-thinking"):
+                self.thinking.add_class("-has-thinking")
                 self.thinking.live = True
                 self.thinking.collapsed = False
             await self.thinking.append(thinking)

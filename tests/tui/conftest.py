@@ -1,0 +1,48 @@
+"""An app wired to a fake engine, the real SQLite store and fixed clocks and memory figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from localr1.settings import Settings
+from localr1.store import ConversationStore
+from localr1.tui.app import LocalR1App
+from localr1.tui.monitor import MemoryReading, SystemMonitor
+from tests.tui.fake_engine import FakeFactory, FakeScript
+
+
+class FixedMonitor(SystemMonitor):
+    """Always the same memory figure, so screenshots are stable."""
+
+    def read(self, gpu_offload: bool) -> MemoryReading:
+        return MemoryReading(256 * 2**20, None)
+
+
+def fixed_clock() -> float:
+    return 1000.0
+
+
+AppMaker = Callable[..., LocalR1App]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> AppMaker:
+    """Build an app; keyword arguments adjust the script, settings and database path."""
+
+    def make(script: FakeScript | None = None, settings: Settings | None = None, db: Path | None = None,
+             factory: FakeFactory | None = None, clock: Callable[[], float] | None = None) -> LocalR1App:
+        store = ConversationStore(db or tmp_path / "conversations.db")
+        return LocalR1App(
+            store=store,
+            settings=settings or Settings(),
+            engine_factory=factory or FakeFactory(script),
+            monitor=FixedMonitor(),
+            clock=clock or fixed_clock,
+            save_settings_to=tmp_path / "config.toml",
+            export_dir=tmp_path / "exports",
+        )
+
+    return make
