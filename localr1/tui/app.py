@@ -11,6 +11,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ListView
 
@@ -88,6 +89,18 @@ class LocalR1App(App[None]):
         self.status_bar = StatusBar()
         self.chat = ChatController(self, clock)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Notifications carry paths and model output: no markup unless asked for."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     # layout
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -111,6 +124,7 @@ class LocalR1App(App[None]):
         if interrupted:
             self.notify(f"{interrupted} answer(s) were interrupted when the app last closed; kept as they were.")
         await self.refresh_sidebar()
+        self.chat.refresh_memory()
         self.set_interval(1.0, self.chat.refresh_memory)
         self.apply_width(self.size.width)
         self.prompt.focus()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.port import ChatEngine
 from localr1.tui.generation import (
+    MAX_CHARS_PER_REFRESH,
     REFRESH_INTERVAL_S,
     ContextNotice,
     GenerationDone,
@@ -57,6 +58,7 @@ class ChatController:
         self._tokens_at_first = 0
         self._buffer: StreamBuffer | None = None
         self._refresh: Timer | None = None
+        self._outcome: GenerationDone | GenerationFailed | None = None
         self._context_used = 0
 
     # model facts
@@ -131,16 +133,23 @@ class ChatController:
                             thread=True, exclusive=True, group="generation", exit_on_error=False)
 
     async def _drain(self) -> None:
-        batch = self._buffer.drain() if self._buffer is not None else None
+        """Timer tick: show the next slice of buffered text; finish once the model is done and all is shown."""
+        batch = self._buffer.drain(MAX_CHARS_PER_REFRESH) if self._buffer is not None else None
         if batch is not None:
             await self.on_batch(batch)
+        elif self._outcome is not None:
+            outcome, self._outcome = self._outcome, None
+            await self._end_stream()
+            if isinstance(outcome, GenerationDone):
+                await self._finish(outcome)
+            else:
+                await self._fail(outcome)
 
     async def _end_stream(self) -> None:
-        """Stop the refresh timer and show whatever is still buffered."""
+        """Stop the refresh timer."""
         if self._refresh is not None:
             self._refresh.stop()
             self._refresh = None
-        await self._drain()
         self._buffer = None
 
     def _sampling(self, engine: ChatEngine) -> SamplingParams:
@@ -173,8 +182,15 @@ class ChatController:
             self.app.status_bar.set_speed((tokens - self._tokens_at_first) / elapsed, None)
 
     async def on_done(self, done: GenerationDone) -> None:
+        """The model finished; the answer is finalised once the UI has shown all of it."""
+        self._outcome = done
+
+    async def on_failed(self, failed: GenerationFailed) -> None:
+        """The request failed; reported once what arrived before is shown."""
+        self._outcome = failed
+
+    async def _finish(self, done: GenerationDone) -> None:
         """Final render, final save, stats in the status bar."""
-        await self._end_stream()
         turn, view = self._turn, self._view
         self.generating = False
         if turn is None or view is None:
@@ -195,9 +211,8 @@ class ChatController:
             self.app.notify(final.error, severity="error")
         self._turn = self._view = None
 
-    async def on_failed(self, failed: GenerationFailed) -> None:
+    async def _fail(self, failed: GenerationFailed) -> None:
         """The request never produced an answer: say why, keep the user's message."""
-        await self._end_stream()
         turn, view = self._turn, self._view
         self.generating = False
         self.app.notify(failed.error, severity="error", timeout=10)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -10,6 +13,14 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from localr1.store import ConversationStore, SearchHit
+
+
+def hit_text(hit: SearchHit) -> Text:
+    """Title and snippet, with the matched words (between [ and ] from the store) highlighted."""
+    text = Text(f"{hit.conversation_title}: ", style="bold")
+    for index, part in enumerate(re.split(r"\[(.*?)\]", hit.snippet)):
+        text.append(part, style="reverse" if index % 2 else "")
+    return text
 
 
 class SearchScreen(ModalScreen[int | None]):
@@ -33,9 +44,7 @@ class SearchScreen(ModalScreen[int | None]):
         self.hits = self._store.search(event.value)
         results = self.query_one(OptionList)
         results.clear_options()
-        results.add_options(
-            [Option(f"{hit.conversation_title}: {hit.snippet}", id=str(i)) for i, hit in enumerate(self.hits)]
-        )
+        results.add_options([Option(hit_text(hit), id=str(i)) for i, hit in enumerate(self.hits)])
 
     def on_input_submitted(self) -> None:
         """Enter in the box opens the first result."""

@@ -6,7 +6,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
-from textual.widgets.markdown import MarkdownStream
 
 from localr1.tui.widgets.thinking_block import ThinkingBlock
 
@@ -41,8 +40,7 @@ class MessageView(Vertical, can_focus=True):
         self.thinking = ThinkingBlock(thinking, collapsed=thinking_collapsed)
         self.thinking.set_class(bool(thinking), "-has-thinking")
         self.answer = Markdown(content, classes="answer")
-        self.footer = Static(self._footer_text(footer), classes="footer")
-        self._stream: MarkdownStream | None = None
+        self.footer = Static(self._footer_text(footer), classes="footer", markup=False)
 
     def compose(self) -> ComposeResult:
         yield Static("You" if self.role == "user" else "Assistant", classes="role")
@@ -75,20 +73,20 @@ class MessageView(Vertical, can_focus=True):
                 await self.thinking.finish()
                 self.thinking.collapsed = True
             self.content += answer
-            if self._stream is None:
-                self._stream = Markdown.get_stream(self.answer)
-            await self._stream.write(answer)
+            # Awaited append: each UI tick finishes its bounded slice before the next one starts.
+            await self.answer.append(answer)
 
     async def finish(self, content: str, thinking: str) -> None:
         """End streaming with one full render of the final texts."""
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
         if self.thinking.live or self.thinking.text != thinking:
             self.thinking.text = thinking
             await self.thinking.finish()
+        # The stream's appends re-parse from the last block, so when the source is unchanged the
+        # document already equals a full render (tests/tui/test_markdown_stream.py); re-rendering
+        # a long answer anyway froze the UI for over a second.
+        if self.answer.source != content:
+            await self.answer.update(content)
         self.content = content
-        await self.answer.update(content)
 
     async def set_content(self, content: str) -> None:
         """Replace the text (used when a pasted message was trimmed)."""

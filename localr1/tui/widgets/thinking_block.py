@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from textual.widgets import Collapsible, Markdown
-from textual.widgets.markdown import MarkdownStream
 
 
 class ThinkingBlock(Collapsible):
@@ -15,7 +14,6 @@ class ThinkingBlock(Collapsible):
         self.seconds = 0.0
         self.live = live
         self._body = Markdown(text, classes="thinking-body")
-        self._stream: MarkdownStream | None = None
         super().__init__(self._body, title=self._label(), collapsed=collapsed, classes="thinking")
 
     def _label(self) -> str:
@@ -33,15 +31,11 @@ class ThinkingBlock(Collapsible):
     async def append(self, text: str) -> None:
         """Stream more reasoning into the block."""
         self.text += text
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self._body)
-        await self._stream.write(text)
+        await self._body.append(text)
 
     async def finish(self) -> None:
-        """Stop streaming and render the whole text once."""
+        """Stop streaming; render the whole text again only if it differs from what was streamed."""
         self.live = False
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
-        await self._body.update(self.text)
+        if self._body.source != self.text:
+            await self._body.update(self.text)
         self.title = self._label()

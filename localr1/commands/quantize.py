@@ -1,0 +1,125 @@
+"""`localr1 quantize` (checkpoint or GGUF → quantized ladder) and `localr1 eval` (its measured quality report).
+
+Nothing here imports llama_cpp at import time: the pipeline modules are imported by the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from quantize.qtypes import DEFAULT_LADDER, QUANT_TYPES, TENSOR_TYPES, parse_tensor_type, parse_types
+
+
+def _add_eval_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("quality measurement")
+    group.add_argument("--heldout", type=Path, help="held-out text file (default: the text shipped with localr1)")
+    group.add_argument("--eval-ctx", type=int, default=512, help="tokens per evaluated chunk (default: 512)")
+    group.add_argument("--top-k", type=int, default=32, help="base log-probabilities kept per position (default: 32)")
+    group.add_argument("--speed-tokens", type=int, default=64,
+                       help="tokens generated to time decoding, 0 to skip (default: 64)")
+
+
+def add_quantize_parsers(subparsers: Any) -> None:
+    """Register `quantize` and `eval` on an argparse subparsers object."""
+    q = subparsers.add_parser(
+        "quantize", help="quantize a checkpoint or an F16/BF16/F32 GGUF into a ladder of GGUFs, and measure them",
+        description="Build a ladder of quantized GGUFs with llama.cpp's quantizer, an importance matrix collected "
+                    "on calibration conversations, a manifest, and a quality report.",
+    )
+    q.add_argument("source", type=Path, help="a checkpoint folder or an unquantized .gguf file")
+    q.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, help="output directory")
+    q.add_argument("--types", default=",".join(DEFAULT_LADDER),
+                   help=f"comma-separated types (default: {','.join(DEFAULT_LADDER)}; valid: {', '.join(QUANT_TYPES)})")
+    q.add_argument("--threads", type=int, default=0, help="CPU threads (default: physical cores)")
+    q.add_argument("--output-type", metavar="TYPE",
+                   help=f"tensor type for output.weight (one of {', '.join(TENSOR_TYPES)}; default: llama.cpp's)")
+    q.add_argument("--embedding-type", metavar="TYPE", help="tensor type for token_embd.weight (default: llama.cpp's)")
+    q.add_argument("--allow-requantize", action="store_true", help="accept a source that is already quantized")
+    q.add_argument("--base-type", choices=("f16", "bf16", "f32"), default="f16",
+                   help="type a checkpoint is converted to before quantizing (default: f16)")
+    q.add_argument("--name", help="file name stem of the outputs (default: the model's name)")
+    q.add_argument("--verify", action="store_true", help="re-hash existing outputs instead of trusting size and time")
+    group = q.add_argument_group("importance matrix")
+    group.add_argument("--no-imatrix", action="store_true", help="quantize without an importance matrix")
+    group.add_argument("--imatrix", type=Path, metavar="FILE", help="use this GGUF importance matrix")
+    group.add_argument("--calibration", type=Path, metavar="FILE",
+                       help="calibration conversations (.json) or text (default: the set shipped with localr1)")
+    group.add_argument("--calibration-tokens", type=int, default=4096, help="at most this many tokens (default: 4096)")
+    group.add_argument("--calibration-ctx", type=int, default=512, help="tokens per calibration chunk (default: 512)")
+    q.add_argument("--no-eval", action="store_true", help="do not measure quality at the end")
+    _add_eval_options(q)
+    q.set_defaults(handler=quantize_command)
+
+    e = subparsers.add_parser("eval", help="measure a ladder's variants against its base (PPL, KLD, top-1, speed)")
+    e.add_argument("out_dir", type=Path, help="a directory written by 'localr1 quantize'")
+    e.add_argument("--types", help="only these variants (comma-separated)")
+    e.add_argument("--threads", type=int, default=0, help="CPU threads (default: physical cores)")
+    e.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    _add_eval_options(e)
+    e.set_defaults(handler=eval_command)
+
+
+def _eval_options(args: argparse.Namespace, types: list[str] | None) -> Any:
+    from quantize.evaluate import EvalOptions
+
+    return EvalOptions(heldout=args.heldout, n_ctx=args.eval_ctx, top_k=args.top_k, speed_tokens=args.speed_tokens,
+                       threads=args.threads, types=types)
+
+
+def _evaluate(out_dir: Path, options: Any, console: Console, as_json: bool) -> int:
+    from quantize.evaluate import evaluate_ladder
+    from quantize.progress import RichReporter
+    from quantize.report import CHART_NAME, png_chart, quality_table, report_json, text_chart, write_report
+
+    with RichReporter() as reporter:
+        report = evaluate_ladder(out_dir, options, reporter)
+    path = write_report(out_dir, report)
+    chart = png_chart(report, out_dir / CHART_NAME)
+    if as_json:
+        print(json.dumps(report_json(report), indent=2))
+        return 0
+    console.print(quality_table(report))
+    console.print(text_chart(report), highlight=False, markup=False)
+    console.print(f"report: {path}" + (f"\nchart: {chart}" if chart else "\nchart: (install matplotlib for a PNG)"),
+                  highlight=False)
+    return 0
+
+
+def quantize_command(args: argparse.Namespace) -> int:
+    """Build the ladder, then (unless --no-eval) measure it; returns the exit code."""
+    from quantize.ladder import LadderOptions, build_ladder
+    from quantize.progress import RichReporter
+    from quantize.quantizer import QuantizeOptions
+
+    types = parse_types(args.types)
+    qopts = QuantizeOptions(
+        threads=args.threads,
+        output_tensor_type=parse_tensor_type(args.output_type, "--output-type"),
+        token_embedding_type=parse_tensor_type(args.embedding_type, "--embedding-type"),
+        allow_requantize=args.allow_requantize,
+    )
+    options = LadderOptions(
+        types=types, quantize=qopts, use_imatrix=not args.no_imatrix, imatrix_file=args.imatrix,
+        calibration=args.calibration, calibration_tokens=args.calibration_tokens,
+        calibration_ctx=args.calibration_ctx, base_type=args.base_type, name=args.name, rehash=args.verify,
+    )
+    console = Console()
+    with RichReporter() as reporter:
+        result = build_ladder(args.source, args.out_dir, options, reporter=reporter)
+    built = sum(o.status != "skipped" for o in result.outcomes)
+    console.print(f"{built} built, {len(result.outcomes) - built} already complete; manifest: "
+                  f"{result.out_dir / 'manifest.json'}", highlight=False)
+    if args.no_eval:
+        return 0
+    return _evaluate(result.out_dir, _eval_options(args, [t.name for t in types]), console, as_json=False)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Measure every variant of a ladder and write quality.json and quality.png; returns the exit code."""
+    types = [t.name for t in parse_types(args.types)] if args.types else None
+    return _evaluate(args.out_dir, _eval_options(args, types), Console(), as_json=args.json)

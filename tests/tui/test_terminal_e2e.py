@@ -1,0 +1,111 @@
+"""The real `localr1 chat` on the demo model inside tmux: answers appear, are stored, and survive SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from localr1.store import ConversationStore, StoredMessage
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)")
+
+
+class Tmux:
+    """A private tmux server running one localr1 chat."""
+
+    def __init__(self, home: Path) -> None:
+        self.socket = f"localr1-test-{os.getpid()}-{time.monotonic_ns()}"
+        self.home = home
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout
+
+    def start(self, name: str) -> None:
+        command = (f"exec env LOCALR1_HOME={shlex.quote(str(self.home))} TERM=xterm-256color "
+                   f"{shlex.quote(sys.executable)} -m localr1 chat --model demo")
+        self.run("new-session", "-d", "-s", name, "-x", "120", "-y", "40", command)
+
+    def screen(self, name: str) -> str:
+        return self.run("capture-pane", "-p", "-t", name)
+
+    def keys(self, name: str, *keys: str) -> None:
+        self.run("send-keys", "-t", name, *keys)
+
+    def pid(self, name: str) -> int:
+        return int(self.run("display-message", "-p", "-t", name, "#{pane_pid}").strip())
+
+    def kill_server(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
+
+
+def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def tmux(private_home: Path) -> Iterator[Tmux]:
+    config = private_home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text("model = 'demo'\ntemperature = 0.0\nmax_tokens = 3000\n")
+    server = Tmux(private_home)
+    yield server
+    server.kill_server()
+
+
+def assistant_rows(home: Path) -> list[StoredMessage]:
+    db = home / "data" / "conversations.db"
+    if not db.exists():
+        return []
+    store = ConversationStore(db)
+    try:
+        return [m for c in store.conversations() for m in store.messages(c.id) if m.role == "assistant"]
+    finally:
+        store.close()
+
+
+def test_chat_answers_on_the_demo_model_and_stores_it(tmux: Tmux, private_home: Path) -> None:
+    tmux.start("chat")
+    wait(lambda: "SmolLM2" in tmux.screen("chat") or "Smollm2" in tmux.screen("chat"), 60, "the model to load")
+    tmux.keys("chat", "What is the capital of France? Answer in one sentence.", "Enter")
+    wait(lambda: "Paris" in tmux.screen("chat"), 60, "the answer on screen")
+    wait(lambda: any(m.status == "complete" for m in assistant_rows(private_home)), 60, "the stored answer")
+    row = assistant_rows(private_home)[-1]
+    assert "Paris" in row.content and row.stats["generated_tokens"] > 0
+    tmux.keys("chat", "C-q")
+
+
+def test_sigkill_mid_answer_loses_at_most_a_second(tmux: Tmux, private_home: Path) -> None:
+    tmux.start("chat")
+    wait(lambda: "Smollm2" in tmux.screen("chat"), 60, "the model to load")
+    tmux.keys("chat", "Write a very long story about a dragon and a knight.", "Enter")
+    wait(lambda: any(len(m.content) > 200 for m in assistant_rows(private_home)), 60, "a saved partial answer")
+    time.sleep(1.2)
+    killed_at = time.time()
+    os.kill(tmux.pid("chat"), signal.SIGKILL)
+    rows = assistant_rows(private_home)
+    assert rows[-1].status == "streaming"  # it really died mid-answer
+    db = private_home / "data" / "conversations.db"
+    store = ConversationStore(db)
+    saved_at = store.conn.execute("SELECT updated_at FROM messages WHERE id = ?", (rows[-1].id,)).fetchone()[0]
+    store.close()
+    assert killed_at - saved_at <= 1.0, f"last save was {killed_at - saved_at:.2f} s before the kill"
+
+    tmux.start("again")
+    wait(lambda: "interrupted" in tmux.screen("again"), 60, "the interrupted mark")
+    after = assistant_rows(private_home)[-1]
+    assert after.status == "interrupted" and after.content == rows[-1].content
+    tmux.keys("again", "C-q")
