@@ -19,7 +19,8 @@ def _add_eval_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("quality measurement")
     group.add_argument("--heldout", type=Path, help="held-out text file (default: the text shipped with localr1)")
     group.add_argument("--eval-ctx", type=int, default=512, help="tokens per evaluated chunk (default: 512)")
-    group.add_argument("--top-k", type=int, default=32, help="base log-probabilities kept per position (default: 32)")
+    group.add_argument("--top-k", type=int, default=128,
+                       help="base log-probabilities kept per position (default: 128)")
     group.add_argument("--speed-tokens", type=int, default=64,
                        help="tokens generated to time decoding, 0 to skip (default: 64)")
 
@@ -86,7 +87,7 @@ def _evaluate(out_dir: Path, options: Any, console: Console, as_json: bool) -> i
     console.print(quality_table(report))
     console.print(text_chart(report), highlight=False, markup=False)
     console.print(f"report: {path}" + (f"\nchart: {chart}" if chart else "\nchart: (install matplotlib for a PNG)"),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     return 0
 
 
@@ -113,7 +114,7 @@ def quantize_command(args: argparse.Namespace) -> int:
         result = build_ladder(args.source, args.out_dir, options, reporter=reporter)
     built = sum(o.status != "skipped" for o in result.outcomes)
     console.print(f"{built} built, {len(result.outcomes) - built} already complete; manifest: "
-                  f"{result.out_dir / 'manifest.json'}", highlight=False)
+                  f"{result.out_dir / 'manifest.json'}", highlight=False, soft_wrap=True)
     if args.no_eval:
         return 0
     return _evaluate(result.out_dir, _eval_options(args, [t.name for t in types]), console, as_json=False)

@@ -7,6 +7,8 @@ import threading
 import tomllib
 from pathlib import Path
 
+from textual import events
+
 from localr1.engine.template import render
 from localr1.settings import Settings
 from tests.gguf_edit import R1_TEMPLATE
@@ -285,7 +287,9 @@ async def test_huge_paste_is_trimmed_to_the_context_with_a_notice(make_app: AppM
     async with app.run_test() as pilot:
         await ready(pilot)
         big = "lorem ipsum dolor " * 60_000  # about 1 MB
-        app.prompt.text = big
+        app.post_message(events.Paste(big))  # as the terminal driver delivers a paste
+        await pilot.pause(0.1)
+        assert app.prompt.text == "[pasted text #1: 1,080,000 characters]"
         await pilot.press("enter")
         await wait_for(pilot, lambda: not app.chat.generating, timeout=30)
         user = app.store.messages(app.chat.session.conversation_id)[0]  # type: ignore[arg-type]
@@ -293,6 +297,18 @@ async def test_huge_paste_is_trimmed_to_the_context_with_a_notice(make_app: AppM
         assert app.engine.count_tokens(user.content) <= 4096  # type: ignore[union-attr]
         assert any("were kept to fit the context" in n for n in notifications(app))
         assert app.chat.session.turns[-1].status == "complete"
+        assert app.engine.calls[0][0][-1].content == user.content  # type: ignore[union-attr]
+        assert "characters in all (shortened here)" in app.transcript.views[0].answer.source
+        assert app.prompt.text == "" and app.prompt.pasted == {}
+
+
+async def test_small_paste_goes_into_the_editor(make_app: AppMaker) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        app.post_message(events.Paste("a few words"))
+        await pilot.pause(0.1)
+        assert app.prompt.text == "a few words" and app.prompt.pasted == {}
 
 
 async def test_interrupted_answer_is_marked_on_next_start(make_app: AppMaker, tmp_path: Path) -> None:
@@ -356,3 +372,36 @@ async def test_command_palette_offers_the_actions(make_app: AppMaker) -> None:
         await ready(pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Regenerate last answer", "New conversation", "Search conversations", "Settings"} <= set(titles)
+
+
+async def test_view_follows_the_stream_unless_the_user_scrolled_up(make_app: AppMaker) -> None:
+    lines = [f"Line {i} of a long answer.\n\n" for i in range(300)]
+    app = make_app(FakeScript(thinking=[], answer=lines, delay_s=0.02))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        app.prompt.text = "Long please"
+        await pilot.press("enter")
+        transcript = app.transcript
+        await wait_for(pilot, lambda: transcript.max_scroll_y > 20)
+        assert transcript.scroll_y >= transcript.max_scroll_y - 1  # following
+        transcript.scroll_home(animate=False)  # the user scrolls up
+        await pilot.pause(0.3)
+        grown = transcript.max_scroll_y
+        assert transcript.scroll_y == 0 and app.chat.generating
+        await wait_for(pilot, lambda: transcript.max_scroll_y > grown + 5)
+        assert transcript.scroll_y == 0  # stays where the user put it
+        transcript.scroll_end(animate=False)  # back to the bottom: following again
+        await wait_for(pilot, lambda: not app.chat.generating, timeout=20)
+        await pilot.pause(0.2)
+        assert transcript.scroll_y >= transcript.max_scroll_y - 1
+
+
+async def test_typing_and_new_lines_in_the_prompt(make_app: AppMaker) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await pilot.press(*"two", "ctrl+j", *"lines")
+        assert app.prompt.text == "two\nlines"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.chat.generating and bool(app.chat.session.turns))
+        assert app.chat.session.turns[0].content == "two\nlines" and app.prompt.text == ""

@@ -9,6 +9,16 @@ from textual.widgets import Markdown, Static
 
 from localr1.tui.widgets.thinking_block import ThinkingBlock
 
+PREVIEW_CHARS = 4000  # longer user messages (big pastes) are shown shortened; the full text is stored
+
+
+def preview(role: str, content: str) -> str:
+    """What to render: a long user message is cut, with a note saying how long it is."""
+    if role != "user" or len(content) <= PREVIEW_CHARS:
+        return content
+    return f"{content[:PREVIEW_CHARS]}\n\n*… {len(content):,} characters in all (shortened here)*"
+
+
 STATUS_TEXT = {
     "stopped": "⏹ stopped",
     "interrupted": "⚠ interrupted (the app closed while answering)",
@@ -39,7 +49,7 @@ class MessageView(Vertical, can_focus=True):
         self.message_id = message_id
         self.thinking = ThinkingBlock(thinking, collapsed=thinking_collapsed)
         self.thinking.set_class(bool(thinking), "-has-thinking")
-        self.answer = Markdown(content, classes="answer")
+        self.answer = Markdown(preview(role, content), classes="answer")
         self.footer = Static(self._footer_text(footer), classes="footer", markup=False)
 
     def compose(self) -> ComposeResult:
@@ -91,7 +101,7 @@ class MessageView(Vertical, can_focus=True):
     async def set_content(self, content: str) -> None:
         """Replace the text (used when a pasted message was trimmed)."""
         self.content = content
-        await self.answer.update(content)
+        await self.answer.update(preview(self.role, content))
 
     def action_copy(self) -> None:
         """Copy this message's answer text to the clipboard (OSC 52)."""
