@@ -47,7 +47,7 @@ def bare_llama(path: Path, params: LoadParams) -> llama_cpp.Llama:
 
 def run_bare(llm: llama_cpp.Llama, tokens: list[int], n: int) -> tuple[float, float, int]:
     """Greedy generation of up to n tokens; returns (ttft, decode tokens/s, tokens)."""
-    llm.reset()
+    llm.reset()  # type: ignore[no-untyped-call]
     eog = llm._model.vocab
     started = time.perf_counter()
     first = last = 0.0
@@ -110,10 +110,10 @@ def main() -> None:
                 engine.close()
 
     def med(samples: list[Sample], attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in samples)
+        return float(statistics.median(getattr(s, attr) for s in samples))
 
     def ratio(attr: str) -> float:
-        return statistics.median(getattr(o, attr) / getattr(b, attr) for o, b in zip(ours, bare, strict=True))
+        return float(statistics.median(getattr(o, attr) / getattr(b, attr) for o, b in zip(ours, bare, strict=True)))
 
     print(f"model {path.name}, {load.threads} threads, ctx {load.context_size}, {args.runs} interleaved runs, "
           f"{platform.processor() or platform.machine()}")

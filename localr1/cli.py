@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the model family and what is installed")
     models.set_defaults(handler=_models)
+
+    from localr1.commands.convert import add_convert_parsers
+    from localr1.commands.quantize import add_quantize_parsers
+
+    add_convert_parsers(sub)
+    add_quantize_parsers(sub)
     return parser
 
 

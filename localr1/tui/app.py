@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -128,6 +129,7 @@ class LocalR1App(App[None]):
         self.set_interval(1.0, self.chat.refresh_memory)
         self.apply_width(self.size.width)
         self.prompt.focus()
+        gc.freeze()  # see ChatController._finish
         self.load_model(self.settings.model)
 
     def on_resize(self) -> None:
