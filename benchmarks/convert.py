@@ -134,6 +134,7 @@ def markdown(result: dict[str, Any]) -> str:
     walls = [s["wall"] for s in result["samples"]["convert"]]
     cpu = {k: statistics.median(s["cpu"] for s in v) for k, v in result["samples"].items()}
     loads = [s["load"] for v in result["samples"].values() for s in v]
+    process_rate = result["bytes"] / statistics.median(walls) / 1e9
     return "\n".join([
         f"## Conversion: safetensors -> GGUF {result['outtype'].upper()} (synthetic 1.5B shapes)",
         "",
@@ -149,8 +150,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"convert+fsync {cpu['convert+fsync']:.2f}, cp+sync {cpu['cp+sync']:.2f}.",
         f"- 1-minute load average when each run started: {min(loads):.2f} to {max(loads):.2f} "
         "(other work on the machine inflates times).",
-        f"- Converter time is the `convert()` call; whole-process wall time including interpreter start and "
-        f"imports: {statistics.median(walls):.2f} s median.",
+        f"- Converter time is the `convert()` call. Whole-process wall time, interpreter start and imports "
+        f"included: {statistics.median(walls):.2f} s median, i.e. {process_rate:.2f} GB/s, "
+        f"{process_rate / g['cp']:.2f}x the raw copy.",
         "- Throughput = source bytes / seconds for both. `cp` (coreutils, copy_file_range) is the ceiling.",
     ])
 

@@ -25,7 +25,7 @@ from quantize.writer import FastGGUFWriter, FreeBytes, GGUFOutput, check_disk_sp
 
 @dataclass(frozen=True)
 class ConvertProgress:
-    """Where a conversion stands; sent after every chunk."""
+    """Where a conversion stands; sent after every task (a few MB)."""
 
     tensor: str
     tensors_done: int
@@ -161,6 +161,8 @@ def convert(
         jobs = plan_tensors(checkpoint, arch, qtype)
         vocab = load_vocab(checkpoint.directory, checkpoint.config.vocab_size,
                            load_generation_config(checkpoint.directory))
+        if split_max_size >= sum(j.nbytes for j in jobs):
+            split_max_size = 0  # one file anyway (and no warning from the gguf writer)
         writer = FastGGUFWriter(None, arch.gguf_arch, split_max_size=split_max_size)
         size_label = _write_metadata(writer, checkpoint, arch=arch, vocab=vocab, jobs=jobs, qtype=qtype)
         for job in jobs:

@@ -10,7 +10,7 @@ from gguf import GGMLQuantizationType as QType
 
 from quantize.arch import Architecture, rope_permutation
 from quantize.checkpoint import Checkpoint
-from quantize.dtypes import type_nbytes
+from quantize.dtypes import SOURCE_QTYPES, type_nbytes
 from quantize.errors import CheckpointError, UnsupportedModelError
 from quantize.safetensors_io import TensorRef
 
@@ -29,6 +29,11 @@ class TensorJob:
     row_order: npt.NDArray[np.intp] | None = None
     data: npt.NDArray[np.float32] | None = None
     permute_heads: int = 0
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the output bytes are the source bytes (same type, no permutation)."""
+        return self.source is not None and self.row_order is None and SOURCE_QTYPES[self.source.dtype] == self.qtype
 
     @property
     def n_elements(self) -> int:

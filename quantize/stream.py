@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from quantize.checkpoint import Checkpoint
-from quantize.dtypes import SOURCE_QTYPES, convert_chunk
+from quantize.dtypes import convert_chunk
 from quantize.plan import TensorJob
 from quantize.writer import GGUFOutput, copy_range
 
@@ -62,7 +62,8 @@ def plan_tasks(jobs: list[TensorJob], task_bytes: int = TASK_BYTES) -> list[Task
     """Every job cut into tasks, in file order."""
     tasks = []
     for index, job in enumerate(jobs):
-        rows, step = _rows(job), _step(job, task_bytes)
+        rows = _rows(job)
+        step = rows if job.unchanged else _step(job, task_bytes)  # the kernel copies it in one call
         tasks += [Task(index, begin, min(rows, begin + step)) for begin in range(0, rows, step)]
     return tasks
 
@@ -88,7 +89,7 @@ class _Worker:
         assert ref is not None
         mapped = self.checkpoint.mapped(ref)
         start, length = ref.start + task.begin * src_row, (task.end - task.begin) * src_row
-        if SOURCE_QTYPES[ref.dtype] == job.qtype and job.row_order is None:
+        if job.unchanged:
             copy_range(mapped.fd, start, fd, out_offset, length)
             return length
         view = mapped.view(ref)
@@ -131,6 +132,9 @@ def stream(checkpoint: Checkpoint, output: GGUFOutput, jobs: list[TensorJob], on
                 results.put(exc)
                 return
 
+    for job in jobs:  # map every file here: workers then only read the dict
+        if job.source is not None:
+            checkpoint.mapped(job.source)
     for task in tasks:
         pending.put(task)
     for _ in range(count):

@@ -134,59 +134,63 @@ def _load_tokenizer_json(directory: Path) -> dict[str, Any]:
     return out
 
 
-def load_vocab(directory: Path, vocab_size: int, generation_config: dict[str, Any] | None = None) -> Vocab:
-    """Read the tokenizer files and pad the vocabulary to the embedding's `vocab_size` rows."""
-    data = _load_tokenizer_json(directory)
-    config_path = directory / "tokenizer_config.json"
-    tok_config = read_json_object(config_path) if config_path.exists() else {}
-    model = data["model"]
-    id_to_token: dict[int, str] = {int(i): t for t, i in model["vocab"].items()}
-    types = {i: int(gguf.TokenType.NORMAL) for i in id_to_token}
-    for added in data.get("added_tokens", []):
-        token_id, content = int(added["id"]), str(added["content"])
-        id_to_token[token_id] = content
-        special = bool(added.get("special"))
-        types[token_id] = int(gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED)
-    n_real = max(id_to_token) + 1
+def _tokens_and_types(data: dict[str, Any], vocab_size: int) -> tuple[list[str], list[int], int]:
+    """Token texts and types by id, padded with unused '[PAD<id>]' tokens up to vocab_size."""
+    vocab: dict[str, int] = data["model"]["vocab"]
+    added = data.get("added_tokens", [])
+    n_real = max([*vocab.values(), *(int(t["id"]) for t in added)]) + 1
     if n_real > vocab_size:
         raise CheckpointError(
             f"the tokenizer has {n_real} tokens but config.json's vocab_size is {vocab_size}; "
             "the embedding cannot hold them"
         )
-    tokens: list[str] = []
-    token_types: list[int] = []
-    for i in range(vocab_size):
-        if i in id_to_token:
-            tokens.append(id_to_token[i])
-            token_types.append(types[i])
-        else:
-            tokens.append(f"[PAD{i}]")
-            token_types.append(int(gguf.TokenType.UNUSED))
+    slots: list[str | None] = [None] * vocab_size
+    types = [int(gguf.TokenType.NORMAL)] * vocab_size
+    for word, token_id in vocab.items():
+        slots[token_id] = word
+    for token in added:  # special -> CONTROL (parsed only on request), others -> USER_DEFINED (always)
+        token_id = int(token["id"])
+        slots[token_id] = str(token["content"])
+        types[token_id] = int(gguf.TokenType.CONTROL if token.get("special") else gguf.TokenType.USER_DEFINED)
+    tokens = [slot if slot is not None else f"[PAD{i}]" for i, slot in enumerate(slots)]
+    for i, slot in enumerate(slots):
+        if slot is None:
+            types[i] = int(gguf.TokenType.UNUSED)
     if len(set(tokens)) != len(tokens):
         raise CheckpointError("tokenizer.json maps two ids to the same token text")
-    ids = {t: i for i, t in enumerate(tokens)}
+    return tokens, types, n_real
+
+
+def _special_id(tokens: list[str], tok_config: dict[str, Any], key: str, fallback: Any) -> int | None:
+    """A special token's id from its text in tokenizer_config.json, else from a config id."""
+    text = token_text(tok_config.get(key))
+    if text is not None:
+        try:
+            return tokens.index(text)
+        except ValueError:
+            raise CheckpointError(f"tokenizer_config.json's {key} {text!r} is not in the vocabulary") from None
+    if isinstance(fallback, list):
+        fallback = fallback[0] if fallback else None
+    return int(fallback) if isinstance(fallback, int) else None
+
+
+def load_vocab(directory: Path, vocab_size: int, generation_config: dict[str, Any] | None = None) -> Vocab:
+    """Read the tokenizer files and pad the vocabulary to the embedding's `vocab_size` rows."""
+    data = _load_tokenizer_json(directory)
+    config_path = directory / "tokenizer_config.json"
+    tok_config = read_json_object(config_path) if config_path.exists() else {}
+    tokens, token_types, n_real = _tokens_and_types(data, vocab_size)
     gen = generation_config or {}
-
-    def special_id(key: str, fallback: Any) -> int | None:
-        text = token_text(tok_config.get(key))
-        if text is not None:
-            if text not in ids:
-                raise CheckpointError(f"tokenizer_config.json's {key} {text!r} is not in the vocabulary")
-            return ids[text]
-        if isinstance(fallback, list):
-            fallback = fallback[0] if fallback else None
-        return int(fallback) if isinstance(fallback, int) else None
-
-    pad_id = special_id("pad_token", None)
-    if pad_id is None and PAD_TOKEN_FALLBACK in ids:
-        pad_id = ids[PAD_TOKEN_FALLBACK]
+    pad_id = _special_id(tokens, tok_config, "pad_token", None)
+    if pad_id is None and PAD_TOKEN_FALLBACK in tokens:
+        pad_id = tokens.index(PAD_TOKEN_FALLBACK)
     return Vocab(
         tokens=tokens,
         token_types=token_types,
-        merges=_merges(model),
+        merges=_merges(data["model"]),
         pre=detect_pre_tokenizer(data),
-        bos_id=special_id("bos_token", gen.get("bos_token_id")),
-        eos_id=special_id("eos_token", gen.get("eos_token_id")),
+        bos_id=_special_id(tokens, tok_config, "bos_token", gen.get("bos_token_id")),
+        eos_id=_special_id(tokens, tok_config, "eos_token", gen.get("eos_token_id")),
         pad_id=pad_id,
         add_bos=bool(tok_config.get("add_bos_token", False)),
         add_eos=bool(tok_config.get("add_eos_token", False)),

@@ -8,18 +8,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from quantize.convert import ConversionResult, ConvertProgress
     from quantize.verify import VerifyReport
 
@@ -55,6 +47,16 @@ def add_convert_parsers(subparsers: Any) -> None:
 
 
 def _progress_bar(console: Console, disable: bool) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -70,20 +72,25 @@ def _progress_bar(console: Console, disable: bool) -> Progress:
 
 
 def _summary(result: ConversionResult) -> str:
-    size = result.tensor_bytes / 1e9
-    rate = size / result.seconds if result.seconds else 0.0
+    from quantize.writer import human_bytes
+
+    rate = result.tensor_bytes / result.seconds / 1e9 if result.seconds else 0.0
     files = ", ".join(str(f) for f in result.files)
     return (f"wrote {files}: {result.architecture} {result.size_label} {result.file_type}, "
-            f"{result.tensors} tensors, {size:.2f} GB in {result.seconds:.1f} s ({rate:.2f} GB/s)")
+            f"{result.tensors} tensors, {human_bytes(result.tensor_bytes)} in {result.seconds:.1f} s "
+            f"({rate:.2f} GB/s)")
 
 
 def _print_report(report: VerifyReport, console: Console) -> None:
     for check, line in zip(report.checks, report.lines(), strict=True):
-        console.print(line, style="green" if check.passed else "red", highlight=False, markup=False)
+        console.print(line, style="green" if check.passed else "red", highlight=False, markup=False,
+                      soft_wrap=True)
 
 
 def convert_command(args: argparse.Namespace) -> int:
     """Convert, with a progress bar; with --verify, check the result too."""
+    from rich.console import Console
+
     from quantize.convert import convert, parse_size
 
     console = Console(stderr=True)
@@ -109,6 +116,8 @@ def convert_command(args: argparse.Namespace) -> int:
 
 def verify_command(args: argparse.Namespace) -> int:
     """Run the parity checks and print one line each (or JSON); exit 1 when any fails."""
+    from rich.console import Console
+
     from quantize.verify import verify
 
     report = verify(Path(args.checkpoint), Path(args.gguf), kv_f32=args.kv_type == "f32")
