@@ -155,7 +155,7 @@ def convert(
     qtype = OUT_TYPES[outtype]
     output = Path(output)
     if not output.parent.is_dir():
-        raise OutputError(f"output folder {output.parent} does not exist")
+        raise OutputError(f"output folder {output.parent} does not exist (create it first: mkdir -p {output.parent})")
     with open_checkpoint(checkpoint_dir) as checkpoint:
         arch = get_architecture(checkpoint.config.architecture)
         jobs = plan_tensors(checkpoint, arch, qtype)
