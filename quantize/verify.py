@@ -5,8 +5,6 @@ llama_cpp is imported lazily, inside the checks that run llama.cpp.
 
 from __future__ import annotations
 
-import ctypes
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,21 +90,11 @@ def _llama(gguf_path: Path, *, n_ctx: int, kv_f32: bool = True) -> Any:
 
 @contextmanager
 def _quiet_llama() -> Iterator[None]:
-    """Drop llama.cpp's log while loading (llama-cpp-python prints it unless a Llama set it quiet)."""
-    import llama_cpp
-    import llama_cpp._logger as llama_logger
+    """Keep llama.cpp's load log off the terminal (captured, as the ladder does)."""
+    from quantize.llama_log import capture_llama_log
 
-    def discard(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        return None
-
-    callback = llama_cpp.llama_log_callback(discard)
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    try:
+    with capture_llama_log():
         yield
-    finally:
-        if llama_logger.logger.level == logging.NOTSET:
-            llama_logger.set_verbose(False)
-        llama_cpp.llama_log_set(llama_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 class _LlamaVocab:
