@@ -83,6 +83,7 @@ class LocalR1App(App[None]):
         self.save_settings_to = save_settings_to
         self.export_dir = export_dir or data_dir() / "exports"
         self.engine: ChatEngine | None = None
+        self.loading_model: str | None = None
         self.startup_notices = list(startup_notices)
         self.sidebar = Sidebar()
         self.transcript = Transcript()
@@ -145,8 +146,13 @@ class LocalR1App(App[None]):
         await self.sidebar.show(self.store.conversations(), self.chat.session.conversation_id)
 
     # model loading
-    @work(thread=True, exclusive=True, group="load")
     def load_model(self, model: str) -> None:
+        """Start loading a model; sending waits until it is loaded (the old one is closed then)."""
+        self.loading_model = model
+        self._load_model_worker(model)
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load_model_worker(self, model: str) -> None:
         """Load a model in a thread; the app stays usable meanwhile and after a failure."""
         self.call_from_thread(self.status_bar.set_model, f"loading {Path(model).name}…")
         load = self.chat.load_params()
@@ -159,6 +165,7 @@ class LocalR1App(App[None]):
 
     def model_loaded(self, model: str, engine: ChatEngine) -> None:
         """Swap in the new engine."""
+        self.loading_model = None
         old, self.engine = self.engine, engine
         if old is not None:
             old.close()
@@ -168,6 +175,7 @@ class LocalR1App(App[None]):
 
     def model_failed(self, model: str, error: str) -> None:
         """Report a model that failed to load in one line; keep the previous one if any."""
+        self.loading_model = None
         self.notify(f"Could not load {Path(model).name}: {error}", severity="error", timeout=15)
         if self.engine is None:
             self.status_bar.set_model("no model — F3 to choose one")
@@ -314,10 +322,13 @@ class LocalR1App(App[None]):
         self.notify(f"Exported to {md} and {js.name}")
 
     def action_pick_model(self) -> None:
-        """Choose another installed model."""
+        """Choose another installed model (not while one is answering: it is still in use)."""
+        if self.chat.generating:
+            self.notify("Wait for the answer to finish (Esc stops it), then switch models", severity="warning")
+            return
 
         def done(model: str | None) -> None:
-            if model:
+            if model and not self.chat.generating:
                 self.load_model(model)
 
         self.push_screen(ModelPicker(installed_models(), self.settings.model), done)

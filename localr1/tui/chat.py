@@ -6,6 +6,7 @@ import gc
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localr1.engine.params import LoadParams, SamplingParams
@@ -103,6 +104,9 @@ class ChatController:
             return False
         if self.generating:
             self.app.notify("Still answering: Esc stops it", severity="warning")
+            return False
+        if self.app.loading_model is not None and self.app.engine is not None:
+            self.app.notify(f"Loading {Path(self.app.loading_model).name}: send again in a moment", severity="warning")
             return False
         if self.app.engine is None:
             self.app.notify("No model is loaded yet: wait for it, or press F3 to choose one", severity="error")
@@ -245,7 +249,7 @@ class ChatController:
     # regenerate and edit
     async def regenerate(self) -> None:
         """Drop the last answer and generate it again."""
-        if self.generating or self.app.engine is None:
+        if self.generating or self.app.engine is None or self.app.loading_model is not None:
             return
         turn = self.session.pop_last_assistant()
         if turn is None:

@@ -87,13 +87,15 @@ class FakeEngine:
 class FakeFactory:
     """An engine factory that records loads; a model named 'broken' fails to load."""
 
-    def __init__(self, script: FakeScript | None = None) -> None:
+    def __init__(self, script: FakeScript | None = None, load_delay_s: float = 0.0) -> None:
         self.script = script or FakeScript()
+        self.load_delay_s = load_delay_s
         self.loads: list[tuple[str, LoadParams, dict[str, Any]]] = []
         self.engines: list[FakeEngine] = []
 
     def __call__(self, model: str, load: LoadParams, overrides: dict[str, Any]) -> FakeEngine:
         self.loads.append((model, load, overrides))
+        time.sleep(self.load_delay_s)
         if "broken" in model:
             raise ModelLoadError(f"llama.cpp could not load {model}: bad tensor data")
         engine = FakeEngine(self.script, load)

@@ -405,3 +405,25 @@ async def test_typing_and_new_lines_in_the_prompt(make_app: AppMaker) -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: not app.chat.generating and bool(app.chat.session.turns))
         assert app.chat.session.turns[0].content == "two\nlines" and app.prompt.text == ""
+
+
+async def test_no_sending_while_a_model_switch_is_loading(make_app: AppMaker) -> None:
+    factory = FakeFactory()
+    app = make_app(factory=factory)
+    async with app.run_test() as pilot:
+        first = (await ready(pilot)).engine
+        factory.load_delay_s = 1.0
+        await pilot.press("f3")
+        await pilot.pause(0.1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.loading_model is not None)
+        app.prompt.text = "Too early"
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        assert any("send again in a moment" in n for n in notifications(app))
+        assert app.store.conversations() == [] and app.prompt.text == "Too early"
+        await wait_for(pilot, lambda: app.loading_model is None and app.engine is not first)
+        assert first.closed  # type: ignore[union-attr]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.chat.generating and bool(app.chat.session.turns))
+        assert app.chat.session.turns[-1].status == "complete"
