@@ -84,11 +84,19 @@ def available() -> bool:
     return _kernels() is not None
 
 
+def _check_out(out: npt.NDArray[np.uint16], size: int) -> None:
+    """The C kernels write `size` halves at out's address: refuse anything that would overflow it."""
+    if out.dtype != np.uint16 or not out.flags.c_contiguous or out.size < size:
+        raise ValueError(f"output buffer must be contiguous uint16 with at least {size} items")
+
+
 def bf16_to_f16(src: npt.NDArray[np.uint16], out: npt.NDArray[np.uint16]) -> None:
     """bfloat16 bits -> float16 bits through a float32 scratch block (contiguous arrays)."""
     k = _kernels()
     assert k is not None, "ggml kernels are not available"
-    src, out = np.ascontiguousarray(src).reshape(-1), out.reshape(-1)
+    src = np.ascontiguousarray(src).reshape(-1)
+    _check_out(out, src.size)
+    out = out.reshape(-1)
     scratch = np.empty(min(BLOCK, src.size), dtype=np.float32)
     sp, op, tp = src.ctypes.data, out.ctypes.data, scratch.ctypes.data
     for begin in range(0, src.size, BLOCK):
@@ -102,6 +110,7 @@ def f32_to_f16(src: npt.NDArray[np.float32], out: npt.NDArray[np.uint16]) -> Non
     k = _kernels()
     assert k is not None, "ggml kernels are not available"
     src = np.ascontiguousarray(src, dtype=np.float32).reshape(-1)
+    _check_out(out, src.size)
     k.f32_to_f16(src.ctypes.data, out.ctypes.data, src.size)
 
 

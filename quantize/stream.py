@@ -22,7 +22,7 @@ import numpy.typing as npt
 from quantize.checkpoint import Checkpoint
 from quantize.dtypes import convert_chunk
 from quantize.plan import TensorJob
-from quantize.writer import GGUFOutput, copy_range
+from quantize.writer import GGUFOutput, copy_range, pwrite_all
 
 TASK_BYTES = 8 * 1024 * 1024
 PIECE_BYTES = 1024 * 1024
@@ -83,7 +83,7 @@ class _Worker:
         src_row, out_row = _row_bytes(job)
         out_offset = self.output.offsets[job.name] + task.begin * out_row
         if job.data is not None:
-            os.pwrite(fd, np.ascontiguousarray(job.data, dtype=np.float32).tobytes(), out_offset)
+            pwrite_all(fd, np.ascontiguousarray(job.data, dtype=np.float32).tobytes(), out_offset)
             return job.nbytes
         ref = job.source
         assert ref is not None
@@ -101,7 +101,7 @@ class _Worker:
         for begin in range(0, len(rows) if len(job.shape) > 1 else 1, step):
             piece = rows[begin : begin + step] if len(job.shape) > 1 else rows
             data = convert_chunk(piece, ref.dtype, job.qtype, self.buffer)
-            os.pwrite(fd, data, out_offset + written)
+            pwrite_all(fd, data, out_offset + written)
             written += len(data)
         del rows, view
         mapped.release(start, length)

@@ -61,8 +61,19 @@ def copy_range(src_fd: int, src_offset: int, dst_fd: int, dst_offset: int, lengt
         piece = os.pread(src_fd, min(length - done, 8 * 2**20), src_offset + done)
         if not piece:
             raise OutputError(f"a source file ended early while copying {length} bytes")
-        os.pwrite(dst_fd, piece, dst_offset + done)
+        pwrite_all(dst_fd, piece, dst_offset + done)
         done += len(piece)
+
+
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """pwrite until every byte is written: a short write (disk full) must never pass silently."""
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        n = os.pwrite(fd, view[done:], offset + done)
+        if n <= 0:
+            raise OutputError(f"could not write at byte {offset + done} of the output (disk full?)")
+        done += n
 
 
 class FastGGUFWriter(gguf.GGUFWriter):

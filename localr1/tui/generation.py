@@ -120,9 +120,10 @@ def fit_message(count_tokens: Callable[[str], int], text: str, budget: int) -> T
     """Cut text (keeping its start) until it is at most `budget` tokens."""
     if len(text) * 4 <= budget:  # no character is more than 4 tokens
         return Trim(text, -1, -1)
+    budget = max(budget, 1)
     total = count_tokens(text)
     kept_text, kept = text, total
-    while kept > budget:
+    while kept > budget and len(kept_text) > 1:
         kept_text = kept_text[: max(1, int(len(kept_text) * budget / kept * 0.97))]
         kept = count_tokens(kept_text)
     return Trim(kept_text, kept, total)

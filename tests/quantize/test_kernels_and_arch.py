@@ -139,3 +139,18 @@ def test_fast_header_packing_writes_the_gguf_packages_bytes() -> None:
         writer.write_kv_data_to_file()
         headers.append(buffer.getvalue())
     assert headers[0] == headers[1]
+
+
+def test_fast_kernels_refuse_an_output_buffer_too_small() -> None:
+    import numpy as np
+    import pytest
+
+    from quantize import fastcast
+
+    if not fastcast.available():
+        pytest.skip("ggml kernels not found")
+    src = np.zeros(64, dtype=np.float32)
+    with pytest.raises(ValueError, match="at least 64"):
+        fastcast.f32_to_f16(src, np.zeros(32, dtype=np.uint16))
+    with pytest.raises(ValueError, match="contiguous"):
+        fastcast.bf16_to_f16(np.zeros(64, dtype=np.uint16), np.zeros(128, dtype=np.uint16)[::2])
