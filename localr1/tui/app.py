@@ -84,6 +84,8 @@ class LocalR1App(App[None]):
         self.export_dir = export_dir or data_dir() / "exports"
         self.engine: ChatEngine | None = None
         self.loading_model: str | None = None
+        self.retired_engines: list[ChatEngine] = []
+        self._load_seq = 0
         self.startup_notices = list(startup_notices)
         self.sidebar = Sidebar()
         self.transcript = Transcript()
@@ -148,33 +150,42 @@ class LocalR1App(App[None]):
     # model loading
     def load_model(self, model: str) -> None:
         """Start loading a model; sending waits until it is loaded (the old one is closed then)."""
+        self._load_seq += 1
         self.loading_model = model
-        self._load_model_worker(model)
+        self.status_bar.set_model(f"loading {Path(model).name}…")
+        self._load_model_worker(model, self._load_seq)
 
-    @work(thread=True, exclusive=True, group="load")
-    def _load_model_worker(self, model: str) -> None:
+    @work(thread=True, group="load")
+    def _load_model_worker(self, model: str, seq: int) -> None:
         """Load a model in a thread; the app stays usable meanwhile and after a failure."""
-        self.call_from_thread(self.status_bar.set_model, f"loading {Path(model).name}…")
         load = self.chat.load_params()
         try:
             engine = self.engine_factory(model, load, self.settings.sampling_overrides())
         except LocalR1Error as exc:
-            self.call_from_thread(self.model_failed, model, str(exc))
+            self.call_from_thread(self.model_failed, model, str(exc), seq)
             return
-        self.call_from_thread(self.model_loaded, model, engine)
+        self.call_from_thread(self.model_loaded, model, engine, seq)
 
-    def model_loaded(self, model: str, engine: ChatEngine) -> None:
-        """Swap in the new engine."""
+    def model_loaded(self, model: str, engine: ChatEngine, seq: int) -> None:
+        """Swap in the new engine, unless a later load superseded this one."""
+        if seq != self._load_seq:
+            engine.close()
+            return
         self.loading_model = None
         old, self.engine = self.engine, engine
         if old is not None:
-            old.close()
+            if self.chat.generating:
+                self.retired_engines.append(old)  # still decoding: closed when the answer ends
+            else:
+                old.close()
         if self.settings.model != model:
             self.update_settings(Settings(**{**self.settings.__dict__, "model": model}))
         self.chat.show_model(engine)
 
-    def model_failed(self, model: str, error: str) -> None:
+    def model_failed(self, model: str, error: str, seq: int) -> None:
         """Report a model that failed to load in one line; keep the previous one if any."""
+        if seq != self._load_seq:
+            return
         self.loading_model = None
         self.notify(f"Could not load {Path(model).name}: {error}", severity="error", timeout=15)
         if self.engine is None:
@@ -325,6 +336,9 @@ class LocalR1App(App[None]):
         """Choose another installed model (not while one is answering: it is still in use)."""
         if self.chat.generating:
             self.notify("Wait for the answer to finish (Esc stops it), then switch models", severity="warning")
+            return
+        if self.loading_model is not None:
+            self.notify(f"Still loading {Path(self.loading_model).name}", severity="warning")
             return
 
         def done(model: str | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -61,6 +62,7 @@ class ChatController:
         self._buffer: StreamBuffer | None = None
         self._refresh: Timer | None = None
         self._outcome: GenerationDone | GenerationFailed | None = None
+        self._stop = threading.Event()
         self._context_used = 0
 
     # model facts
@@ -133,8 +135,9 @@ class ChatController:
         sampling = self._sampling(engine)
         messages = self.session.engine_messages()  # the empty streaming turn is left out
         buffer = self._buffer = StreamBuffer()
+        stop = self._stop = threading.Event()
         self._refresh = self.app.set_interval(REFRESH_INTERVAL_S, self._drain)
-        self.app.run_worker(lambda: run_generation(self.app, engine, messages, sampling, buffer),
+        self.app.run_worker(lambda: run_generation(self.app, engine, messages, sampling, buffer, stop=stop),
                             thread=True, exclusive=True, group="generation", exit_on_error=False)
 
     async def _drain(self) -> None:
@@ -151,11 +154,13 @@ class ChatController:
                 await self._fail(outcome)
 
     async def _end_stream(self) -> None:
-        """Stop the refresh timer."""
+        """Stop the refresh timer; close engines that were replaced while this answer ran."""
         if self._refresh is not None:
             self._refresh.stop()
             self._refresh = None
         self._buffer = None
+        while self.app.retired_engines:
+            self.app.retired_engines.pop().close()
 
     def _sampling(self, engine: ChatEngine) -> SamplingParams:
         overrides = {k: v for k, v in self.app.settings.sampling_overrides().items() if v is not None}
@@ -164,6 +169,7 @@ class ChatController:
     def stop(self) -> None:
         """Ask the engine to stop; the partial answer is kept and marked as stopped."""
         if self.generating and self.app.engine is not None:
+            self._stop.set()  # seen by the worker even if the engine had not started yet
             self.app.engine.cancel()
 
     # worker messages

@@ -135,8 +135,14 @@ def run_generation(
     messages: list[ChatMessage],
     sampling: SamplingParams,
     buffer: StreamBuffer,
+    *,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Thread body: fit the newest message, then stream the reply into `buffer`."""
+    """Thread body: fit the newest message, then stream the reply into `buffer`.
+
+    `stop` is set by the UI; it is passed on to the engine with each event, so a stop that
+    came before the engine started (and reset its own flag) still takes effect.
+    """
     try:
         reserve = min(sampling.max_tokens, engine.context_size // 4) + 64
         trim = fit_message(engine.count_tokens, messages[-1].content, engine.context_size - reserve)
@@ -144,6 +150,8 @@ def run_generation(
             messages = [*messages[:-1], ChatMessage("user", trim.text)]
             target.post_message(PromptTrimmed(trim.text, trim.kept_tokens, trim.total_tokens))
         for event in engine.chat(messages, sampling):
+            if stop is not None and stop.is_set():
+                engine.cancel()
             if isinstance(event, ThinkingDelta):
                 buffer.add(thinking=event.text)
             elif isinstance(event, AnswerDelta):

@@ -35,6 +35,7 @@ class FakeEngine:
         self.calls: list[tuple[list[ChatMessage], SamplingParams]] = []
         self.cancelled = threading.Event()
         self.closed = False
+        self.model = ""
 
     @property
     def context_size(self) -> int:
@@ -99,5 +100,6 @@ class FakeFactory:
         if "broken" in model:
             raise ModelLoadError(f"llama.cpp could not load {model}: bad tensor data")
         engine = FakeEngine(self.script, load)
+        engine.model = model
         self.engines.append(engine)
         return engine

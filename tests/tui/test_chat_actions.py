@@ -427,3 +427,17 @@ async def test_no_sending_while_a_model_switch_is_loading(make_app: AppMaker) ->
         await pilot.press("enter")
         await wait_for(pilot, lambda: not app.chat.generating and bool(app.chat.session.turns))
         assert app.chat.session.turns[-1].status == "complete"
+
+
+async def test_a_stale_load_never_replaces_the_newest_model(make_app: AppMaker) -> None:
+    factory = FakeFactory()
+    app = make_app(factory=factory)
+    async with app.run_test() as pilot:
+        startup = await ready(pilot)
+        first = startup.engine
+        app.load_model("/models/a.gguf")  # superseded before it finishes
+        app.load_model("/models/b.gguf")
+        await wait_for(pilot, lambda: len(factory.engines) == 3 and app.loading_model is None)
+        await pilot.pause(0.1)
+        assert app.engine.model == "/models/b.gguf"  # type: ignore[union-attr]
+        assert all(e.closed for e in factory.engines if e is not app.engine) and first.closed  # type: ignore[union-attr]
