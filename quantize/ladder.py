@@ -212,18 +212,19 @@ def build_ladder(source_path: str | Path, out_dir: str | Path, options: LadderOp
     want_imatrix = options.use_imatrix or options.imatrix_file is not None
     known_imatrix = manifest.imatrix.get("sha256") if manifest.imatrix and want_imatrix else None
     pending, paths = _plan(out_dir, manifest, options.types, stem=stem, options=qopts,
-                             imatrix_sha=known_imatrix, rehash=options.rehash)
-
+                           imatrix_sha=known_imatrix, rehash=options.rehash)
     estimates = {t.name: estimate_size(base.path, t, options.quantize) for t in pending}
     if pending:
         check_disk(out_dir, sum(estimates.values()), free_space, f"quantizing {', '.join(estimates)}")
 
     imatrix: Imatrix | None = None
     imatrix_path: Path | None = None
-    if want_imatrix and any(uses_imatrix(t) for t in pending):
+    # Asked for even when every variant looks done: a different --imatrix file or calibration makes
+    # the variants built with the old matrix stale. A matrix that still matches is reused, not collected.
+    if want_imatrix and any(uses_imatrix(t) for t in options.types):
         imatrix, imatrix_path = obtain_imatrix(base, out_dir, manifest, options, reporter)
         save_manifest(out_dir, manifest)
-        if imatrix.sha256() != known_imatrix:  # a new matrix makes every variant built with the old one stale
+        if imatrix.sha256() != known_imatrix:
             pending, paths = _plan(out_dir, manifest, options.types, stem=stem, options=qopts,
                                    imatrix_sha=imatrix.sha256(), rehash=options.rehash)
             extra = {t.name: estimate_size(base.path, t, options.quantize) for t in pending if t.name not in estimates}

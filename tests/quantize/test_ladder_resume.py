@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -118,3 +119,20 @@ def test_ctrl_c_during_llama_quantize_removes_the_partial(tmp_path: Path, demo_f
     assert not [n for n in names if n.endswith(".gguf")], names
     manifest = load_manifest(out)
     assert manifest is not None and manifest.variants == {}
+
+
+def test_a_different_importance_matrix_rebuilds_the_variants_that_use_it(tmp_path: Path, demo_f16: Path) -> None:
+    from quantize.imatrix_file import load_imatrix, save_imatrix
+
+    out = tmp_path / "out"
+    first = build_ladder(demo_f16, out, ladder_options("Q4_K_M,Q8_0", calibration_tokens=64))
+    assert {o.status for o in first.outcomes} == {"built"}
+    matrix = load_imatrix(out / "imatrix.gguf")
+    for entry in matrix.entries.values():
+        entry.sums[:] = entry.sums * 0 + 1.0  # a flat matrix: a different one
+    other = tmp_path / "other-imatrix.gguf"
+    save_imatrix(matrix, other)
+    again = build_ladder(demo_f16, out, ladder_options("Q4_K_M,Q8_0", imatrix_file=other))
+    status = {o.type: o.status for o in again.outcomes}
+    assert status == {"Q4_K_M": "rebuilt", "Q8_0": "skipped"}  # only Q4_K_M uses the matrix
+    assert json.loads((out / "manifest.json").read_text())["imatrix"]["sha256"] == matrix.sha256()
