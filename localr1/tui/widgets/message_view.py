@@ -51,6 +51,7 @@ class MessageView(Vertical, can_focus=True):
         self.thinking.set_class(bool(thinking), "-has-thinking")
         self.answer = Markdown(preview(role, content), classes="answer")
         self.footer = Static(self._footer_text(footer), classes="footer", markup=False)
+        self.footer.display = bool(self._footer_text(footer))
 
     def compose(self) -> ComposeResult:
         yield Static("You" if self.role == "user" else "Assistant", classes="role")
@@ -68,7 +69,9 @@ class MessageView(Vertical, can_focus=True):
     def set_status(self, status: str, extra: str = "") -> None:
         """Show a status (stopped, interrupted, error…) and stats under the message."""
         self.status = status
-        self.footer.update(self._footer_text(extra))
+        text = self._footer_text(extra)
+        self.footer.update(text)
+        self.footer.display = bool(text)
 
     async def append(self, thinking: str, answer: str) -> None:
         """Stream new text; the thinking block collapses when the answer begins."""
