@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from localr1.ggufinfo import GGUFInfo, read_info
 from quantize.ladder_errors import OutputDirError, SourceError
-from quantize.manifest import FileRecord, Manifest, file_matches, partial_path, record_file, save_manifest, sha256_file
+from quantize.manifest import FileRecord, Manifest, file_matches, partial_path, publishing, record_file, sha256_file
 from quantize.progress import Reporter
 from quantize.source import Source, check_base
 
@@ -73,16 +72,11 @@ def prepare_base(source: Source, out_dir: Path, manifest: Manifest, *, base_type
     if final.exists() and not recorded:
         raise OutputDirError(f"{final} exists but is not in the manifest; move it away or choose another directory")
     temp = partial_path(final).with_suffix(".partial.gguf")
-    try:
+    with publishing(temp, final, out_dir, manifest):
         _convert(source, temp, base_type, free_space, reporter)
         info = check_base(temp, False)
         sha = sha256_file(temp)
         _record(manifest, out_dir, temp, info, sha=sha, converted=True, base_type=base_type)
         manifest.base["file"]["path"] = final.name
-        save_manifest(out_dir, manifest)
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     reporter.note(f"converted {source.path.name} to {final.name} ({final.stat().st_size / 1e6:.1f} MB)")
     return BaseModel(final, read_info(final), sha)

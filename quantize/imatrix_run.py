@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,8 +16,8 @@ from quantize.manifest import (
     Manifest,
     file_matches,
     partial_path,
+    publishing,
     record_file,
-    save_manifest,
     sha256_file,
 )
 from quantize.progress import Reporter
@@ -108,16 +107,11 @@ def obtain_imatrix(base: BaseModel, out_dir: Path, manifest: Manifest, options: 
     imatrix = _collect(base, calibration, options, reporter)
     seconds = time.perf_counter() - started
     temp = partial_path(final)
-    try:
+    with publishing(temp, final, out_dir, manifest):
         save_imatrix(imatrix, temp)
         manifest.imatrix = {"provided": False, "file": asdict(record_file(out_dir, temp, sha256_file(temp))),
                             "sha256": imatrix.sha256(), "entries": len(imatrix.entries), "tokens": imatrix.tokens,
                             "chunks": imatrix.chunks, "seconds": round(seconds, 3), "settings": settings}
         manifest.imatrix["file"]["path"] = final.name
-        save_manifest(out_dir, manifest)
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     reporter.note(f"importance matrix: {imatrix.tokens} calibration tokens, {len(imatrix.entries)} matrices")
     return imatrix, final

@@ -6,7 +6,6 @@ skips what is complete and valid and redoes the rest.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -30,6 +29,7 @@ from quantize.manifest import (
     inspect_output_dir,
     now,
     partial_path,
+    publishing,
     record_file,
     save_manifest,
     sha256_file,
@@ -248,7 +248,7 @@ def build_ladder(source_path: str | Path, out_dir: str | Path, options: LadderOp
         given = imatrix_c if uses_imatrix(qtype) else None
         sha, temp = _quantize_one(base.path, final, qtype, options.quantize, imatrix=given, reporter=reporter)
         seconds = time.perf_counter() - started
-        try:
+        with publishing(temp, final, out_dir, manifest):
             written = record_file(out_dir, temp, sha)
             file = FileRecord(final.name, written.size, sha, written.mtime_ns)
             manifest.variants[qtype.name] = VariantRecord(
@@ -256,11 +256,6 @@ def build_ladder(source_path: str | Path, out_dir: str | Path, options: LadderOp
                 imatrix_sha256=imatrix_sha if given is not None else None,
                 options=qopts, seconds=round(seconds, 3), created=now(), llama_cpp=manifest.llama_cpp,
             )
-            save_manifest(out_dir, manifest)
-            os.replace(temp, final)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
         status = "rebuilt" if rebuilt else "built"
         outcomes.append(VariantOutcome(qtype.name, final, status, file.size, seconds))
         reporter.note(f"{qtype.name}: {status} {final.name} ({file.size / 1e6:.1f} MB, {seconds:.1f} s)")

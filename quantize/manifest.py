@@ -6,7 +6,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,22 @@ def save_manifest(out_dir: Path, manifest: Manifest) -> None:
     manifest.updated = now()
     manifest.created = manifest.created or manifest.updated
     write_json_atomic(out_dir / MANIFEST_NAME, manifest.to_json())
+
+
+@contextmanager
+def publishing(temp: Path, final: Path, out_dir: Path, manifest: Manifest) -> Iterator[None]:
+    """Record `temp` in the manifest inside the block; then save the manifest and rename temp to final.
+
+    The manifest is saved before the rename, so a file at `final` is always accounted for; on any
+    failure (Ctrl-C included) the temporary file is removed and nothing is renamed.
+    """
+    try:
+        yield
+        save_manifest(out_dir, manifest)
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def load_manifest(out_dir: Path) -> Manifest | None:
