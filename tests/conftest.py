@@ -47,3 +47,19 @@ def engine(demo_path: Path) -> Iterator[Engine]:
     eng = Engine(demo_path, LoadParams(context_size=1024, seed=1), GREEDY)
     yield eng
     eng.close()
+
+
+@pytest.fixture(scope="session")
+def r1_header_path() -> Path:
+    """The first 99.6 MB of the real DeepSeek-R1-Distill-Qwen-7B Q4_K_M GGUF: header and tensor infos."""
+    from tests.fixtures.r1_header import r1_header_part
+
+    return r1_header_part()
+
+
+@pytest.fixture(scope="session")
+def r1_vocab_path(r1_header_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A zero-tensor copy of the real R1 header: llama.cpp loads it with vocab_only=True."""
+    from tests.fixtures.r1_header import vocab_only_copy
+
+    return vocab_only_copy(r1_header_path, tmp_path_factory.mktemp("r1vocab") / "r1-qwen-7b-vocab.gguf")
