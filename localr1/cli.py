@@ -66,10 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_models)
 
     from localr1.commands.convert import add_convert_parsers
+    from localr1.commands.plan import add_plan_parser
     from localr1.commands.quantize import add_quantize_parsers
 
     add_convert_parsers(sub)
     add_quantize_parsers(sub)
+    add_plan_parser(sub)
     return parser
 
 
