@@ -147,23 +147,29 @@ def cases(quick: bool) -> list[Case]:
 
 def calibrate() -> None:
     """Measure the runtime-overhead constants: a bare process, vocabularies alone, the demo model."""
+    import numpy as np
+
     from tests.fixtures.r1_header import r1_header_part, vocab_only_copy
 
-    vocab_file = vocab_only_copy(r1_header_part(), Path("/tmp/localr1-bench-models/r1-vocab.gguf"))
-    demo = resolve_model("demo").path
-    bases, vocab_deltas, demo_vocab = [], [], []
-    for _ in range(3):
-        r1 = measure(Case("vocab", vocab_file, 0, "f16", False), fill=False)
-        dv = measure(Case("vocab", demo, 0, "f16", False), fill=False)
-        base = r1["base"]
-        bases.append(base["total"])
-        vocab_deltas.append(r1["load"]["anon"] - base["anon"])
-        demo_vocab.append(dv["load"]["anon"] - dv["base"]["anon"])
-    per_token = (statistics.median(vocab_deltas) - statistics.median(demo_vocab)) / (152064 - 49152)
+    vocab_files = [vocab_only_copy(r1_header_part(), Path("/tmp/localr1-bench-models/r1-vocab.gguf")),
+                   resolve_model("demo").path, variant("small", "Q8_0"), variant("medium", "Q8_0")]
+    bases, rows, costs = [], [], []
+    for path in vocab_files:
+        header = read_header(path)
+        tokens, merges = header.array_lengths["tokenizer.ggml.tokens"], header.array_lengths["tokenizer.ggml.merges"]
+        deltas = []
+        for _ in range(3):
+            m = measure(Case("vocab", path, 0, "f16", False), fill=False)
+            bases.append(m["base"]["total"])
+            deltas.append(m["load"]["anon"] - m["base"]["anon"])
+        rows.append([1.0, tokens, merges])
+        costs.append(statistics.median(deltas))
+        print(f"{path.name}: {tokens} tokens, {merges} merges: +{costs[-1] / MiB:.1f} MiB anonymous")
+    (c0, per_token, per_merge), *_ = np.linalg.lstsq(np.array(rows), np.array(costs), rcond=None)
     print(f"PROCESS_BASE = {statistics.median(bases) / MiB:.1f} MiB (anon + file pages after importing the engine)")
-    print(f"vocab-only load: R1 152064 tokens +{statistics.median(vocab_deltas) / MiB:.1f} MiB anon, "
-          f"demo 49152 tokens +{statistics.median(demo_vocab) / MiB:.1f} MiB anon")
-    print(f"VOCAB_BYTES_PER_TOKEN = {per_token:.0f}")
+    print(f"VOCAB_BYTES_PER_TOKEN = {per_token:.0f}, VOCAB_BYTES_PER_MERGE = {per_merge:.0f} "
+          f"(constant {c0 / MiB:.1f} MiB, part of MODEL_FIXED)")
+    demo = resolve_model("demo").path
     case = Case("demo", demo, 2048, "f16", False)
     fixed = []
     for _ in range(3):

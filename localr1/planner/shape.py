@@ -25,6 +25,7 @@ class ModelShape:
     qkv_bias: bool = False
     rope_freqs: bool = False
     tied_embeddings: bool = False
+    merges: int | None = None  # BPE merges of the vocabulary (None: unknown, about one per token)
 
     @property
     def q_dim(self) -> int:
@@ -81,4 +82,5 @@ class ModelShape:
             head_dim=value("attention.key_length", hidden // max(1, heads)), vocab=vocab,
             context_length=value("context_length"), qkv_bias="blk.0.attn_q.bias" in names,
             rope_freqs="rope_freqs.weight" in names, tied_embeddings="output.weight" not in names,
+            merges=header.array_lengths.get("tokenizer.ggml.merges", 0),
         )
