@@ -9,7 +9,8 @@ buffer does not depend on the number of layers: checked at 1, 2 and 4). The buff
 phases of the worst-case graph (see localr1/planner/compute_fit.py); each phase is linear in its terms, so
 the fit alternates: assign every row to the phase the current coefficients make largest, then refit each
 phase by least squares on its rows (trimmed: rows more than 2% above the first fit, where ggml's allocator
-fragments the buffer, are left out and reported as the largest under-prediction). `--write` rewrites localr1/planner/compute_fit.py.
+fragments the buffer, are left out and reported as the largest under-prediction).
+`--write` rewrites localr1/planner/compute_fit.py.
 """
 
 from __future__ import annotations
@@ -118,14 +119,14 @@ def fit(rows: list[dict[str, Any]], rounds: int = 10) -> dict[str, float]:
                 continue
             a = np.array([[features(r)[k] for k in keys] for r in members])
             b = np.array([r["compute_mib"] * MiB for r in members])
-            used = a.any(axis=0)
+            used = np.asarray(a.any(axis=0), dtype=bool)
             solution, *_ = np.linalg.lstsq(a[:, used], b, rcond=None)
             # trimmed: the allocator's fragmentation makes a few rows larger; fit the rest, report those
             residual = np.abs(a[:, used] @ solution - b)
             keep = residual <= np.maximum(1 * MiB, 0.02 * b)
             if keep.sum() >= len(keys) + 2:
                 solution, *_ = np.linalg.lstsq(a[keep][:, used], b[keep], rcond=None)
-            for key, value in zip([k for k, u in zip(keys, used, strict=True) if u], solution, strict=True):
+            for key, value in zip([k for k, u in zip(keys, used.tolist(), strict=True) if u], solution, strict=True):
                 coef[key] = round(max(0.0, float(value)), 3)
     return coef
 
@@ -152,7 +153,7 @@ def write_module(coef: dict[str, float], summary: str, under: float) -> Path:
     text = target.read_text(encoding="utf-8")
     head = text.split("COEFFICIENTS", 1)[0]
     body = "COEFFICIENTS: dict[str, float] = {\n" + "".join(f'    "{k}": {v},\n' for k, v in coef.items()) + "}\n"
-    body += f"# the formula's largest under-prediction on the fit's grid, added to buffers on GPUs\n"
+    body += "# the formula's largest under-prediction on the fit's grid, added to buffers on GPUs\n"
     body += f"FRAGMENTATION = {round(under + 0.005, 3)}\n"
     body += f"FIT_SUMMARY = {summary!r}\n"
     target.write_text(head + body, encoding="utf-8")

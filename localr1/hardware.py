@@ -206,18 +206,18 @@ def apple_working_set(ram: int, wired_limit_mb: int = 0) -> int:
     return ram * 2 // 3 if ram <= 36 * GiB else ram * 3 // 4
 
 
-def _apple(ram: int) -> tuple[str, list[GPU]]:
+def _apple(ram: int) -> tuple[str, int, list[GPU]]:
     chip = (_run(["sysctl", "-n", "machdep.cpu.brand_string"]) or "").strip()
     limit_text = (_run(["sysctl", "-n", "iogpu.wired_limit_mb"]) or "").strip()
     memsize = (_run(["sysctl", "-n", "hw.memsize"]) or "").strip()
     if memsize.isdigit():
         ram = int(memsize)
     if not chip.startswith("Apple"):
-        return chip, []
+        return chip, ram, []
     limit = apple_working_set(ram, int(limit_text) if limit_text.isdigit() else 0)
     spec = gpu_spec(chip, "apple")
-    return chip, [GPU(f"{chip} GPU", "apple", limit, limit, spec.bandwidth, spec.flops, unified=True,
-                      spec_known=spec.known)]
+    return chip, ram, [GPU(f"{chip} GPU", "apple", limit, limit, spec.bandwidth, spec.flops, unified=True,
+                           spec_known=spec.known)]
 
 
 def _gpu_offload() -> bool:
@@ -252,8 +252,9 @@ def probe(models_folder: Path | None = None, *, sys_root: Path = Path("/sys"), p
     cpu_model, flags = _cpuinfo(proc_root)
     gpus: list[GPU] = []
     if system == "Darwin":
-        chip, gpus = _apple(ram_total)
+        chip, ram_total, gpus = _apple(ram_total)
         cpu_model = chip or cpu_model
+        ram_available = min(ram_available, ram_total)
     else:
         gpus = _nvidia_gpus() + _amd_gpus(sys_root)
     physical = psutil.cpu_count(logical=False) or os.cpu_count() or 1

@@ -11,7 +11,8 @@ costs more than a fifth of the speed (layers pushed off the GPU). A q8_0 KV cach
 which it needs) is used only when the f16 cache would not fit at that context. The best quality wins
 among the variants at least half as fast as the fastest variant of acceptable quality (mean KLD <= 0.05):
 a better quant is worth up to half the speed, not a tenfold drop from spilling off the GPU. Quality
-differences under 0.002 mean KLD are not worth any speed (Q8_0 over F16).
+differences under 0.002 mean KLD are not worth any speed (Q8_0 over F16). A variant worse than 0.2 mean
+KLD (Q2_K) is chosen only when nothing better fits even with a short context.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CONTEXT_STEPS = (131072, 65536, 32768, 24576, 16384, 12288, 8192, 6144, 4096, 30
 NEGLIGIBLE_KLD = 0.002
 QUALITY_FLOOR_KLD = 0.05  # "acceptable quality": IQ4_XS (0.036) or better
 SPEED_RATIO = 0.5  # a better variant must keep half the speed of the fastest acceptable one
+USABLE_KLD = 0.2  # above this (Q2_K: 0.45) reasoning falls apart: only when nothing better fits at all
 CONTEXT_SPEED_RATIO = 0.8  # a longer context may cost at most a fifth of the speed
 GPU_MARGIN_FRACTION, GPU_MARGIN_MIN = 0.05, 256 * MiB
 RAM_RESERVE_FRACTION, RAM_RESERVE_MIN = 0.05, 512 * MiB
@@ -302,6 +304,8 @@ def _reason(c: Config | None, chosen: Config, *, useful: int, wishes: Wishes, bu
     if c is None:
         return f"does not fit even with {smallest.context} tokens and a {smallest.kv_type} KV cache: " \
                f"needs {_needs(smallest, budget)}"
+    if _kld(c.variant) > USABLE_KLD >= _kld(chosen.variant):
+        return f"quality too low for reasoning (mean KLD {_kld(c.variant):.4f}); used only when nothing else fits"
     if c.context < useful and wishes.context is None:
         return f"fits only {c.context} tokens of context (a useful minimum is {useful})"
     if wishes.min_tokens_per_s is not None and _tps(c) < wishes.min_tokens_per_s:
@@ -333,12 +337,13 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
                                        shape.context_length or USEFUL_CONTEXT)
     best = {id(v): search.best(v, useful) for v in variants}
     fitting = [c for c in best.values() if c is not None]
-    wanted = [c for c in fitting if (wishes.context is not None or c.context >= useful)
+    pool = [c for c in fitting if _kld(c.variant) <= USABLE_KLD] or fitting  # Q2_K only as a last resort
+    wanted = [c for c in pool if (wishes.context is not None or c.context >= useful)
               and (wishes.min_tokens_per_s is None or _tps(c) >= wishes.min_tokens_per_s)]
     notes: list[str] = []
-    if not wanted and fitting:
-        wanted = fitting
-        longest = max(c.context for c in fitting)
+    if not wanted and pool:
+        wanted = pool
+        longest = max(c.context for c in pool)
         if longest < useful:
             notes.append(f"only {longest} tokens of context fit: long reasoning may be cut off "
                          f"(a smaller model or closing programs would allow {useful})")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from localr1.planner.compute_fit import COEFFICIENTS
+from localr1.planner.compute_fit import COEFFICIENTS, FRAGMENTATION
 from localr1.planner.shape import ModelShape
-from localr1.planner.weights import Part, WeightsLayout
+from localr1.planner.weights import WeightsLayout
 
 CONTEXT_PAD = 256
 DEFAULT_UBATCH = 512
@@ -158,10 +158,6 @@ class MemoryEstimate:
         return self.devices[1:]
 
 
-def _repacked(part: Part, types: frozenset[str]) -> int:
-    return sum(size for name, size in part.bytes_by_type.items() if name in types)
-
-
 def estimate_memory(shape: ModelShape, weights: WeightsLayout, *, context: int, kv_type: str = "f16",
                     flash_attention: bool = False, gpu_layers: Sequence[int] = (), ubatch: int = DEFAULT_UBATCH,
                     repacked_types: frozenset[str] = frozenset(), gpu_names: Sequence[str] = ()) -> MemoryEstimate:
@@ -169,6 +165,8 @@ def estimate_memory(shape: ModelShape, weights: WeightsLayout, *, context: int, 
     n_ctx = padded_context(context)
     slots = slot_devices(shape.layers, gpu_layers)
     kv_layer = kv_cache_bytes(shape, n_ctx, kv_type, layers=1)
+    totals = weights.layer_totals
+    repacked_layers, repacked_head, _ = weights.repacked_bytes(repacked_types)
     devices: list[DeviceMemory] = []
     for device in range(-1, len(gpu_layers)):
         held = [i for i in range(shape.layers) if slots[i] == device]
@@ -176,20 +174,22 @@ def estimate_memory(shape: ModelShape, weights: WeightsLayout, *, context: int, 
         on_cpu = device == -1
         # a GPU holding the head of a tied model needs its own copy of the embedding
         head = weights.output if on_cpu else weights.streamed_output
-        parts = [weights.layers[i] for i in held] + ([head] if holds_output else [])
-        w = sum(p.total for p in parts) + (weights.input.total if on_cpu else 0)
+        w = sum(totals[i] for i in held) + (head.total if holds_output else 0)
         kv = kv_layer * len(held)
         if on_cpu:
+            w += weights.input.total
             busy = bool(held) or holds_output
             compute = (compute_resident_bytes(shape, n_ctx, flash_attention=flash_attention, kv_type=kv_type,
                                               ubatch=ubatch) if busy else 2 * ubatch * shape.hidden * 4)
             overhead = runtime_overhead(shape) + output_buffer_bytes(shape)
-            reclaimable = sum(_repacked(p, repacked_types) for p in parts)
+            reclaimable = sum(repacked_layers[i] for i in held) + (repacked_head if holds_output else 0)
             devices.append(DeviceMemory("CPU", w, kv, compute, overhead, len(held), holds_output, reclaimable))
         else:
             outputs = ubatch if holds_output else 0
-            compute = compute_buffer_bytes(shape, n_ctx, flash_attention=flash_attention, ubatch=ubatch,
-                                           outputs=outputs) if parts else 0
+            # a GPU commits the whole reservation; ggml's allocator may fragment it beyond the formula
+            reserved = compute_buffer_bytes(shape, n_ctx, flash_attention=flash_attention, ubatch=ubatch,
+                                            outputs=outputs)
+            compute = int(reserved * (1 + FRAGMENTATION)) if (held or holds_output) else 0
             name = gpu_names[device] if device < len(gpu_names) else f"GPU{device}"
             devices.append(DeviceMemory(name, w, kv, compute, GPU_CONTEXT, len(held), holds_output))
     return MemoryEstimate(tuple(devices), n_ctx)

@@ -54,6 +54,21 @@ class WeightsLayout:
             merged[name] = merged.get(name, 0) + size
         return Part(merged, self.output.params + self.input.params)
 
+    @cached_property
+    def layer_totals(self) -> tuple[int, ...]:
+        """Bytes of each repeating layer."""
+        return tuple(p.total for p in self.layers)
+
+    def repacked_bytes(self, types: frozenset[str]) -> tuple[tuple[int, ...], int, int]:
+        """Bytes of these ggml types in each layer, in the output head and in the tied head (cached)."""
+        cache: dict[frozenset[str], tuple[tuple[int, ...], int, int]] = self.__dict__.setdefault("_repacked", {})
+        if types not in cache:
+            def of(part: Part) -> int:
+                return sum(size for name, size in part.bytes_by_type.items() if name in types)
+
+            cache[types] = (tuple(of(p) for p in self.layers), of(self.output), of(self.streamed_output))
+        return cache[types]
+
     @classmethod
     def from_tensors(cls, tensors: Iterable[tuple[str, str, int, int, int]], n_layers: int,
                      *, padded: bool = True) -> WeightsLayout:
