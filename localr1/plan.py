@@ -371,3 +371,12 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
     threads = max(1, hardware.physical_cores)
     names = tuple(g.name for g in hardware.gpus) if budget.gpus else ()
     return Plan(model, hardware.name, chosen, threads, budget, alternatives, tuple(notes), names)
+
+
+def plan_model(model: str, hardware: HardwareProfile, wishes: Wishes | None = None) -> Plan:
+    """The plan for a registry key, a .gguf file or a folder of GGUFs on this hardware (what `run` and
+    `chat` call when given a key)."""
+    from localr1.planner.candidates import model_candidates
+
+    c = model_candidates(model)
+    return make_plan(c.name, c.shape, c.variants, hardware, wishes, reasoning=c.reasoning, smaller_model=c.smaller)

@@ -16,8 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from localr1.hardware import HardwareProfile, load_profile, shipped_profiles
-from localr1.plan import NoFitError, Plan, make_plan
-from localr1.planner.candidates import model_candidates
+from localr1.plan import NoFitError, Plan, plan_model
 from localr1.registry import load_registry
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "plans.md"
@@ -44,11 +43,8 @@ def profile_rows(profile: HardwareProfile) -> list[tuple[str, Plan | None, str]]
     for entry in load_registry().values():
         if not entry.reasoning:
             continue
-        candidates = model_candidates(entry.key)
         try:
-            plan = make_plan(candidates.name, candidates.shape, candidates.variants, profile,
-                             reasoning=True, smaller_model=candidates.smaller)
-            rows.append((entry.key, plan, ""))
+            rows.append((entry.key, plan_model(entry.key, profile), ""))
         except NoFitError as exc:
             rows.append((entry.key, None, str(exc)))
     return rows
@@ -83,7 +79,7 @@ def render_markdown() -> str:
         for key, plan, message in profile_rows(profile):
             if plan is None:
                 out.append(f"| {key} | does not fit | | | | | | | |")
-                notes.append(f"- {key}: {message}")
+                notes.append(f"- {message}")
             else:
                 out.append("| " + " | ".join([key, *_cells(plan)]) + " |")
                 notes += [f"- {key}: {note}" for note in plan.notes]

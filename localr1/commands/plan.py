@@ -17,8 +17,7 @@ from rich.text import Text
 
 from localr1.errors import ConfigError
 from localr1.hardware import CPUSpeed, HardwareProfile, cached_speed, load_profile, probe, save_speed, with_speed
-from localr1.plan import Config, Plan, Wishes, make_plan
-from localr1.planner.candidates import model_candidates
+from localr1.plan import Config, Plan, Wishes, plan_model
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
 
@@ -178,9 +177,7 @@ def plan_command(args: argparse.Namespace) -> int:
         from localr1.settings import load_settings
 
         args.model = load_settings().model
-    candidates = model_candidates(args.model)
-    plan = make_plan(candidates.name, candidates.shape, candidates.variants, hardware, _wishes(args),
-                     reasoning=candidates.reasoning, smaller_model=candidates.smaller)
+    plan = plan_model(args.model, hardware, _wishes(args))
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
