@@ -76,8 +76,9 @@ def main() -> None:
     parser.add_argument("--measure", action="store_true", help="calibrate this CPU first (else the cached one)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--threads", type=int, default=0, help="threads for calibration and runs (default: cores)")
     args = parser.parse_args()
-    threads = default_threads()
+    threads = args.threads or default_threads()
     machine = probe(check_offload=False)
     speed = None if args.measure else cached_speed(machine, threads)
     if speed is None:
