@@ -366,6 +366,9 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
     )
     if chosen.kv_type != "f16":
         notes.append(f"{chosen.kv_type} KV cache: an f16 cache would not fit {chosen.context} tokens")
+    if hardware.gpus and not hardware.gpu_offload:
+        notes.append("a GPU is present but this llama.cpp build cannot offload to it: rebuild with "
+                     "CMAKE_ARGS=\"-DGGML_CUDA=on\" ./setup.sh (or -DGGML_VULKAN=on)")
     if budget.gpus and chosen.n_gpu_layers < shape.layers + 1:
         notes.append(f"{chosen.n_gpu_layers} of {shape.layers + 1} layers fit on the GPU; the CPU runs the rest")
     threads = max(1, hardware.physical_cores)

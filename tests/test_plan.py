@@ -206,3 +206,17 @@ def test_installed_variants_use_their_measured_quality(tmp_path: Path, monkeypat
     plan = make_plan(candidates.name, candidates.shape, candidates.variants, load_profile("laptop-16gb"))
     assert plan.config.variant.path is not None and plan.config.variant.path.parent == folder
     assert json.loads(json.dumps(plan.to_json()))["variant"]["kld_source"].startswith(("measured", "reference"))
+
+
+def test_a_gpu_the_build_cannot_use_is_named() -> None:
+    profile = replace(load_profile("desktop-32gb-rtx3060"), gpu_offload=False)
+    plan = _plan("r1-qwen-7b", profile)
+    assert plan.config.gpu_layers == () and plan.budget.gpus == ()
+    assert any("cannot offload" in note and "GGML_CUDA" in note for note in plan.notes)
+
+
+def test_a_file_with_the_r1_template_is_planned_as_a_reasoning_model(r1_vocab_path: Path, demo_path: Path) -> None:
+    from localr1.planner.candidates import is_reasoning_file
+
+    assert is_reasoning_file(r1_vocab_path) and not is_reasoning_file(demo_path)
+    assert not model_candidates(str(demo_path)).reasoning

@@ -82,6 +82,15 @@ def file_variant(path: Path, quality: dict[str, float] | None = None) -> tuple[M
     return shape, variant
 
 
+def is_reasoning_file(path: Path) -> bool:
+    """True when a GGUF carries an R1 chat template (its special tokens)."""
+    try:
+        template = read_header(path).metadata.get("tokenizer.chat_template")
+    except (OSError, ValueError, HeaderError):
+        return False
+    return isinstance(template, str) and "<｜Assistant｜>" in template
+
+
 def installed_variants(folder: Path) -> list[tuple[ModelShape, Variant]]:
     """Every GGUF in a model's folder, best reference quality first; unreadable files are skipped."""
     quality = _quality(folder)
@@ -125,13 +134,15 @@ def model_candidates(name_or_path: str) -> ModelCandidates:
             found = installed_variants(path)
             if not found:
                 raise ModelNotFoundError(f"no readable .gguf file in {path}")
-            return ModelCandidates(str(path), found[0][0], [v for _, v in found], reasoning=True)
+            first = found[0][1].path
+            return ModelCandidates(str(path), found[0][0], [v for _, v in found],
+                                   reasoning=first is not None and is_reasoning_file(first))
         if not path.is_file():
             raise ModelNotFoundError(
                 f"unknown model '{name_or_path}': give a .gguf path, a folder of GGUFs or one of {', '.join(registry)}"
             )
         shape, variant = file_variant(path, _quality(path.parent))
-        return ModelCandidates(path.name, shape, [variant], reasoning=True)
+        return ModelCandidates(path.name, shape, [variant], reasoning=is_reasoning_file(path))
     smaller = _smaller(entry, registry)
     if entry.source and entry.source.startswith("package:"):
         packaged = installed_path(entry)
