@@ -366,6 +366,10 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
     )
     if chosen.kv_type != "f16":
         notes.append(f"{chosen.kv_type} KV cache: an f16 cache would not fit {chosen.context} tokens")
+    if chosen.memory.cpu.reclaimable > 0:
+        types = ", ".join(sorted(search.repacked))
+        notes.append(f"the process will show {_gb(chosen.memory.cpu.reclaimable)} more in RSS: llama.cpp repacks "
+                     f"{types} weights for this CPU, and their mapped file pages stay until memory is short")
     if hardware.gpus and not hardware.gpu_offload:
         notes.append("a GPU is present but this llama.cpp build cannot offload to it: rebuild with "
                      "CMAKE_ARGS=\"-DGGML_CUDA=on\" ./setup.sh (or -DGGML_VULKAN=on)")
