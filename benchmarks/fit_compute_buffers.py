@@ -22,6 +22,7 @@ import json
 import re
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,8 @@ def write_module(coef: dict[str, float], summary: str, under: float) -> Path:
     body = "COEFFICIENTS: dict[str, float] = {\n" + "".join(f'    "{k}": {v},\n' for k, v in coef.items()) + "}\n"
     body += "# the formula's largest under-prediction on the fit's grid, added to buffers on GPUs\n"
     body += f"FRAGMENTATION = {round(under + 0.005, 3)}\n"
-    body += f"FIT_SUMMARY = {summary!r}\n"
+    pieces = textwrap.wrap(summary, 100, drop_whitespace=False)
+    body += "FIT_SUMMARY = (\n" + "".join(f"    {piece!r}\n" for piece in pieces) + ")\n"
     target.write_text(head + body, encoding="utf-8")
     return target
 

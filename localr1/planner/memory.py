@@ -66,8 +66,7 @@ def compute_buffer_bytes(shape: ModelShape, context: int, *, flash_attention: bo
                          outputs: int | None = None) -> int:
     """llama.cpp's compute buffer as it reserves it (worst case: a full batch, every position an output)."""
     n_out = ubatch if outputs is None else outputs
-    peak = max(_phases(shape, padded_context(context), ubatch, flash_attention, n_out))
-    return int(peak + COEFFICIENTS["const"] * MiB)
+    return int(max(_phases(shape, padded_context(context), ubatch, flash_attention, n_out)))
 
 
 def cpu_work_bytes(shape: ModelShape, context: int, *, flash_attention: bool, kv_type: str = "f16",
