@@ -60,6 +60,7 @@ class CPUSpeed:
     threads: int
     source: str
     repacked_types: tuple[str, ...] = ()
+    busy: bool = False  # other work competed for the cores while measuring: the figures are too low
 
 
 @dataclass(frozen=True)

@@ -366,6 +366,9 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
     )
     if chosen.kv_type != "f16":
         notes.append(f"{chosen.kv_type} KV cache: an f16 cache would not fit {chosen.context} tokens")
+    if hardware.cpu_speed is not None and hardware.cpu_speed.busy:
+        notes.append("this CPU's speed was measured while other programs kept it busy: the predicted speeds "
+                     "are too low; run 'localr1 plan --measure' on a quiet machine")
     if chosen.memory.cpu.reclaimable > 0:
         types = ", ".join(sorted(search.repacked))
         notes.append(f"the process will show {_gb(chosen.memory.cpu.reclaimable)} more in RSS: llama.cpp repacks "

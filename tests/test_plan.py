@@ -220,3 +220,11 @@ def test_a_file_with_the_r1_template_is_planned_as_a_reasoning_model(r1_vocab_pa
 
     assert is_reasoning_file(r1_vocab_path) and not is_reasoning_file(demo_path)
     assert not model_candidates(str(demo_path)).reasoning
+
+
+def test_a_speed_measured_on_a_busy_machine_is_flagged() -> None:
+    profile = load_profile("laptop-16gb")
+    assert profile.cpu_speed is not None
+    busy = replace(profile, cpu_speed=replace(profile.cpu_speed, busy=True))
+    assert not any("--measure" in note for note in _plan("r1-qwen-7b", profile).notes)
+    assert any("--measure" in note for note in _plan("r1-qwen-7b", busy).notes)

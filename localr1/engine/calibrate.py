@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import re
 import tempfile
 import time
@@ -33,6 +34,7 @@ LADDER_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K", "IQ4_XS")
 LEGACY_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL")
 SPEED_SHAPE = ModelShape("llama", 4, 1536, 8960, 12, 2, 128, 256, 4096)
 TINY_SHAPE = ModelShape("llama", 2, 64, 128, 2, 1, 32, 256, 4096)
+BUSY_LOAD_PER_CORE = 0.75  # above this, other processes took a share of the cores while measuring
 _DECODE_TOKENS = 16
 _PROMPT_TOKENS = 64
 
@@ -126,6 +128,7 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
     """Measure decode bytes/s and prompt FLOP/s for each type on this CPU (about a second per type)."""
     threads = threads or default_threads()
     report = progress or (lambda _what, _done: None)
+    load_before = _load_average()
     steps = len(types) + 3
     with tempfile.TemporaryDirectory(prefix="localr1-speed-", dir=workdir) as tmp:
         folder = Path(tmp)
@@ -159,6 +162,18 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
             type_flops[name] = 2 * params * _PROMPT_TOKENS / prompt_s
         report("done", 1.0)
     stamp = time.strftime("%Y-%m-%d")
+    load = max(load_before, _load_average())
+    cores = os.cpu_count() or 1
+    busy = load > BUSY_LOAD_PER_CORE * cores
     return CPUSpeed(type_bandwidth=type_bw, type_flops=type_flops, token_overhead_s=token_s,
                     layer_overhead_s=layer_s, ram_bandwidth=bandwidth, threads=threads,
-                    source=f"measured {stamp} with {llama_cpp_build()}", repacked_types=tuple(repacked))
+                    source=f"measured {stamp} (load {load:.1f} on {cores} CPUs) with {llama_cpp_build()}",
+                    repacked_types=tuple(repacked), busy=busy)
+
+
+def _load_average() -> float:
+    """The 1-minute load average (0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0

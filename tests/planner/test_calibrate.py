@@ -21,7 +21,7 @@ def test_measure_cpu_speed_on_two_types() -> None:
     assert speed.threads == 2 and speed.ram_bandwidth > 1e9 and speed.layer_overhead_s >= 0
     assert set(speed.repacked_types) <= {"Q8_0", "Q4_0"}
     assert [d for _, d in steps] == sorted(d for _, d in steps) and steps[-1] == ("done", 1.0)
-    assert "llama-cpp-python" in speed.source
+    assert "llama-cpp-python" in speed.source and "load" in speed.source and isinstance(speed.busy, bool)
     # the measured model streams the weights of every layer and the head, not the embedding
     tensors = pure_tensors(SPEED_SHAPE, gguf.GGMLQuantizationType.Q8_0)
     assert len(tensors) == len(tensor_list(SPEED_SHAPE))
