@@ -3,11 +3,12 @@ several types, weights resident (steady state), on this machine.
 
     .venv/bin/python benchmarks/speed_model.py [--rounds 3] [--measure] [--quick] [--markdown out.md]
 
-The prediction uses this CPU's calibration (`localr1 plan --measure` measures it; `--measure` here does it
-first), the GGUF's exact per-type bytes and the speed model of localr1/planner/speed.py. The measurement
-loads each model as the plan would (flash attention on, physical cores, mmap), warms it up (every weight
-read twice), then times a 512-token prompt and 32 single-token decode steps after a 16-token prompt;
-rounds are interleaved across models and the medians reported, so a busy moment hits every model alike.
+The prediction uses this CPU's calibration (what `localr1 plan --measure` measures), the GGUF's exact
+per-type bytes and the speed model of localr1/planner/speed.py. The measurement loads each model as the
+plan would (flash attention on, physical cores, mmap), warms it up (every weight read twice), then times a
+512-token prompt and 32 single-token decode steps after a 16-token prompt. Each round measures the
+calibration again (the types these models use) and then every model, so calibration and measurement see
+the same machine; the table gives the median over rounds of each figure and of each round's error.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from synthetic_models import variant  # noqa: E402
 
 from localr1.engine.params import default_threads  # noqa: E402
 from localr1.gguf_header import read_header  # noqa: E402
-from localr1.hardware import cached_speed, probe, save_speed, with_speed  # noqa: E402
+from localr1.hardware import probe, with_speed  # noqa: E402
 from localr1.planner.shape import ModelShape  # noqa: E402
 from localr1.planner.speed import PROMPT_LENGTH, predict_speed  # noqa: E402
 from localr1.planner.weights import WeightsLayout  # noqa: E402
@@ -70,47 +71,61 @@ def time_model(path: Path, threads: int) -> tuple[float, float]:
         llm.close()
 
 
+def used_types(paths: list[Path]) -> tuple[str, ...]:
+    """The ggml types of the matrices in these files (what the calibration must measure)."""
+    import gguf
+
+    found = set()
+    for path in paths:
+        for t in read_header(path).tensors:
+            if len(t.shape) > 1:
+                found.add(gguf.GGMLQuantizationType(t.type_id).name)
+    return tuple(sorted(found))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--measure", action="store_true", help="calibrate this CPU first (else the cached one)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--threads", type=int, default=0, help="threads for calibration and runs (default: cores)")
     args = parser.parse_args()
+    from localr1.engine.calibrate import measure_cpu_speed
+
     threads = args.threads or default_threads()
     machine = probe(check_offload=False)
-    speed = None if args.measure else cached_speed(machine, threads)
-    if speed is None:
-        from localr1.engine.calibrate import measure_cpu_speed
-
-        speed = measure_cpu_speed(threads=threads, progress=lambda what, done: print(f"  {done:4.0%} {what}"))
-        save_speed(machine, speed)
-    hardware = with_speed(machine, speed)
-    print(f"calibration: {speed.source}; repacked: {', '.join(speed.repacked_types) or 'none'}")
-    print("decode GB/s by type: " + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in speed.type_bandwidth.items()))
     models = cases(args.quick)
-    measured: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in models}
-    for r in range(args.rounds):
-        for label, path in models:
-            measured[label].append(time_model(path, threads))
-            print(f"round {r + 1} {label}: {measured[label][-1][0]:.1f} tok/s decode, "
-                  f"{measured[label][-1][1]:.1f} tok/s prompt", flush=True)
-    rows = ["| model | weights MB | predicted decode | measured decode | error | predicted prompt | measured prompt "
-            "| error |", "|" + "---|" * 8]
-    worst = 0.0
+    types = used_types([p for _, p in models])
+    layouts = {}
     for label, path in models:
         header = read_header(path)
         shape = ModelShape.from_header(header)
-        weights = WeightsLayout.from_header(header, shape.layers)
-        predicted = predict_speed(shape, weights, hardware, context=64, kv_type="f16")
-        decode = statistics.median(m[0] for m in measured[label])
-        prompt = statistics.median(m[1] for m in measured[label])
-        e_decode, e_prompt = predicted.decode_tps / decode - 1, predicted.prompt_tps / prompt - 1
+        layouts[label] = (shape, WeightsLayout.from_header(header, shape.layers))
+    results: dict[str, list[tuple[float, float, float, float]]] = {label: [] for label, _ in models}
+    for r in range(args.rounds):
+        speed = measure_cpu_speed(types, threads=threads)
+        hardware = with_speed(machine, speed)
+        print(f"round {r + 1}: {speed.source.split(' with ')[0]}; decode GB/s " +
+              ", ".join(f"{k} {v / 1e9:.1f}" for k, v in speed.type_bandwidth.items()), flush=True)
+        for label, path in models:
+            shape, weights = layouts[label]
+            predicted = predict_speed(shape, weights, hardware, context=64, kv_type="f16")
+            decode, prompt = time_model(path, threads)
+            results[label].append((predicted.decode_tps, decode, predicted.prompt_tps, prompt))
+            print(f"  {label}: decode {predicted.decode_tps:.1f} predicted / {decode:.1f} measured, "
+                  f"prompt {predicted.prompt_tps:.1f} / {prompt:.1f}", flush=True)
+    rows = ["| model | weights MB | predicted decode | measured decode | error | predicted prompt | measured prompt "
+            "| error |", "|" + "---|" * 8]
+    worst = 0.0
+    for label, _ in models:
+        runs = results[label]
+        med = [statistics.median(run[i] for run in runs) for i in range(4)]
+        e_decode = statistics.median(run[0] / run[1] - 1 for run in runs)
+        e_prompt = statistics.median(run[2] / run[3] - 1 for run in runs)
         worst = max(worst, abs(e_decode))
-        rows.append(f"| {label} | {weights.total / 1e6:.0f} | {predicted.decode_tps:.1f} | {decode:.1f} | "
-                    f"{e_decode:+.0%} | {predicted.prompt_tps:.1f} | {prompt:.1f} | {e_prompt:+.0%} |")
-    rows.append(f"\nLargest decode error: {worst:.0%}")
+        rows.append(f"| {label} | {layouts[label][1].total / 1e6:.0f} | {med[0]:.1f} | {med[1]:.1f} | "
+                    f"{e_decode:+.0%} | {med[2]:.1f} | {med[3]:.1f} | {e_prompt:+.0%} |")
+    rows.append(f"\nLargest decode error (median over {args.rounds} rounds): {worst:.0%}")
     text = "\n".join(rows)
     print(text)
     if args.markdown:
