@@ -83,8 +83,12 @@ def cpu_work_bytes(shape: ModelShape, context: int, *, flash_attention: bool, kv
 def compute_resident_bytes(shape: ModelShape, context: int, *, flash_attention: bool, kv_type: str = "f16",
                            ubatch: int = DEFAULT_UBATCH) -> int:
     """What a CPU process touches once a prompt has filled the context: the compute buffer of graphs with
-    one output (localr1 asks for the last position's logits only) and the CPU backend's scratch buffer."""
+    one output (localr1 asks for the last position's logits only) and the CPU backend's scratch buffer.
+    With flash attention the per-graph peak is small and the graphs of a growing cache place the f16 mask at
+    different offsets: after a long prompt one more mask's worth of the buffer has been touched (measured)."""
     graph = compute_buffer_bytes(shape, context, flash_attention=flash_attention, ubatch=ubatch, outputs=1)
+    if flash_attention:
+        graph += padded_context(context) * ubatch * 2
     return graph + cpu_work_bytes(shape, context, flash_attention=flash_attention, kv_type=kv_type, ubatch=ubatch)
 
 
