@@ -38,3 +38,7 @@ class TemplateError(LocalR1Error):
 
 class ConfigError(LocalR1Error):
     """A configuration file or option is invalid."""
+
+
+class StoreError(LocalR1Error):
+    """The conversation database cannot be opened or written (locked, read-only, disk full)."""
