@@ -70,7 +70,11 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {k: v for k, v in asdict(settings.validated()).items() if v is not None}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
-    with os.fdopen(fd, "wb") as fh:
-        tomli_w.dump(data, fh)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            tomli_w.dump(data, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a failed write (disk full) leaves no stray temporary file
+        raise
     return path

@@ -17,7 +17,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import ListView
 
 from localr1.engine.port import ChatEngine, EngineFactory
-from localr1.errors import LocalR1Error
+from localr1.errors import LocalR1Error, StoreError
 from localr1.paths import data_dir
 from localr1.registry import installed_models
 from localr1.settings import Settings, save_settings
@@ -31,6 +31,7 @@ from localr1.tui.screens.model_picker import ModelPicker
 from localr1.tui.screens.search import SearchScreen
 from localr1.tui.screens.settings import SettingsScreen
 from localr1.tui.screens.text_prompt import Confirm, TextPrompt
+from localr1.tui.text import one_line
 from localr1.tui.widgets.prompt_input import PromptInput
 from localr1.tui.widgets.sidebar import ConversationItem, Sidebar
 from localr1.tui.widgets.status_bar import StatusBar
@@ -116,7 +117,11 @@ class LocalR1App(App[None]):
 
     async def on_mount(self) -> None:
         """Show the newest conversation, report recoveries, load the model in the background."""
-        interrupted = self.store.mark_interrupted()
+        try:
+            interrupted = self.store.mark_interrupted()
+        except StoreError as exc:
+            interrupted = 0
+            self.notify(str(exc), severity="error", timeout=15)
         if self.store.recovered_from is not None:
             self.notify(f"The conversation database was unreadable and was moved to {self.store.recovered_from}; "
                         "starting with a fresh one.", severity="warning", timeout=15)
@@ -161,15 +166,25 @@ class LocalR1App(App[None]):
         load = self.chat.load_params()
         try:
             engine = self.engine_factory(model, load, self.settings.sampling_overrides())
-        except LocalR1Error as exc:
-            self.call_from_thread(self.model_failed, model, str(exc), seq)
+        except Exception as exc:  # whatever a load raises (a template syntax error too): one line, app stays up
+            self.call_from_thread(self.model_failed, model, one_line(exc), seq)
             return
         self.call_from_thread(self.model_loaded, model, engine, seq)
 
     def model_loaded(self, model: str, engine: ChatEngine, seq: int) -> None:
-        """Swap in the new engine, unless a later load superseded this one."""
+        """Show and swap in the new engine, unless a later load superseded this one.
+
+        The model becomes the saved default only once it is shown: a model whose facts cannot be
+        displayed must not be the one every later start opens.
+        """
         if seq != self._load_seq:
             engine.close()
+            return
+        try:
+            self.chat.show_model(engine)
+        except Exception as exc:  # describe() reads the model's own metadata
+            engine.close()
+            self.model_failed(model, one_line(exc), seq)
             return
         self.loading_model = None
         old, self.engine = self.engine, engine
@@ -180,7 +195,6 @@ class LocalR1App(App[None]):
                 old.close()
         if self.settings.model != model:
             self.update_settings(Settings(**{**self.settings.__dict__, "model": model}))
-        self.chat.show_model(engine)
 
     def model_failed(self, model: str, error: str, seq: int) -> None:
         """Report a model that failed to load in one line; keep the previous one if any."""
@@ -286,7 +300,10 @@ class LocalR1App(App[None]):
 
         async def done(title: str | None) -> None:
             if title:
-                self.store.rename_conversation(current.id, title)
+                try:
+                    self.store.rename_conversation(current.id, title)
+                except StoreError as exc:
+                    self.notify(f"Not renamed: {exc}", severity="error", timeout=15)
                 await self.refresh_sidebar()
 
         self.push_screen(TextPrompt("Rename conversation", current.title), done)
@@ -299,7 +316,11 @@ class LocalR1App(App[None]):
 
         async def done(yes: bool | None) -> None:
             if yes:
-                self.store.delete_conversation(conversation_id)
+                try:
+                    self.store.delete_conversation(conversation_id)
+                except StoreError as exc:
+                    self.notify(f"Not deleted: {exc}", severity="error", timeout=15)
+                    return
                 remaining = self.store.conversations()
                 if remaining:
                     await self.chat.open(remaining[0].id)
@@ -327,7 +348,7 @@ class LocalR1App(App[None]):
             return
         try:
             md, js = export_conversation(self.store, conversation_id, self.export_dir)
-        except OSError as exc:
+        except (OSError, StoreError) as exc:
             self.notify(f"Export failed: {exc}", severity="error")
             return
         self.notify(f"Exported to {md} and {js.name}")
@@ -385,8 +406,8 @@ class LocalR1App(App[None]):
         return run
 
     async def on_unmount(self) -> None:
-        """Stop generation and free the model on exit."""
+        """Save what a streaming answer received so far, stop it, and free the model on exit."""
         if self.chat.generating:
-            self.chat.stop()  # the worker thread still uses the model: let process exit free it
+            self.chat.save_on_exit()  # the worker thread still uses the model: let process exit free it
         elif self.engine is not None:
             self.engine.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.port import ChatEngine
+from localr1.errors import StoreError
 from localr1.tui.generation import (
     MAX_CHARS_PER_REFRESH,
     REFRESH_INTERVAL_S,
@@ -73,7 +75,7 @@ class ChatController:
     def show_model(self, engine: ChatEngine) -> None:
         """Model name and quant in the status bar."""
         facts = engine.describe()
-        self.app.status_bar.set_model(f"{facts.get('model', '?')} · {facts.get('quant', '?')}")
+        self.app.status_bar.set_model(f"{facts.get('model') or '?'} · {facts.get('quant') or '?'}")
         self.app.status_bar.set_context(self._context_used, engine.context_size)
 
     def refresh_memory(self) -> None:
@@ -114,7 +116,11 @@ class ChatController:
             self.app.notify("No model is loaded yet: wait for it, or press F3 to choose one", severity="error")
             return False
         model = self.app.settings.model
-        turn = self.session.add_user(text, model)
+        try:
+            turn = self.session.add_user(text, model)
+        except StoreError as exc:
+            self.app.notify(f"Message not sent: {exc}", severity="error", timeout=15)
+            return False
         self._user_view = await self.app.transcript.add(MessageView("user", text, message_id=turn.id))
         await self.app.refresh_sidebar()
         await self._generate()
@@ -123,7 +129,11 @@ class ChatController:
     async def _generate(self) -> None:
         engine = self.app.engine
         assert engine is not None
-        self._turn = self.session.start_assistant(self.app.settings.model)
+        try:
+            self._turn = self.session.start_assistant(self.app.settings.model)
+        except StoreError as exc:
+            self.app.notify(f"Cannot answer: {exc}", severity="error", timeout=15)
+            return
         self._view = await self.app.transcript.add(MessageView("assistant", status="streaming",
                                                                message_id=self._turn.id))
         self.apply_thinking_visibility()
@@ -172,6 +182,29 @@ class ChatController:
             self._stop.set()  # seen by the worker even if the engine had not started yet
             self.app.engine.cancel()
 
+    def save_on_exit(self) -> None:
+        """The app is closing: save all text received so far (shown or still buffered) and stop.
+
+        A finished answer not yet shown is saved as finished; one still streaming as stopped.
+        """
+        turn, outcome, buffer = self._turn, self._outcome, self._buffer
+        if not self.generating or turn is None:
+            return
+        self.stop()
+        try:
+            if isinstance(outcome, GenerationDone):
+                self.session.finish(turn, outcome.finished, outcome.finished.error)
+                return
+            while buffer is not None and (batch := buffer.drain(sys.maxsize)) is not None:
+                turn.thinking += batch.thinking
+                turn.content += batch.answer
+            self.session.finish(turn, None, None, status="stopped")
+        except StoreError:
+            pass  # nothing can be shown any more; the row stays 'streaming' and reads as interrupted
+        finally:
+            self.generating = False
+            self._turn = self._view = None
+
     # worker messages
     async def on_batch(self, batch: StreamBatch) -> None:
         """Show and (at most twice a second) save new text."""
@@ -207,7 +240,11 @@ class ChatController:
         if turn is None or view is None:
             return
         final = done.finished
-        status = self.session.finish(turn, final, final.error)
+        try:
+            status = self.session.finish(turn, final, final.error)
+        except StoreError as exc:
+            status = turn.status
+            self.app.notify(f"The answer is shown but could not be saved: {exc}", severity="error", timeout=15)
         await view.finish(final.answer, final.thinking)
         if view.thinking.text and not view.thinking.tokens:
             view.thinking.update_label(self._thinking_tokens, self.clock() - self._started)
@@ -231,7 +268,10 @@ class ChatController:
         self.generating = False
         self.app.notify(failed.error, severity="error", timeout=10)
         if turn is not None and view is not None:
-            self.session.finish(turn, None, failed.error)
+            try:
+                self.session.finish(turn, None, failed.error)
+            except StoreError as exc:
+                self.app.notify(f"Not saved: {exc}", severity="error", timeout=15)
             view.set_status("error", f"error: {failed.error}")
         self._turn = self._view = None
 
@@ -257,7 +297,11 @@ class ChatController:
         """Drop the last answer and generate it again."""
         if self.generating or self.app.engine is None or self.app.loading_model is not None:
             return
-        turn = self.session.pop_last_assistant()
+        try:
+            turn = self.session.pop_last_assistant()
+        except StoreError as exc:
+            self.app.notify(f"Cannot regenerate: {exc}", severity="error", timeout=15)
+            return
         if turn is None:
             self.app.notify("No answer to regenerate", severity="warning")
             return
@@ -271,7 +315,11 @@ class ChatController:
         """Remove the last exchange and return the user's text for editing."""
         if self.generating:
             return None
-        turn = self.session.pop_last_exchange()
+        try:
+            turn = self.session.pop_last_exchange()
+        except StoreError as exc:
+            self.app.notify(f"Cannot edit: {exc}", severity="error", timeout=15)
+            return None
         if turn is None:
             self.app.notify("No message to edit", severity="warning")
             return None

@@ -38,7 +38,7 @@ class SearchScreen(ModalScreen[int | None]):
         with Vertical(classes="dialog"):
             yield Static("Search conversations", classes="dialog-title")
             yield Input(placeholder="words to find", id="search-input")
-            yield OptionList(id="search-results")
+            yield OptionList(id="search-results", markup=False)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Search as the user types."""
