@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from quantize.convert import ConversionResult, ConvertProgress
-    from quantize.verify import VerifyReport
+    from quantize.quality import VerifyReport
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
@@ -72,7 +72,7 @@ def _progress_bar(console: Console, disable: bool) -> Progress:
 
 
 def _summary(result: ConversionResult) -> str:
-    from quantize.writer import human_bytes
+    from quantize.convert.writer import human_bytes
 
     rate = result.tensor_bytes / result.seconds / 1e9 if result.seconds else 0.0
     files = ", ".join(str(f) for f in result.files)
@@ -107,7 +107,7 @@ def convert_command(args: argparse.Namespace) -> int:
     print(_summary(result))
     if not args.verify:
         return 0
-    from quantize.verify import verify
+    from quantize.quality import verify
 
     report = verify(Path(args.checkpoint), result.files[0])
     _print_report(report, Console())
@@ -118,7 +118,7 @@ def verify_command(args: argparse.Namespace) -> int:
     """Run the parity checks and print one line each (or JSON); exit 1 when any fails."""
     from rich.console import Console
 
-    from quantize.verify import verify
+    from quantize.quality import verify
 
     report = verify(Path(args.checkpoint), Path(args.gguf), kv_f32=args.kv_type == "f32")
     if args.json:

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from quantize.qtypes import DEFAULT_LADDER, QUANT_TYPES, TENSOR_TYPES, parse_tensor_type, parse_types
+from quantize.ladder.qtypes import DEFAULT_LADDER, QUANT_TYPES, TENSOR_TYPES, parse_tensor_type, parse_types
 
 
 def _add_eval_options(parser: argparse.ArgumentParser) -> None:
@@ -66,16 +66,16 @@ def add_quantize_parsers(subparsers: Any) -> None:
 
 
 def _eval_options(args: argparse.Namespace, types: list[str] | None) -> Any:
-    from quantize.evaluate import EvalOptions
+    from quantize.quality import EvalOptions
 
     return EvalOptions(heldout=args.heldout, n_ctx=args.eval_ctx, top_k=args.top_k, speed_tokens=args.speed_tokens,
                        threads=args.threads, types=types)
 
 
 def _evaluate(out_dir: Path, options: Any, console: Console, as_json: bool) -> int:
-    from quantize.evaluate import evaluate_ladder
     from quantize.progress import RichReporter
-    from quantize.report import CHART_NAME, png_chart, quality_table, report_json, text_chart, write_report
+    from quantize.quality import evaluate_ladder
+    from quantize.quality.report import CHART_NAME, png_chart, quality_table, report_json, text_chart, write_report
 
     with RichReporter() as reporter:
         report = evaluate_ladder(out_dir, options, reporter)
@@ -93,9 +93,8 @@ def _evaluate(out_dir: Path, options: Any, console: Console, as_json: bool) -> i
 
 def quantize_command(args: argparse.Namespace) -> int:
     """Build the ladder, then (unless --no-eval) measure it; returns the exit code."""
-    from quantize.ladder import LadderOptions, build_ladder
+    from quantize.ladder import LadderOptions, QuantizeOptions, build_ladder
     from quantize.progress import RichReporter
-    from quantize.quantizer import QuantizeOptions
 
     types = parse_types(args.types)
     qopts = QuantizeOptions(

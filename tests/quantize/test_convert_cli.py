@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from localr1.commands.convert import add_convert_parsers
-from quantize.convert import parse_size
+from quantize.convert.converter import parse_size
 from quantize.errors import ConversionError, OutputError
 
 
