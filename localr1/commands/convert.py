@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from localr1.commands.options import size_bytes
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
@@ -28,7 +30,8 @@ def add_convert_parsers(subparsers: Any) -> None:
     convert.add_argument("checkpoint", help="the checkpoint folder")
     convert.add_argument("-o", "--output", required=True, help="the .gguf file to write")
     convert.add_argument("--outtype", choices=OUTTYPES, default="f16", help="tensor type (default: f16)")
-    convert.add_argument("--split-max-size", metavar="SIZE", help="split into shards of at most SIZE (e.g. 2G)")
+    convert.add_argument("--split-max-size", metavar="SIZE", type=size_bytes,
+                         help="split into shards of at most SIZE (e.g. 2G)")
     convert.add_argument("--force", action="store_true", help="overwrite an existing output file")
     convert.add_argument("--verify", action="store_true", help="check the result against the checkpoint")
     convert.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
@@ -66,7 +69,7 @@ def _progress_bar(console: Console, disable: bool) -> Progress:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=disable,
+        disable=disable or not console.is_terminal,  # off a terminal a stopped bar would leave an empty line
         transient=True,
     )
 
@@ -91,10 +94,10 @@ def convert_command(args: argparse.Namespace) -> int:
     """Convert, with a progress bar; with --verify, check the result too."""
     from rich.console import Console
 
-    from quantize.convert import convert, parse_size
+    from quantize.convert import convert
 
     console = Console(stderr=True)
-    split = parse_size(args.split_max_size) if args.split_max_size else 0
+    split = args.split_max_size or 0
     with _progress_bar(console, disable=args.no_progress) as bar:
         task = bar.add_task("converting", total=None, tensors="0/?")
 
