@@ -40,9 +40,9 @@ def os_error_message(exc: OSError, action: str | None = None, path: str | os.Pat
     reason = exc.strerror or str(exc) or type(exc).__name__
     code = errno.errorcode.get(exc.errno) if exc.errno is not None else None
     where = os.fspath(path) if path is not None else _paths(exc)
-    head = f"cannot {action}" if action else "a file operation failed"
+    head = f"cannot {action or 'use'}" if action or where else "a file operation failed"
     if where and where not in head:
-        head += f" {where}" if action else f" on {where}"
+        head += f" {where}"
     advice = _ADVICE.get(exc.errno or 0, "check the path and try again")
     return f"{head}: {reason}{f' ({code})' if code else ''}; {advice}"
 

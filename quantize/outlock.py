@@ -136,7 +136,7 @@ def _acquire(lock_path: Path, target: Path, alternative: str | None) -> FileLock
         _write_holder(info, this_run())
     except OSError as exc:
         _release(lock, lock_path)
-        raise file_system_error(exc, "record the run's lock in") from exc
+        raise file_system_error(exc, "write", info) from exc
     except BaseException:
         _release(lock, lock_path)
         raise

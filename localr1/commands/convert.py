@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localr1.commands.options import size_bytes
+from localr1.oserrors import os_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -112,7 +113,8 @@ def convert_command(args: argparse.Namespace) -> int:
         return 0
     from quantize.verify import verify
 
-    report = verify(Path(args.checkpoint), result.files[0])
+    with os_errors("read"):
+        report = verify(Path(args.checkpoint), result.files[0])
     _print_report(report, Console())
     return 0 if report.passed else 1
 
@@ -123,7 +125,8 @@ def verify_command(args: argparse.Namespace) -> int:
 
     from quantize.verify import verify
 
-    report = verify(Path(args.checkpoint), Path(args.gguf), kv_f32=args.kv_type == "f32")
+    with os_errors("read"):
+        report = verify(Path(args.checkpoint), Path(args.gguf), kv_f32=args.kv_type == "f32")
     if args.json:
         payload = {"passed": report.passed, "checks": [
             {"name": c.name, "passed": c.passed, "detail": c.detail,
