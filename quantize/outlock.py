@@ -131,7 +131,7 @@ def _acquire(lock_path: Path, target: Path, alternative: str | None) -> FileLock
                 raise _in_use(target, alternative, holder) from None
             time.sleep(0.05)
         except OSError as exc:
-            raise file_system_error(exc, "lock") from exc
+            raise file_system_error(exc, "lock", target) from exc
     try:
         _write_holder(info, this_run())
     except OSError as exc:
@@ -153,7 +153,7 @@ def _release(lock: FileLock, lock_path: Path) -> None:
 
 @contextmanager
 def _hold(lock_path: Path, target: Path, alternative: str | None) -> Iterator[None]:
-    key = str(lock_path.absolute())
+    key = os.path.join(os.path.realpath(lock_path.parent), lock_path.name)  # one lock per file, whatever the path
     with _guard:
         held = _held.get(key)
         if held is None:

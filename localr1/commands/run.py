@@ -25,8 +25,14 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 
 def read_prompt(prompt: str, stdin: TextIO) -> str:
-    """The prompt argument, or standard input for `-`; empty is an error."""
-    text = stdin.read() if prompt == "-" else prompt
+    """The prompt argument, or standard input for `-`; empty or not UTF-8 is an error."""
+    try:  # invalid bytes fail to decode, or arrive as lone surrogates (surrogateescape) no tokenizer takes
+        text = stdin.read() if prompt == "-" else prompt
+        text.encode("utf-8")
+    except UnicodeError as exc:
+        where = "standard input" if prompt == "-" else "the prompt"
+        raise ConfigError(f"{where} is not UTF-8 text (an invalid byte at position {getattr(exc, 'start', 0)}); "
+                          "convert it to UTF-8 first, e.g. with iconv -t UTF-8") from None
     if not text.strip():
         raise ConfigError("the prompt is empty: pass some text, or - with text on standard input")
     return text

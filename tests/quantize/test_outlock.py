@@ -104,6 +104,11 @@ def test_reentrant_in_one_process_and_folders_it_made_are_removed_when_empty(tmp
     with locked_dir(out, create=True):
         with locked_dir(out, create=True):  # quantize holds it around build_ladder, which takes it again
             pass
+        link = tmp_path / "link"
+        link.symlink_to(out)
+        with locked_dir(link, create=True):  # the same folder by another path: the same lock
+            pass
+        link.unlink()
         assert (out / DIR_LOCK_NAME).exists()  # still held by the outer block
         assert is_lock_artifact(DIR_LOCK_NAME) and is_lock_artifact(DIR_LOCK_NAME + INFO_SUFFIX)
     assert not (tmp_path / "a").exists()  # a refused or failed run leaves no empty folders behind
