@@ -96,6 +96,16 @@ def _evaluate(out_dir: Path, options: Any, console: Console, as_json: bool) -> i
     return 0
 
 
+def _check_texts(args: argparse.Namespace) -> None:
+    """Read the user's calibration and held-out files first: a bad one fails before minutes of work, not after."""
+    from quantize.calibration import load_calibration, load_heldout
+
+    if args.calibration is not None and not args.no_imatrix and args.imatrix is None:
+        load_calibration(args.calibration)
+    if args.heldout is not None and not args.no_eval:
+        load_heldout(args.heldout)
+
+
 def quantize_command(args: argparse.Namespace) -> int:
     """Build the ladder, then (unless --no-eval) measure it; returns the exit code."""
     from quantize.ladder import LadderOptions, build_ladder
@@ -116,6 +126,7 @@ def quantize_command(args: argparse.Namespace) -> int:
         calibration=args.calibration, calibration_tokens=args.calibration_tokens,
         calibration_ctx=args.calibration_ctx, base_type=args.base_type, name=args.name, rehash=args.verify,
     )
+    _check_texts(args)
     console = Console()
     inspect_output_dir(args.out_dir)  # someone else's folder is refused before it is locked
     with locked_dir(args.out_dir, create=True):  # one lock for the ladder and its report

@@ -186,3 +186,20 @@ def test_full_disk_during_eval_keeps_the_ladder(tmp_path: Path, demo_f16: Path) 
                     "No space left on device (ENOSPC)")
     assert "./ladder/manifest.json" in listing and any(n.endswith("-Q4_0.gguf") for n in listing)
     assert [n for n in listing if ".partial" in n or ".lock" in n or "eval-reference" in n or "quality" in n] == []
+
+
+@pytest.mark.parametrize(("option", "make", "message"), [
+    ("--heldout", lambda p: p.write_text(""), "the held-out text {} is empty"),
+    ("--heldout", os.mkdir, "cannot read the held-out text {}: Is a directory"),
+    ("--calibration", os.mkdir, "cannot read the calibration file {}: Is a directory"),
+    ("--calibration", lambda p: p.write_bytes(b"\xff\xfe"), "the calibration file {} is not UTF-8 text"),
+])
+def test_bad_text_files_fail_before_any_work(tmp_path: Path, medium_ckpt: Path, option: str,
+                                             make: Callable[[Path], object], message: str) -> None:
+    text = tmp_path / "text.txt"
+    make(text)
+    out = tmp_path / "ladder"
+    result = localr1("quantize", str(medium_ckpt), "-o", str(out), "--types", "Q8_0", "--threads", "2", option,
+                     str(text))
+    _one_line_error(result, message.format(text))
+    assert not out.exists()  # refused before converting the checkpoint
