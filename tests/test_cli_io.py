@@ -1,4 +1,5 @@
-"""A prompt that is not UTF-8 (on standard input or in argv) is a one-line error, not a crash in the tokenizer."""
+"""Input and output of `localr1 run`: a prompt that is not UTF-8 is a one-line error, not a crash in the tokenizer;
+a reader that goes away mid-answer ends the run quietly, not with a crash."""
 
 from __future__ import annotations
 
@@ -37,3 +38,16 @@ def test_strict_decoding_streams_too() -> None:
     with pytest.raises(ConfigError, match="standard input is not UTF-8"):
         read_prompt("-", strict)
     assert read_prompt("-", io.StringIO("ça va")) == "ça va"
+
+
+@pytest.mark.model
+def test_a_reader_that_goes_away_mid_answer() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "localr1", "run", "-t", "0", "-n", "300",
+                             "Write a long poem about the sea."], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ))
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(5)) == 5  # like `localr1 run ... | head -c 5`
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1, err  # not killed by a signal (SIGSEGV when llama.cpp ran on at exit)
+    assert b"Traceback" not in err and b"Error" not in err
