@@ -104,6 +104,10 @@ def _check_result(value: Any) -> Any:
     return value
 
 
+def _ints(*values: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
 def _check_binop(operator: str, left: Any, right: Any) -> None:
     """Refuse an operation whose result would be too large, before computing it."""
     left_size, right_size = _size(left), _size(right)
@@ -112,13 +116,11 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
             _too_big(left_size * max(right, 0))
         elif right_size is not None and isinstance(left, int):
             _too_big(right_size * max(left, 0))
-        elif isinstance(left, int) and isinstance(right, int):
-            if left.bit_length() + right.bit_length() > _MAX_INT_BITS:
-                raise _huge_number()
+        elif _ints(left, right) and left.bit_length() + right.bit_length() > _MAX_INT_BITS:
+            raise _huge_number()
     elif operator == "**":
-        if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
-            if left.bit_length() * right > _MAX_INT_BITS:
-                raise _huge_number()
+        if _ints(left, right) and abs(left) > 1 and left.bit_length() * right > _MAX_INT_BITS:
+            raise _huge_number()
     elif operator == "+" and left_size is not None and right_size is not None:
         _too_big(left_size + right_size)
     elif operator == "%" and isinstance(left, str):
@@ -128,13 +130,14 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
 class _GuardLoopsAndJoins(NodeTransformer):
     """Route every `for` loop's iterable and every `~` join through the environment's guards."""
 
-    def visit_For(self, node: nodes.For) -> nodes.Node:
-        node = self.generic_visit(node)
-        node.iter = _env_call("guarded_iter", [node.iter], node.lineno)
+    def visit_For(self, node: nodes.For) -> nodes.Node:  # noqa: N802 - Jinja's visitor naming
+        self.generic_visit(node)
+        iterable: nodes.Expr = node.iter  # type: ignore[assignment]  # Jinja types it as Node
+        node.iter = _env_call("guarded_iter", [iterable], node.lineno)
         return node
 
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        node = self.generic_visit(node)
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802 - Jinja's visitor naming
+        self.generic_visit(node)
         return _env_call("guarded_concat", list(node.nodes), node.lineno)
 
 

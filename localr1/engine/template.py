@@ -88,7 +88,8 @@ def compile_template(source: str) -> jinja2.Template:
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     try:
-        return env.compile_guarded(source)
+        compiled: jinja2.Template = env.compile_guarded(source)
+        return compiled
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
             f"the model's chat template does not parse (line {exc.lineno}: {_one_line(exc)}); "

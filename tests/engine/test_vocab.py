@@ -38,7 +38,7 @@ def byte_decoder() -> dict[str, int]:
 
 def expected_piece(vocab: Any, token: int, decoder: dict[str, int]) -> bytes:
     """The piece by a second route: the token's stored text and type, decoded byte-level by hand."""
-    text = llama_cpp.llama_vocab_get_text(vocab, token).decode("utf-8")
+    text = bytes(llama_cpp.llama_vocab_get_text(vocab, token)).decode("utf-8")
     attr = llama_cpp.llama_vocab_get_attr(vocab, token)
     if attr & (UNKNOWN | CONTROL):
         return b""  # control tokens have no text when special=False
