@@ -97,7 +97,7 @@ class Engine:
 
     @property
     def evaluated_tokens(self) -> int:
-        """Tokens sent through llama_decode since the model was loaded."""
+        """Tokens llama.cpp evaluated and kept since the model was loaded (aborted batches not counted)."""
         return self._meter.evaluated
 
     def _check_params(self) -> None:
@@ -156,7 +156,7 @@ class Engine:
         self._llm.reset()  # type: ignore[no-untyped-call]
 
     def cancel(self) -> None:
-        """Stop the running generation: within one graph node while the prompt is read, else after the token."""
+        """Stop the running generation; llama_decode gives up within a graph node, even inside a long prompt."""
         self._cancel.set()
         self._abort.trip()
 
