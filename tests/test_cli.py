@@ -144,5 +144,8 @@ def test_ctrl_c_with_json_reports_cancelled() -> None:
     )
     assert code == 130
     data = json.loads(out)
-    assert data["stats"]["stop_reason"] == "cancelled" and data["answer"]
+    assert data["stats"]["stop_reason"] == "cancelled"
     assert data["stats"]["generated_tokens"] < 3000
+    # Ctrl-C now stops the prompt reading too: on a slow machine no token may have come yet.
+    if data["stats"]["generated_tokens"] > 2:
+        assert data["answer"]
