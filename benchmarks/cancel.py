@@ -99,7 +99,7 @@ def overhead(runs: int, tokens: int) -> None:
     switch = AbortSwitch()
     flag = ctypes.create_string_buffer(2)
     python_cb = llama_cpp.ggml_abort_callback(lambda _data: flag.raw[0] != 0)
-    no_cb = ctypes.cast(None, llama_cpp.ggml_abort_callback)
+    no_cb = llama_cpp.ggml_abort_callback()  # a NULL function pointer: no callback
     prompt = llm.tokenize(b"Write a long, detailed story about a dragon who learns to bake bread.")
 
     def decode_rate() -> float:
