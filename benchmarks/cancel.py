@@ -1,8 +1,9 @@
 """Cancel latency while a long prompt is read, and what the abort callback costs while decoding.
 
-Latency: a prompt of about 3,500 tokens on the demo model (context 4096); the engine's cancel is
-called at a random point of prompt reading (uniform over 10-90% of one uncancelled reading, timed
-first), and the time from `cancel()` to the `Finished` event is recorded. Run it against an older
+Latency: a prompt of about 3,500 tokens on the demo model (context 4096, batches of 512); the
+engine's cancel is called at a random point of prompt reading (a random batch, at a random
+fraction of its duration, estimated from the batch before it), and the time from `cancel()` to
+the `Finished` event is recorded. Run it against an older
 checkout (PYTHONPATH=that checkout) to measure the behaviour before the abort callback.
 
 Overhead (`--overhead`): greedy decode tokens/s of a bare llama-cpp-python loop with no abort
@@ -32,17 +33,22 @@ PARAMS = LoadParams(context_size=4096, seed=1)
 SAMPLING = SamplingParams(temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, max_tokens=4)
 
 
-def read_once(engine: Engine) -> tuple[float, int]:
-    """Seconds to read the whole prompt uncancelled (time to first token), and its tokens."""
-    engine.reset_cache()
-    final = [e for e in engine.chat([ChatMessage("user", LONG_PROMPT)]) if isinstance(e, Finished)][-1]
-    return final.stats.time_to_first_token_s, final.stats.prompt_tokens
+def prompt_tokens_of(engine: Engine) -> int:
+    """Tokens of the long prompt as the engine sends it."""
+    return len(engine.tokenize_prompt(engine.render([ChatMessage("user", LONG_PROMPT)])))
 
 
-def cancelled_run(engine: Engine, after_s: float) -> tuple[float, int, str]:
-    """Cancel `after_s` into prompt reading; (cancel-to-Finished seconds, tokens read, stop reason)."""
+def wait_for_tokens(engine: Engine, count: int, worker: threading.Thread) -> float:
+    """Poll until llama.cpp has stored `count` prompt tokens; returns when it saw them."""
+    while engine._llm.n_tokens < count and worker.is_alive():
+        time.sleep(0.0005)
+    return time.perf_counter()
+
+
+def cancelled_run(engine: Engine, batch: int, fraction: float) -> tuple[float, int, str]:
+    """Cancel `fraction` of the way into the prompt batch number `batch` (estimated from the one
+    before it); returns (cancel-to-Finished seconds, prompt tokens read, stop reason)."""
     engine.reset_cache()
-    done = threading.Event()
     result: list[Finished] = []
     finished_at = [0.0]
 
@@ -51,14 +57,16 @@ def cancelled_run(engine: Engine, after_s: float) -> tuple[float, int, str]:
             if isinstance(event, Finished):
                 finished_at[0] = time.perf_counter()
                 result.append(event)
-        done.set()
 
+    size = engine.load_params.batch_size
     worker = threading.Thread(target=consume)
+    started = time.perf_counter()
     worker.start()
-    time.sleep(after_s)
+    before = wait_for_tokens(engine, (batch - 1) * size, worker) if batch > 1 else started
+    begun = wait_for_tokens(engine, batch * size, worker)
+    time.sleep(fraction * (begun - before))
     cancelled_at = time.perf_counter()
     engine.cancel()
-    done.wait()
     worker.join()
     final = result[0]
     return finished_at[0] - cancelled_at, final.stats.prompt_eval_tokens, final.stats.stop_reason
@@ -69,15 +77,16 @@ def latency(runs: int, seed: int) -> None:
     rng = random.Random(seed)
     path = resolve_model("demo").path
     engine = Engine(path, PARAMS, SAMPLING)
-    full_s, prompt_tokens = read_once(engine)
+    prompt_tokens = prompt_tokens_of(engine)
+    batches = prompt_tokens // engine.load_params.batch_size  # full batches before the last one
     samples = []
     for _ in range(runs):
-        samples.append(cancelled_run(engine, rng.uniform(0.1, 0.9) * full_s))
+        samples.append(cancelled_run(engine, rng.randint(1, batches - 1), rng.uniform(0.05, 0.95)))
+    threads = engine.load_params.threads
     engine.close()
     lat = [s[0] for s in samples]
     print(f"model {path.name}, prompt {prompt_tokens} tokens, ctx {PARAMS.context_size}, batch "
-          f"{PARAMS.batch_size}, {engine.load_params.threads} threads, {platform.machine()}")
-    print(f"uncancelled prompt reading: {full_s:.2f} s")
+          f"{PARAMS.batch_size}, {threads} threads, {platform.machine()}")
     print("| run | cancel → Finished (ms) | prompt tokens read | stop |")
     print("|---|---|---|---|")
     for i, (seconds, read, stop) in enumerate(samples, 1):
