@@ -15,6 +15,7 @@ from localr1.engine import (
     ContextTrimmed,
     Event,
     Finished,
+    GenerationStats,
     LoadParams,
     ThinkingDelta,
 )
@@ -99,6 +100,21 @@ def _stop(engine: Engine, stream: ThreadedStream[Event]) -> None:
     engine.close()
 
 
+def cut_off_notice(stats: GenerationStats, max_tokens: int, context_size: int) -> str | None:
+    """One line saying that a token limit ended the reply, and what to raise; None when it ended by itself."""
+    if not stats.truncated:
+        return None
+    if stats.length_limit == "context":
+        if stats.thinking_cut_off:
+            return (f"the model was still thinking when the context ({context_size} tokens) filled up, "
+                    "no answer: raise --ctx")
+        return f"answer cut off: the context ({context_size} tokens) is full (--ctx)"
+    if stats.thinking_cut_off:
+        return (f"the model was still thinking when it reached the {max_tokens}-token limit, "
+                "no answer: raise --max-tokens")
+    return f"answer cut off at the {max_tokens}-token limit (--max-tokens)"
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Load the model, stream the reply, and return the exit code (130 when interrupted)."""
     prompt = read_prompt(args.prompt, sys.stdin)
@@ -139,11 +155,15 @@ def run_command(args: argparse.Namespace) -> int:
         if isinstance(event, Finished):
             finished = event
     assert finished is not None
+    notice = cut_off_notice(finished.stats, engine.sampling.max_tokens, engine.context_size)
     if args.json:
         print(json.dumps({
             **engine.describe(),
             "thinking": finished.thinking,
             "answer": finished.answer,
+            "stop_reason": finished.stats.stop_reason,
+            "truncated": finished.stats.truncated,
+            "notice": notice,
             "stats": asdict(finished.stats),
             "sampling": engine.sampling.as_dict(),
             "dropped_messages": trimmed,
@@ -157,6 +177,8 @@ def run_command(args: argparse.Namespace) -> int:
             f"stop: {s.stop_reason}]",
             file=sys.stderr,
         )
+    if notice is not None:
+        print(f"localr1: {notice}", file=sys.stderr)
     engine.close()
     if finished.error:
         print(f"localr1: error: {finished.error}", file=sys.stderr)
