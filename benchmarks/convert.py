@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 CHILD = """
 import json, resource, sys, time
 start = time.perf_counter()
-from quantize.convert import convert
+from quantize.convert.converter import convert
 imported = time.perf_counter()
 before = resource.getrusage(resource.RUSAGE_SELF)
 result = convert(sys.argv[1], sys.argv[2], outtype=sys.argv[3], durable=sys.argv[4] == "1", force=True)

@@ -15,12 +15,18 @@ from pathlib import Path
 from rich.console import Console
 
 from localr1.registry import resolve_model
-from quantize.evaluate import EvalOptions, QualityReport, evaluate_ladder
-from quantize.ladder import LadderOptions, build_ladder
+from quantize.ladder import (
+    DEFAULT_LADDER,
+    QUANT_TYPES,
+    LadderOptions,
+    QuantizeOptions,
+    build_ladder,
+    parse_types,
+    quantize_file,
+)
 from quantize.progress import RichReporter
-from quantize.qtypes import DEFAULT_LADDER, QUANT_TYPES, parse_types
-from quantize.quantizer import QuantizeOptions, quantize_file
-from quantize.report import machine_info, markdown_table, png_chart, quality_table, text_chart, write_report
+from quantize.quality import EvalOptions, QualityReport, evaluate_ladder
+from quantize.quality.report import machine_info, markdown_table, png_chart, quality_table, text_chart, write_report
 
 # ordered from most to fewest bits where the demo's 576-wide rows leave real gaps (Q5_K_M and Q4_K_M both fall
 # back to legacy 32-block types on most tensors and land within noise of each other, so they are not compared)
@@ -182,7 +188,7 @@ def main() -> None:
     results = checks(with_m, without)
     for claim, ok in results:
         console.print(f"{'met' if ok else 'NOT met'}: {claim}", highlight=False)
-    from quantize.manifest import load_manifest
+    from quantize.ladder.manifest import load_manifest
 
     manifest = load_manifest(args.out / "with-imatrix")
     tokens = int(manifest.imatrix.get("tokens", 0)) if manifest and manifest.imatrix else 0

@@ -43,6 +43,16 @@ class Settings:
         return self
 
 
+_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "model": ((str,), "a model name or path"),
+    "temperature": ((int, float), "a number"),
+    "top_p": ((int, float), "a number"),
+    "max_tokens": ((int,), "a whole number"),
+    "context_size": ((int,), "a whole number"),
+    "show_thinking": ((bool,), "true or false"),
+}
+
+
 def settings_path() -> Path:
     """config.toml in the config folder."""
     return config_dir() / "config.toml"
@@ -58,10 +68,12 @@ def load_settings(path: Path | None = None) -> Settings:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read settings {path}: {exc} (fix or delete the file)") from None
     known = {f.name for f in fields(Settings)}
-    try:
-        return Settings(**{k: v for k, v in raw.items() if k in known}).validated()
-    except TypeError as exc:
-        raise ConfigError(f"bad settings in {path}: {exc}") from None
+    values = {k: v for k, v in raw.items() if k in known}
+    for name, value in values.items():
+        kinds, what = _KINDS[name]
+        if isinstance(value, bool) is not (bool in kinds) or not isinstance(value, kinds):
+            raise ConfigError(f"bad settings in {path}: {name} = {value!r} should be {what} (fix or delete the line)")
+    return Settings(**values).validated()
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
@@ -70,7 +82,11 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {k: v for k, v in asdict(settings.validated()).items() if v is not None}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
-    with os.fdopen(fd, "wb") as fh:
-        tomli_w.dump(data, fh)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            tomli_w.dump(data, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a failed write (disk full) leaves no stray temporary file
+        raise
     return path

@@ -6,6 +6,7 @@ import json
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from localr1.ggufinfo import GGUFInfo, read_info
 from localr1.registry import installed_path, load_registry, resolve_model
@@ -63,8 +64,10 @@ def info_command(model: str, as_json: bool) -> int:
         print(json.dumps(payload, indent=2))
         return 0
     table = Table(show_header=False, box=None)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a long path is folded, not cut
     for label, value in info_rows(info):
-        table.add_row(f"[bold]{label}[/bold]", value)
+        table.add_row(Text(label, style="bold"), Text(value))  # values come from the file: never markup
     Console().print(table)
     return 0
 
@@ -74,10 +77,11 @@ def models_command() -> int:
     table = Table("name", "model", "arch", "layers", "Q4_K_M GB", "installed")
     for entry in load_registry().values():
         path = installed_path(entry)
-        table.add_row(
+        cells = (
             entry.key, entry.display_name, entry.architecture, str(entry.layers),
             f"{entry.sizes_gb['Q4_K_M']:.2f}" if "Q4_K_M" in entry.sizes_gb else "-",
             "yes" if path else "no",
         )
+        table.add_row(*(Text(cell) for cell in cells))
     Console().print(table)
     return 0

@@ -6,15 +6,28 @@ import json
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from localr1.errors import StoreError
 from localr1.paths import data_dir
-from localr1.store.migrations import migrate
+from localr1.store.db import (
+    IntegrityCheckFailed,
+    connect,
+    explain,
+    is_corruption,
+    is_locked,
+    is_user_facing,
+    transaction,
+)
+from localr1.store.migrations import MIGRATIONS, MigrationError, migrate
+from localr1.store.search import SearchHit, search_messages
 
 Role = Literal["system", "user", "assistant"]
-Status = Literal["complete", "streaming", "stopped", "interrupted", "error"]
+Status = Literal["complete", "streaming", "stopped", "interrupted", "error", "truncated"]
 
 
 @dataclass(frozen=True)
@@ -42,14 +55,13 @@ class StoredMessage:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    """A message that matched a full-text search."""
-
-    conversation_id: int
-    conversation_title: str
-    message_id: int
-    snippet: str
+def _stats(raw: str | None) -> dict[str, Any]:
+    """A message's stats; a damaged value reads as none rather than hiding the conversation."""
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def default_db_path() -> Path:
@@ -58,32 +70,67 @@ def default_db_path() -> Path:
 
 
 class ConversationStore:
-    """All reads and writes of conversations and messages."""
+    """All reads and writes of conversations and messages.
 
-    def __init__(self, path: Path | None = None) -> None:
+    Only a file SQLite calls not a database or malformed is moved aside (and a fresh one started);
+    any other failure (locked, read-only, a failed migration) is a StoreError that touches nothing.
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        migrations: Sequence[tuple[str, str]] = MIGRATIONS,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
         self.path = path or default_db_path()
         self.recovered_from: Path | None = None
+        self._migrations = migrations
+        self._busy_timeout_s = busy_timeout_s
         self.conn = self._open()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+        conn = connect(self.path, self._busy_timeout_s)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise IntegrityCheckFailed("integrity check failed")
+            migrate(conn, self._migrations)
+        except BaseException:
             conn.close()
-            raise sqlite3.DatabaseError("integrity check failed")
-        migrate(conn)
+            raise
         return conn
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder {self.path.parent} for conversations: "
+                             f"{exc.strerror or exc}") from None
         try:
             return self._connect()
-        except sqlite3.DatabaseError:
+        except (sqlite3.Error, MigrationError) as exc:
+            cause = exc.cause if isinstance(exc, MigrationError) else exc
+            if not is_corruption(cause):
+                raise StoreError(self._explain_open(exc)) from None
+        try:
             self.recovered_from = self._move_aside()
+        except OSError as exc:
+            raise StoreError(f"the conversation database {self.path} is damaged and could not be moved aside: "
+                             f"{exc.strerror or exc}") from None
+        try:
             return self._connect()
+        except (sqlite3.Error, MigrationError) as exc:
+            raise StoreError(self._explain_open(exc)) from None
+
+    def _explain_open(self, exc: sqlite3.Error | MigrationError) -> str:
+        cause = exc.cause if isinstance(exc, MigrationError) else exc
+        if isinstance(exc, MigrationError) and is_user_facing(cause) and not is_locked(cause):
+            return (f"could not update the conversation database {self.path} to this version of localr1 "
+                    f"({exc}); it was left as it was")
+        return explain(self.path, cause) + ("" if is_locked(cause) else "; it was left as it was")
 
     def _move_aside(self) -> Path:
         """Rename an unreadable database (and its WAL files) so a fresh one can start."""
@@ -96,6 +143,22 @@ class ConversationStore:
                 shutil.move(side, target.with_name(target.name + suffix))
         return target
 
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """Errors from the file or the machine become a StoreError."""
+        try:
+            yield self.conn
+        except sqlite3.Error as exc:
+            if is_user_facing(exc):
+                raise StoreError(explain(self.path, exc)) from None
+            raise
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One transaction, rolled back whole on any error."""
+        with self._reading() as conn, transaction(conn):
+            yield conn
+
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
@@ -104,8 +167,8 @@ class ConversationStore:
     def create_conversation(self, title: str = "New chat", model: str | None = None) -> int:
         """A new empty conversation; returns its id."""
         now = time.time()
-        with self.conn:
-            cur = self.conn.execute(
+        with self._writing() as conn:
+            cur = conn.execute(
                 "INSERT INTO conversations (title, model, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 (title, model, now, now),
             )
@@ -113,23 +176,25 @@ class ConversationStore:
 
     def conversations(self) -> list[Conversation]:
         """All conversations, most recently used first."""
-        rows = self.conn.execute("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC")
+        with self._reading() as conn:
+            rows = conn.execute("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC").fetchall()
         return [Conversation(r["id"], r["title"], r["model"], r["created_at"], r["updated_at"]) for r in rows]
 
     def conversation(self, conversation_id: int) -> Conversation | None:
         """One conversation's header."""
-        r = self.conn.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        with self._reading() as conn:
+            r = conn.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
         return Conversation(r["id"], r["title"], r["model"], r["created_at"], r["updated_at"]) if r else None
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         """Give a conversation a new title."""
-        with self.conn:
-            self.conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title.strip(), conversation_id))
+        with self._writing() as conn:
+            conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title.strip(), conversation_id))
 
     def delete_conversation(self, conversation_id: int) -> None:
         """Delete a conversation and its messages."""
-        with self.conn:
-            self.conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        with self._writing() as conn:
+            conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
     # messages
     def add_message(
@@ -144,13 +209,13 @@ class ConversationStore:
     ) -> int:
         """Append a message; returns its id."""
         now = time.time()
-        with self.conn:
-            cur = self.conn.execute(
+        with self._writing() as conn:
+            cur = conn.execute(
                 "INSERT INTO messages (conversation_id, role, content, thinking, status, model, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, role, content, thinking, status, model, now, now),
             )
-            self.conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+            conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return int(cur.lastrowid or 0)
 
     def update_message(
@@ -163,8 +228,8 @@ class ConversationStore:
         stats: dict[str, Any] | None = None,
     ) -> None:
         """Save a message's current text (called while streaming and at the end)."""
-        with self.conn:
-            self.conn.execute(
+        with self._writing() as conn:
+            conn.execute(
                 "UPDATE messages SET content = ?, thinking = ?, status = ?, stats = COALESCE(?, stats), "
                 "updated_at = ? WHERE id = ?",
                 (content, thinking, status, json.dumps(stats) if stats is not None else None, time.time(), message_id),
@@ -172,39 +237,29 @@ class ConversationStore:
 
     def delete_message(self, message_id: int) -> None:
         """Remove one message."""
-        with self.conn:
-            self.conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+        with self._writing() as conn:
+            conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         """A conversation's messages in order."""
-        rows = self.conn.execute(
-            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
-        )
+        with self._reading() as conn:
+            rows = conn.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
+                                (conversation_id,)).fetchall()
         return [
             StoredMessage(
                 r["id"], r["conversation_id"], r["role"], r["content"], r["thinking"], r["status"], r["model"],
-                json.loads(r["stats"]) if r["stats"] else {},
+                _stats(r["stats"]),
             )
             for r in rows
         ]
 
     def mark_interrupted(self) -> int:
         """Messages left 'streaming' by a process that died are marked interrupted; returns how many."""
-        with self.conn:
-            cur = self.conn.execute("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
+        with self._writing() as conn:
+            cur = conn.execute("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
         return cur.rowcount
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """Full-text search over answers and thinking; words are matched as prefixes."""
-        terms = [t.replace('"', "") for t in query.split() if t.replace('"', "")]
-        if not terms:
-            return []
-        match = " ".join(f'"{t}"*' for t in terms)
-        rows = self.conn.execute(
-            "SELECT m.conversation_id, c.title, m.id, snippet(messages_fts, -1, '[', ']', '…', 12) AS snip "
-            "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-            "JOIN conversations c ON c.id = m.conversation_id "
-            "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-            (match, limit),
-        )
-        return [SearchHit(r[0], r[1], r[2], r[3]) for r in rows]
+        """Messages whose answer or thinking contains every word of the query (any script, any case)."""
+        with self._reading() as conn:
+            return search_messages(conn, query, limit)

@@ -11,6 +11,12 @@ from pathlib import Path
 
 from localr1.store.conversations import Conversation, ConversationStore, StoredMessage
 
+EXPORT_NOTES = {
+    "stopped": "\n\n_(stopped)_",
+    "interrupted": "\n\n_(stopped)_",
+    "truncated": "\n\n_(cut off at the token limit)_",
+}
+
 
 def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> str:
     """A readable transcript; thinking goes in a collapsible <details> block."""
@@ -21,7 +27,7 @@ def to_markdown(conversation: Conversation, messages: list[StoredMessage]) -> st
         parts.append(f"## {m.role.capitalize()}\n")
         if m.thinking:
             parts.append(f"<details><summary>Thinking</summary>\n\n{m.thinking}\n\n</details>\n")
-        parts.append(m.content + ("\n\n_(stopped)_" if m.status in ("stopped", "interrupted") else "") + "\n")
+        parts.append(m.content + EXPORT_NOTES.get(m.status, "") + "\n")
     return "\n".join(parts)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
+
+from localr1.store.db import transaction
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -53,7 +56,86 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         END;
         """,
     ),
+    (
+        # unicode61 splits on spaces and finds no word inside Chinese or Japanese text; trigram finds
+        # any substring of three characters or more (shorter terms are searched with LIKE).
+        "0003_search_trigram",
+        """
+        DROP TRIGGER messages_fts_insert;
+        DROP TRIGGER messages_fts_delete;
+        DROP TRIGGER messages_fts_update;
+        DROP TABLE messages_fts;
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            content, thinking, content='messages', content_rowid='id', tokenize='trigram'
+        );
+        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, content, thinking) VALUES (new.id, new.content, new.thinking);
+        END;
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content, thinking)
+                VALUES ('delete', old.id, old.content, old.thinking);
+        END;
+        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, thinking ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content, thinking)
+                VALUES ('delete', old.id, old.content, old.thinking);
+            INSERT INTO messages_fts(rowid, content, thinking) VALUES (new.id, new.content, new.thinking);
+        END;
+        """,
+    ),
+    (
+        # A new status, 'truncated' (cut off at the token limit), needs the CHECK constraint rebuilt:
+        # SQLite cannot alter one. Ids are kept, so the search index stays valid; its triggers are
+        # dropped with the old table and made again. Answers stored before as 'complete' whose stats
+        # say they stopped at the limit are marked truncated.
+        "0004_message_status_truncated",
+        """
+        CREATE TABLE messages_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL DEFAULT '',
+            thinking TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('complete', 'streaming', 'stopped', 'interrupted', 'error', 'truncated')),
+            model TEXT,
+            stats TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        INSERT INTO messages_new (id, conversation_id, role, content, thinking, status, model, stats,
+                                  created_at, updated_at)
+            SELECT id, conversation_id, role, content, thinking,
+                   CASE WHEN status = 'complete' AND json_valid(stats)
+                             AND json_extract(stats, '$.stop_reason') = 'length' THEN 'truncated'
+                        ELSE status END,
+                   model, stats, created_at, updated_at
+            FROM messages WHERE conversation_id IN (SELECT id FROM conversations);
+        DROP TABLE messages;
+        ALTER TABLE messages_new RENAME TO messages;
+        CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, content, thinking) VALUES (new.id, new.content, new.thinking);
+        END;
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content, thinking)
+                VALUES ('delete', old.id, old.content, old.thinking);
+        END;
+        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, thinking ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content, thinking)
+                VALUES ('delete', old.id, old.content, old.thinking);
+            INSERT INTO messages_fts(rowid, content, thinking) VALUES (new.id, new.content, new.thinking);
+        END;
+        """,
+    ),
 )
+
+class MigrationError(Exception):
+    """A migration could not be applied; it was rolled back whole and nothing was recorded."""
+
+    def __init__(self, name: str, cause: sqlite3.Error) -> None:
+        super().__init__(f"migration {name} failed: {cause}")
+        self.name, self.cause = name, cause
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:
@@ -62,19 +144,34 @@ def applied(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every pending migration, each in its own transaction; returns the names applied."""
-    done = set(applied(conn))
+def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]] = MIGRATIONS) -> list[str]:
+    """Apply every pending migration, each in its own transaction; returns the names applied.
+
+    Python's sqlite3 opens no transaction for DDL unless asked, so each migration runs between an
+    explicit BEGIN IMMEDIATE and COMMIT: a failure rolls back every statement and the record.
+    """
+    previous = conn.isolation_level
+    conn.isolation_level = None  # we issue BEGIN/COMMIT ourselves
     new: list[str] = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        with conn:
-            # executescript would commit on its own; run statements inside our transaction instead.
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
-        new.append(name)
+    try:
+        done = set(applied(conn))
+        for name, sql in migrations:
+            if name in done:
+                continue
+            try:
+                with transaction(conn):
+                    # Checked inside the write lock: another process may have applied it meanwhile.
+                    if name in applied(conn):
+                        continue
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                                 (name, time.time()))
+            except sqlite3.Error as exc:
+                raise MigrationError(name, exc) from exc
+            new.append(name)
+    finally:
+        conn.isolation_level = previous
     return new
 
 

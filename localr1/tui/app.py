@@ -16,8 +16,9 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ListView
 
+from localr1.engine.params import LoadParams
 from localr1.engine.port import ChatEngine, EngineFactory
-from localr1.errors import LocalR1Error
+from localr1.errors import LocalR1Error, StoreError
 from localr1.paths import data_dir
 from localr1.registry import installed_models
 from localr1.settings import Settings, save_settings
@@ -25,12 +26,14 @@ from localr1.store import ConversationStore
 from localr1.store.export import export_conversation
 from localr1.tui.chat import ChatController
 from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed
+from localr1.tui.model_slot import ModelSlot
 from localr1.tui.monitor import SystemMonitor
 from localr1.tui.screens.help import HelpScreen
 from localr1.tui.screens.model_picker import ModelPicker
 from localr1.tui.screens.search import SearchScreen
 from localr1.tui.screens.settings import SettingsScreen
 from localr1.tui.screens.text_prompt import Confirm, TextPrompt
+from localr1.tui.text import one_line
 from localr1.tui.widgets.prompt_input import PromptInput
 from localr1.tui.widgets.sidebar import ConversationItem, Sidebar
 from localr1.tui.widgets.status_bar import StatusBar
@@ -82,16 +85,31 @@ class LocalR1App(App[None]):
         self.monitor = monitor or SystemMonitor()
         self.save_settings_to = save_settings_to
         self.export_dir = export_dir or data_dir() / "exports"
-        self.engine: ChatEngine | None = None
-        self.loading_model: str | None = None
-        self.retired_engines: list[ChatEngine] = []
-        self._load_seq = 0
+        self.models = ModelSlot()
         self.startup_notices = list(startup_notices)
         self.sidebar = Sidebar()
         self.transcript = Transcript()
         self.prompt = PromptInput()
         self.status_bar = StatusBar()
-        self.chat = ChatController(self, clock)
+        self.chat = ChatController(
+            store=store, transcript=self.transcript, status_bar=self.status_bar, models=self.models,
+            settings=lambda: self.settings, notify=self.notify, conversations_changed=self.refresh_sidebar, clock=clock,
+        )
+
+    @property
+    def engine(self) -> ChatEngine | None:
+        """The loaded model, if any."""
+        return self.models.engine
+
+    @property
+    def loading_model(self) -> str | None:
+        """The model being loaded, if any."""
+        return self.models.loading
+
+    @property
+    def retired_engines(self) -> list[ChatEngine]:
+        """Engines replaced while an answer still used them."""
+        return self.models.retired
 
     def notify(
         self,
@@ -116,7 +134,11 @@ class LocalR1App(App[None]):
 
     async def on_mount(self) -> None:
         """Show the newest conversation, report recoveries, load the model in the background."""
-        interrupted = self.store.mark_interrupted()
+        try:
+            interrupted = self.store.mark_interrupted()
+        except StoreError as exc:
+            interrupted = 0
+            self.notify(str(exc), severity="error", timeout=15)
         if self.store.recovered_from is not None:
             self.notify(f"The conversation database was unreadable and was moved to {self.store.recovered_from}; "
                         "starting with a fresh one.", severity="warning", timeout=15)
@@ -128,8 +150,9 @@ class LocalR1App(App[None]):
         if interrupted:
             self.notify(f"{interrupted} answer(s) were interrupted when the app last closed; kept as they were.")
         await self.refresh_sidebar()
-        self.chat.refresh_memory()
-        self.set_interval(1.0, self.chat.refresh_memory)
+        self.refresh_memory()
+        self.set_interval(1.0, self.refresh_memory)
+        self.apply_thinking_visibility()
         self.apply_width(self.size.width)
         self.prompt.focus()
         gc.freeze()  # see ChatController._finish
@@ -143,6 +166,16 @@ class LocalR1App(App[None]):
         """Switch the narrow layout on or off."""
         self.set_class(width < NARROW_WIDTH, "-narrow")
 
+    def refresh_memory(self) -> None:
+        """Update the RAM (and GPU) figure."""
+        engine = self.engine
+        reading = self.monitor.read(gpu_offload=bool(engine and engine.load_params.gpu_layers))
+        self.status_bar.set_memory(reading.rss_bytes, reading.gpu_bytes)
+
+    def apply_thinking_visibility(self) -> None:
+        """Hide thinking blocks entirely when 'show thinking' is off."""
+        self.set_class(not self.settings.show_thinking, "-hide-thinking")
+
     async def refresh_sidebar(self) -> None:
         """Reload the conversation list."""
         await self.sidebar.show(self.store.conversations(), self.chat.session.conversation_id)
@@ -150,43 +183,45 @@ class LocalR1App(App[None]):
     # model loading
     def load_model(self, model: str) -> None:
         """Start loading a model; sending waits until it is loaded (the old one is closed then)."""
-        self._load_seq += 1
-        self.loading_model = model
+        seq = self.models.begin_load(model)
         self.status_bar.set_model(f"loading {Path(model).name}…")
-        self._load_model_worker(model, self._load_seq)
+        self._load_model_worker(model, seq)
 
     @work(thread=True, group="load")
     def _load_model_worker(self, model: str, seq: int) -> None:
         """Load a model in a thread; the app stays usable meanwhile and after a failure."""
-        load = self.chat.load_params()
+        load = LoadParams(context_size=self.settings.context_size)
         try:
             engine = self.engine_factory(model, load, self.settings.sampling_overrides())
-        except LocalR1Error as exc:
-            self.call_from_thread(self.model_failed, model, str(exc), seq)
+        except Exception as exc:  # whatever a load raises (a template syntax error too): one line, app stays up
+            self.call_from_thread(self.model_failed, model, one_line(exc), seq)
             return
         self.call_from_thread(self.model_loaded, model, engine, seq)
 
     def model_loaded(self, model: str, engine: ChatEngine, seq: int) -> None:
-        """Swap in the new engine, unless a later load superseded this one."""
-        if seq != self._load_seq:
+        """Show and swap in the new engine, unless a later load superseded this one.
+
+        The model becomes the saved default only once it is shown: a model whose facts cannot be
+        displayed must not be the one every later start opens.
+        """
+        if not self.models.is_current(seq):
             engine.close()
             return
-        self.loading_model = None
-        old, self.engine = self.engine, engine
-        if old is not None:
-            if self.chat.generating:
-                self.retired_engines.append(old)  # still decoding: closed when the answer ends
-            else:
-                old.close()
+        try:
+            self.chat.show_model(engine)
+        except Exception as exc:  # describe() reads the model's own metadata
+            engine.close()
+            self.model_failed(model, one_line(exc), seq)
+            return
+        self.models.swap(engine, in_use=self.chat.generating)
         if self.settings.model != model:
             self.update_settings(Settings(**{**self.settings.__dict__, "model": model}))
-        self.chat.show_model(engine)
 
     def model_failed(self, model: str, error: str, seq: int) -> None:
         """Report a model that failed to load in one line; keep the previous one if any."""
-        if seq != self._load_seq:
+        if not self.models.is_current(seq):
             return
-        self.loading_model = None
+        self.models.loading = None
         self.notify(f"Could not load {Path(model).name}: {error}", severity="error", timeout=15)
         if self.engine is None:
             self.status_bar.set_model("no model — F3 to choose one")
@@ -286,7 +321,10 @@ class LocalR1App(App[None]):
 
         async def done(title: str | None) -> None:
             if title:
-                self.store.rename_conversation(current.id, title)
+                try:
+                    self.store.rename_conversation(current.id, title)
+                except StoreError as exc:
+                    self.notify(f"Not renamed: {exc}", severity="error", timeout=15)
                 await self.refresh_sidebar()
 
         self.push_screen(TextPrompt("Rename conversation", current.title), done)
@@ -299,7 +337,11 @@ class LocalR1App(App[None]):
 
         async def done(yes: bool | None) -> None:
             if yes:
-                self.store.delete_conversation(conversation_id)
+                try:
+                    self.store.delete_conversation(conversation_id)
+                except StoreError as exc:
+                    self.notify(f"Not deleted: {exc}", severity="error", timeout=15)
+                    return
                 remaining = self.store.conversations()
                 if remaining:
                     await self.chat.open(remaining[0].id)
@@ -327,7 +369,7 @@ class LocalR1App(App[None]):
             return
         try:
             md, js = export_conversation(self.store, conversation_id, self.export_dir)
-        except OSError as exc:
+        except (OSError, StoreError) as exc:
             self.notify(f"Export failed: {exc}", severity="error")
             return
         self.notify(f"Exported to {md} and {js.name}")
@@ -357,7 +399,7 @@ class LocalR1App(App[None]):
                 new.sampling_overrides() != self.settings.sampling_overrides()
             )
             self.update_settings(new)
-            self.chat.apply_thinking_visibility()
+            self.apply_thinking_visibility()
             if reload and not self.chat.generating:
                 self.load_model(new.model)
 
@@ -385,8 +427,8 @@ class LocalR1App(App[None]):
         return run
 
     async def on_unmount(self) -> None:
-        """Stop generation and free the model on exit."""
+        """Save what a streaming answer received so far, stop it, and free the model on exit."""
         if self.chat.generating:
-            self.chat.stop()  # the worker thread still uses the model: let process exit free it
+            self.chat.save_on_exit()  # the worker thread still uses the model: let process exit free it
         elif self.engine is not None:
             self.engine.close()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.params import SamplingParams
 from localr1.engine.port import ChatEngine
+from localr1.errors import StoreError
+from localr1.settings import Settings
+from localr1.store import ConversationStore
 from localr1.tui.generation import (
     MAX_CHARS_PER_REFRESH,
     REFRESH_INTERVAL_S,
@@ -23,13 +27,15 @@ from localr1.tui.generation import (
     StreamBuffer,
     run_generation,
 )
+from localr1.tui.model_slot import ModelSlot
 from localr1.tui.session import ChatSession, Turn
 from localr1.tui.widgets.message_view import MessageView
+from localr1.tui.widgets.status_bar import StatusBar
+from localr1.tui.widgets.transcript import Transcript
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
     from textual.timer import Timer
-
-    from localr1.tui.app import LocalR1App
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 
@@ -43,13 +49,40 @@ def stats_line(stats: dict[str, Any]) -> str:
         return ""
 
 
-class ChatController:
-    """Owns the open conversation's views and the generation in flight."""
+class Notify(Protocol):
+    """Shows the user a one-line notification."""
 
-    def __init__(self, app: LocalR1App, clock: Callable[[], float]) -> None:
-        self.app = app
+    def __call__(self, message: str, *, severity: SeverityLevel = "information", timeout: float | None = None) -> None:
+        """Show `message`."""
+
+
+class ChatController:
+    """Owns the open conversation's views and the generation in flight.
+
+    It is handed what it uses (the store, the transcript and status bar, the model slot, the settings,
+    a way to notify and to say the conversation list changed), never the app itself.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        transcript: Transcript,
+        status_bar: StatusBar,
+        models: ModelSlot,
+        settings: Callable[[], Settings],
+        notify: Notify,
+        conversations_changed: Callable[[], Awaitable[None]],
+        clock: Callable[[], float],
+    ) -> None:
+        self.transcript = transcript
+        self.status_bar = status_bar
+        self.models = models
+        self.settings = settings
+        self.notify = notify
+        self.conversations_changed = conversations_changed
         self.clock = clock  # for what is displayed (thinking time, speed); tests fix it
-        self.session = ChatSession(app.store)
+        self.session = ChatSession(store)
         self.generating = False
         self._turn: Turn | None = None
         self._view: MessageView | None = None
@@ -66,38 +99,27 @@ class ChatController:
         self._context_used = 0
 
     # model facts
-    def load_params(self) -> LoadParams:
-        """Load parameters from the settings."""
-        return LoadParams(context_size=self.app.settings.context_size)
-
     def show_model(self, engine: ChatEngine) -> None:
         """Model name and quant in the status bar."""
         facts = engine.describe()
-        self.app.status_bar.set_model(f"{facts.get('model', '?')} · {facts.get('quant', '?')}")
-        self.app.status_bar.set_context(self._context_used, engine.context_size)
-
-    def refresh_memory(self) -> None:
-        """Update the RAM (and GPU) figure."""
-        engine = self.app.engine
-        reading = self.app.monitor.read(gpu_offload=bool(engine and engine.load_params.gpu_layers))
-        self.app.status_bar.set_memory(reading.rss_bytes, reading.gpu_bytes)
+        self.status_bar.set_model(f"{facts.get('model') or '?'} · {facts.get('quant') or '?'}")
+        self.status_bar.set_context(self._context_used, engine.context_size)
 
     # conversations
     async def new(self) -> None:
         """Clear the transcript for a new conversation."""
         self.session.new()
         self._context_used = 0
-        await self.app.transcript.remove_children()
+        await self.transcript.remove_children()
 
     async def open(self, conversation_id: int) -> None:
         """Show a stored conversation."""
         self.session.open(conversation_id)
-        await self.app.transcript.remove_children()
+        await self.transcript.remove_children()
         for turn in self.session.turns:
             view = MessageView(turn.role, turn.content, turn.thinking, status=turn.status, message_id=turn.id)
-            await self.app.transcript.add(view)
-        self.apply_thinking_visibility()
-        self.app.transcript.anchor()
+            await self.transcript.add(view)
+        self.transcript.anchor()
 
     # sending
     async def send(self, text: str) -> bool:
@@ -105,40 +127,51 @@ class ChatController:
         if not text.strip():
             return False
         if self.generating:
-            self.app.notify("Still answering: Esc stops it", severity="warning")
+            self.notify("Still answering: Esc stops it", severity="warning")
             return False
-        if self.app.loading_model is not None and self.app.engine is not None:
-            self.app.notify(f"Loading {Path(self.app.loading_model).name}: send again in a moment", severity="warning")
+        if self.models.loading is not None and self.models.engine is not None:
+            self.notify(f"Loading {Path(self.models.loading).name}: send again in a moment", severity="warning")
             return False
-        if self.app.engine is None:
-            self.app.notify("No model is loaded yet: wait for it, or press F3 to choose one", severity="error")
+        if self.models.engine is None:
+            self.notify("No model is loaded yet: wait for it, or press F3 to choose one", severity="error")
             return False
-        model = self.app.settings.model
-        turn = self.session.add_user(text, model)
-        self._user_view = await self.app.transcript.add(MessageView("user", text, message_id=turn.id))
-        await self.app.refresh_sidebar()
+        model = self.settings().model
+        try:
+            turn = self.session.add_user(text, model)
+        except StoreError as exc:
+            self.notify(f"Message not sent: {exc}", severity="error", timeout=15)
+            return False
+        self._user_view = await self.transcript.add(MessageView("user", text, message_id=turn.id))
+        await self.conversations_changed()
         await self._generate()
         return True
 
     async def _generate(self) -> None:
-        engine = self.app.engine
+        engine = self.models.engine
         assert engine is not None
-        self._turn = self.session.start_assistant(self.app.settings.model)
-        self._view = await self.app.transcript.add(MessageView("assistant", status="streaming",
+        try:
+            self._turn = self.session.start_assistant(self.settings().model)
+        except StoreError as exc:
+            self.notify(f"Cannot answer: {exc}", severity="error", timeout=15)
+            return
+        self._view = await self.transcript.add(MessageView("assistant", status="streaming",
                                                                message_id=self._turn.id))
-        self.apply_thinking_visibility()
         self.generating = True
         self._started = self.clock()
         self._thinking_tokens = self._answer_tokens = 0
         self._first_token_at = None
-        self.app.transcript.anchor()
+        self.transcript.anchor()
         sampling = self._sampling(engine)
         messages = self.session.engine_messages()  # the empty streaming turn is left out
         buffer = self._buffer = StreamBuffer()
         stop = self._stop = threading.Event()
-        self._refresh = self.app.set_interval(REFRESH_INTERVAL_S, self._drain)
-        self.app.run_worker(lambda: run_generation(self.app, engine, messages, sampling, buffer, stop=stop),
-                            thread=True, exclusive=True, group="generation", exit_on_error=False)
+        self._refresh = self.transcript.set_interval(REFRESH_INTERVAL_S, self._drain)
+        target = self.transcript  # its messages bubble up to the app, which routes them back here
+
+        def work() -> None:
+            run_generation(target, engine, messages, sampling, buffer, stop=stop)
+
+        target.run_worker(work, thread=True, exclusive=True, group="generation", exit_on_error=False)
 
     async def _drain(self) -> None:
         """Timer tick: show the next slice of buffered text; finish once the model is done and all is shown."""
@@ -159,18 +192,40 @@ class ChatController:
             self._refresh.stop()
             self._refresh = None
         self._buffer = None
-        while self.app.retired_engines:
-            self.app.retired_engines.pop().close()
+        self.models.close_retired()
 
     def _sampling(self, engine: ChatEngine) -> SamplingParams:
-        overrides = {k: v for k, v in self.app.settings.sampling_overrides().items() if v is not None}
+        overrides = {k: v for k, v in self.settings().sampling_overrides().items() if v is not None}
         return replace(engine.sampling, **overrides)
 
     def stop(self) -> None:
         """Ask the engine to stop; the partial answer is kept and marked as stopped."""
-        if self.generating and self.app.engine is not None:
+        if self.generating and self.models.engine is not None:
             self._stop.set()  # seen by the worker even if the engine had not started yet
-            self.app.engine.cancel()
+            self.models.engine.cancel()
+
+    def save_on_exit(self) -> None:
+        """The app is closing: save all text received so far (shown or still buffered) and stop.
+
+        A finished answer not yet shown is saved as finished; one still streaming as stopped.
+        """
+        turn, outcome, buffer = self._turn, self._outcome, self._buffer
+        if not self.generating or turn is None:
+            return
+        self.stop()
+        try:
+            if isinstance(outcome, GenerationDone):
+                self.session.finish(turn, outcome.finished, outcome.finished.error)
+                return
+            while buffer is not None and (batch := buffer.drain(sys.maxsize)) is not None:
+                turn.thinking += batch.thinking
+                turn.content += batch.answer
+            self.session.finish(turn, None, None, status="stopped")
+        except StoreError:
+            pass  # nothing can be shown any more; the row stays 'streaming' and reads as interrupted
+        finally:
+            self.generating = False
+            self._turn = self._view = None
 
     # worker messages
     async def on_batch(self, batch: StreamBatch) -> None:
@@ -190,7 +245,7 @@ class ChatController:
         elapsed = now - self._first_token_at
         tokens = self._thinking_tokens + self._answer_tokens
         if elapsed > 0:
-            self.app.status_bar.set_speed((tokens - self._tokens_at_first) / elapsed, None)
+            self.status_bar.set_speed((tokens - self._tokens_at_first) / elapsed, None)
 
     async def on_done(self, done: GenerationDone) -> None:
         """The model finished; the answer is finalised once the UI has shown all of it."""
@@ -207,19 +262,23 @@ class ChatController:
         if turn is None or view is None:
             return
         final = done.finished
-        status = self.session.finish(turn, final, final.error)
+        try:
+            status = self.session.finish(turn, final, final.error)
+        except StoreError as exc:
+            status = turn.status
+            self.notify(f"The answer is shown but could not be saved: {exc}", severity="error", timeout=15)
         await view.finish(final.answer, final.thinking)
         if view.thinking.text and not view.thinking.tokens:
             view.thinking.update_label(self._thinking_tokens, self.clock() - self._started)
         stats = final.stats
         view.set_status(status, f"error: {final.error}" if final.error else stats_line(stats.__dict__))
-        self.app.status_bar.set_speed(stats.decode_tokens_per_s, stats.time_to_first_token_s)
-        engine = self.app.engine
+        self.status_bar.set_speed(stats.decode_tokens_per_s, stats.time_to_first_token_s)
+        engine = self.models.engine
         self._context_used = stats.prompt_tokens + stats.generated_tokens
         if engine is not None:
-            self.app.status_bar.set_context(self._context_used, engine.context_size)
+            self.status_bar.set_context(self._context_used, engine.context_size)
         if final.error:
-            self.app.notify(final.error, severity="error")
+            self.notify(final.error, severity="error")
         self._turn = self._view = None
         # Long-lived widgets go to the permanent generation: full collections stop walking them,
         # which removed 100-250 ms pauses while streaming (benchmarks/tui.py).
@@ -229,9 +288,12 @@ class ChatController:
         """The request never produced an answer: say why, keep the user's message."""
         turn, view = self._turn, self._view
         self.generating = False
-        self.app.notify(failed.error, severity="error", timeout=10)
+        self.notify(failed.error, severity="error", timeout=10)
         if turn is not None and view is not None:
-            self.session.finish(turn, None, failed.error)
+            try:
+                self.session.finish(turn, None, failed.error)
+            except StoreError as exc:
+                self.notify(f"Not saved: {exc}", severity="error", timeout=15)
             view.set_status("error", f"error: {failed.error}")
         self._turn = self._view = None
 
@@ -244,38 +306,46 @@ class ChatController:
             await self._user_view.set_content(trimmed.text)
             self._user_view.set_status("trimmed", f"trimmed to fit the context: kept {trimmed.kept_tokens} of "
                                                   f"{trimmed.total_tokens} tokens")
-        self.app.notify(f"Your message was {trimmed.total_tokens} tokens; the first {trimmed.kept_tokens} were "
+        self.notify(f"Your message was {trimmed.total_tokens} tokens; the first {trimmed.kept_tokens} were "
                         "kept to fit the context.", severity="warning", timeout=10)
 
     def on_context_notice(self, notice: ContextNotice) -> None:
         """Older turns were left out of the prompt."""
-        self.app.notify(f"Left the {notice.dropped} oldest messages out of the prompt to fit the context.",
+        self.notify(f"Left the {notice.dropped} oldest messages out of the prompt to fit the context.",
                         severity="information")
 
     # regenerate and edit
     async def regenerate(self) -> None:
         """Drop the last answer and generate it again."""
-        if self.generating or self.app.engine is None or self.app.loading_model is not None:
+        if self.generating or self.models.engine is None or self.models.loading is not None:
             return
-        turn = self.session.pop_last_assistant()
+        try:
+            turn = self.session.pop_last_assistant()
+        except StoreError as exc:
+            self.notify(f"Cannot regenerate: {exc}", severity="error", timeout=15)
+            return
         if turn is None:
-            self.app.notify("No answer to regenerate", severity="warning")
+            self.notify("No answer to regenerate", severity="warning")
             return
-        views = self.app.transcript.views
+        views = self.transcript.views
         if views and views[-1].message_id == turn.id:
             await views[-1].remove()
-        self._user_view = self.app.transcript.views[-1] if self.app.transcript.views else None
+        self._user_view = self.transcript.views[-1] if self.transcript.views else None
         await self._generate()
 
     async def take_last_user_message(self) -> str | None:
         """Remove the last exchange and return the user's text for editing."""
         if self.generating:
             return None
-        turn = self.session.pop_last_exchange()
-        if turn is None:
-            self.app.notify("No message to edit", severity="warning")
+        try:
+            turn = self.session.pop_last_exchange()
+        except StoreError as exc:
+            self.notify(f"Cannot edit: {exc}", severity="error", timeout=15)
             return None
-        for view in self.app.transcript.views[-2:]:
+        if turn is None:
+            self.notify("No message to edit", severity="warning")
+            return None
+        for view in self.transcript.views[-2:]:
             if view.message_id is not None and view.message_id >= turn.id:
                 await view.remove()
         return turn.content
@@ -297,11 +367,7 @@ class ChatController:
     # thinking visibility
     def toggle_thinking(self) -> None:
         """Open every thinking block if any is closed, else close them all."""
-        blocks = [v.thinking for v in self.app.transcript.views if v.thinking.has_class("-has-thinking")]
+        blocks = [v.thinking for v in self.transcript.views if v.thinking.has_class("-has-thinking")]
         open_all = any(b.collapsed for b in blocks)
         for block in blocks:
             block.collapsed = not open_all
-
-    def apply_thinking_visibility(self) -> None:
-        """Hide thinking blocks entirely when 'show thinking' is off."""
-        self.app.set_class(not self.app.settings.show_thinking, "-hide-thinking")

@@ -14,7 +14,7 @@ from localr1.engine.events import AnswerDelta, ContextTrimmed, Finished, Thinkin
 from localr1.engine.params import SamplingParams
 from localr1.engine.port import ChatEngine
 from localr1.engine.template import ChatMessage
-from localr1.errors import LocalR1Error
+from localr1.tui.text import one_line
 
 REFRESH_INTERVAL_S = 1 / 30  # how often the UI drains the buffer; the model never waits for the UI
 MAX_CHARS_PER_REFRESH = 600  # about 400 tokens a tick, 12k tokens/s: far above any local model
@@ -161,7 +161,5 @@ def run_generation(
             elif isinstance(event, Finished):
                 target.post_message(GenerationDone(event))
                 return
-    except LocalR1Error as exc:
-        target.post_message(GenerationFailed(str(exc)))
-    except Exception as exc:  # a bug or a native failure: report it, keep the app alive
-        target.post_message(GenerationFailed(f"{exc.__class__.__name__}: {exc}"))
+    except Exception as exc:  # a user error, a bug or a native failure: report it, keep the app alive
+        target.post_message(GenerationFailed(one_line(exc)))

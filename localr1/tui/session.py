@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass
 
 from localr1.engine.events import Finished
 from localr1.engine.template import ChatMessage
+from localr1.errors import StoreError
 from localr1.store import ConversationStore
 from localr1.store.conversations import Role, Status
 
 SAVE_INTERVAL_S = 0.5  # a killed process loses at most this much of a streaming answer
+STATUS_OF_STOP: dict[str, Status] = {"cancelled": "stopped", "error": "error", "length": "truncated"}
 
 
 @dataclass
@@ -85,19 +87,25 @@ class ChatSession:
         now = self.clock()
         if now - self._last_save < SAVE_INTERVAL_S:
             return False
+        try:
+            self.store.update_message(turn.id, content=turn.content, thinking=turn.thinking, status="streaming")
+        except StoreError:
+            return False  # locked or full for now: the text stays here and the next save retries
         self._last_save = now
-        self.store.update_message(turn.id, content=turn.content, thinking=turn.thinking, status="streaming")
         return True
 
-    def finish(self, turn: Turn, finished: Finished | None, error: str | None = None) -> Status:
-        """Save the final texts, status and stats of an assistant turn."""
+    def finish(self, turn: Turn, finished: Finished | None, error: str | None = None, *,
+               status: Status = "error") -> Status:
+        """Save the final texts, status and stats of an assistant turn.
+
+        Without a Finished event the turn's own text is kept with `status` (an error, or stopped on exit).
+        """
         if finished is not None:
             turn.content, turn.thinking = finished.answer, finished.thinking
-            reason = finished.stats.stop_reason
-            status: Status = "stopped" if reason == "cancelled" else "error" if reason == "error" else "complete"
+            status = STATUS_OF_STOP.get(finished.stats.stop_reason, "complete")
             stats = asdict(finished.stats)
         else:
-            status, stats = "error", {}
+            stats = {}
         if error:
             stats["error"] = error
         turn.status = status

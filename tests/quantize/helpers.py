@@ -12,7 +12,7 @@ import numpy.typing as npt
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 from safetensors import TensorSpec, serialize_file
 
-from quantize.safetensors_io import read_header
+from quantize.convert.safetensors_io import read_header
 from tests.fixtures.checkpoints import ST_DTYPES
 
 

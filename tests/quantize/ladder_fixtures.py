@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from localr1.errors import LocalR1Error
-from quantize.evaluate import EvalOptions, ModelQuality, QualityReport, evaluate_ladder
 from quantize.ladder import LadderOptions, LadderResult, build_ladder
-from quantize.qtypes import QUANT_TYPES, parse_types
-from quantize.quantizer import QuantizeOptions, quantize_file
+from quantize.ladder.qtypes import QUANT_TYPES, parse_types
+from quantize.ladder.quantizer import QuantizeOptions, quantize_file
+from quantize.quality.evaluate import EvalOptions, ModelQuality, QualityReport, evaluate_ladder
 
 THREADS = 2
 FAST_EVAL = EvalOptions(threads=THREADS, speed_tokens=8, speed_runs=1)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from quantize.checkpoint import open_checkpoint
-from quantize.config import ModelConfig
-from quantize.dtypes import bf16_bits_to_f32
+from quantize.convert.checkpoint import open_checkpoint
+from quantize.convert.config import ModelConfig
+from quantize.convert.dtypes import bf16_bits_to_f32
+from quantize.convert.safetensors_io import read_header
 from quantize.errors import CheckpointError
-from quantize.safetensors_io import read_header
 from tests.fixtures.checkpoints import encode, llama_spec, stream_safetensors, write_checkpoint
 from tests.quantize.conftest import QWEN2
 

@@ -10,11 +10,11 @@ import gguf
 import numpy as np
 import pytest
 
-from quantize import arch as arch_registry
-from quantize import fastcast
-from quantize.convert import ConvertProgress, convert
-from quantize.dtypes import OUT_TYPES
-from quantize.verify import check_logits, check_tokenizer, verify
+from quantize.convert import arch as arch_registry
+from quantize.convert import fastcast
+from quantize.convert.converter import ConvertProgress, convert
+from quantize.convert.dtypes import OUT_TYPES
+from quantize.quality.conversion_check import check_logits, check_tokenizer, verify
 from tests.quantize.conftest import LLAMA, QWEN2
 from tests.quantize.helpers import edit_json, rewrite_shard, with_chat_template
 
@@ -158,7 +158,7 @@ def test_missing_rope_freqs_are_caught(llama_ckpt: Path, tmp_path: Path, monkeyp
 
 
 def test_a_wrong_pre_tokenizer_is_caught(llama_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("quantize.tokenizer.detect_pre_tokenizer", lambda data: "qwen2")
+    monkeypatch.setattr("quantize.convert.tokenizer.detect_pre_tokenizer", lambda data: "qwen2")
     path = convert(llama_ckpt, tmp_path / "model.gguf").files[0]
     check = check_tokenizer(llama_ckpt, path)
     assert not check.passed and "Numbers" in check.detail

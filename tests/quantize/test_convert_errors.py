@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from localr1.errors import LocalR1Error
-from quantize.convert import convert
+from quantize.convert.converter import convert
+from quantize.convert.writer import DISK_MARGIN
 from quantize.errors import CheckpointError, OutputError, UnsafeCheckpointError, UnsupportedModelError
-from quantize.writer import DISK_MARGIN
 from tests.quantize.helpers import edit_json, rewrite_shard
 
 CopyCkpt = Callable[[Path], Path]

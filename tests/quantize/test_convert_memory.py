@@ -13,7 +13,7 @@ from tests.fixtures.checkpoints import qwen2_spec, write_checkpoint
 # VmHWM is the peak RSS of this process image only (ru_maxrss would include the parent's, from before exec).
 CHILD = """
 import sys
-from quantize.convert import convert
+from quantize.convert.converter import convert
 convert(sys.argv[1], sys.argv[2], outtype=sys.argv[3])
 print(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 """

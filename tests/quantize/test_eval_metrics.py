@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from quantize.metrics import compare, log_softmax, perplexity, reference_topk
+from quantize.quality.metrics import compare, log_softmax, perplexity, reference_topk
 
 
 def _exact_kld(p_logits: npt.NDArray[np.float32], q_logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from localr1.gguf_header import read_header
-from quantize.ggml_tensor import EXPECTED_SIZE, GGMLTensor, ggml, tensor_name
-from quantize.imatrix import Imatrix, ImatrixCArray, ImatrixEntry, collect_imatrix
-from quantize.imatrix_file import load_imatrix, save_imatrix
-from quantize.ladder_errors import ImatrixError
+from quantize.errors import ImatrixError
+from quantize.ladder.ggml_tensor import EXPECTED_SIZE, GGMLTensor, ggml, tensor_name
+from quantize.ladder.imatrix import Imatrix, ImatrixCArray, ImatrixEntry, collect_imatrix
+from quantize.ladder.imatrix_file import load_imatrix, save_imatrix
 from quantize.runner import Runner
 
 

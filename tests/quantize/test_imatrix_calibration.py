@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from localr1.ggufinfo import GGUFInfo, read_info
-from quantize.calibration import (
+from quantize.errors import CalibrationError
+from quantize.ladder.calibration import (
     DATA_DIR,
     Turn,
     load_calibration,
     load_heldout,
     render_conversation,
 )
-from quantize.imatrix_run import token_sequences
-from quantize.ladder_errors import CalibrationError
+from quantize.ladder.imatrix_source import token_sequences
 from quantize.runner import Runner
 from tests.gguf_edit import R1_TEMPLATE
 

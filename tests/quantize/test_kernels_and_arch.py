@@ -8,12 +8,12 @@ import gguf
 import numpy as np
 import pytest
 
-from quantize import dtypes, fastcast
-from quantize.arch import ARCHITECTURES, get_architecture, rope_permutation
-from quantize.arch.llama import llama3_rope_factors
-from quantize.config import ModelConfig
+from quantize.convert import dtypes, fastcast
+from quantize.convert.arch import ARCHITECTURES, get_architecture, rope_permutation
+from quantize.convert.arch.llama import llama3_rope_factors
+from quantize.convert.config import ModelConfig
 from quantize.errors import UnsupportedModelError
-from quantize.reference import inv_freq
+from quantize.quality.reference import inv_freq
 
 QType = gguf.GGMLQuantizationType
 ALL_BF16 = np.arange(65536, dtype=np.uint16)
@@ -121,7 +121,7 @@ def test_each_architecture_declares_only_its_differences() -> None:
 def test_fast_header_packing_writes_the_gguf_packages_bytes() -> None:
     import io
 
-    from quantize.writer import FastGGUFWriter
+    from quantize.convert.writer import FastGGUFWriter
 
     headers = []
     for cls in (gguf.GGUFWriter, FastGGUFWriter):
@@ -145,7 +145,7 @@ def test_fast_kernels_refuse_an_output_buffer_too_small() -> None:
     import numpy as np
     import pytest
 
-    from quantize import fastcast
+    from quantize.convert import fastcast
 
     if not fastcast.available():
         pytest.skip("ggml kernels not found")

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quantize.ladder import build_ladder
-from quantize.ladder_errors import (
+from quantize.errors import (
     DiskSpaceError,
     ImatrixRequiredError,
     OutputDirError,
@@ -17,8 +16,9 @@ from quantize.ladder_errors import (
     SourceError,
     UnknownTypeError,
 )
-from quantize.manifest import MANIFEST_NAME
-from quantize.qtypes import parse_tensor_type, parse_types
+from quantize.ladder.builder import build_ladder
+from quantize.ladder.manifest import MANIFEST_NAME
+from quantize.ladder.qtypes import parse_tensor_type, parse_types
 from tests.quantize.ladder_fixtures import demo_f16_fixture, files_in, ladder_options, run_cli  # noqa: F401
 
 pytestmark = pytest.mark.model
@@ -174,7 +174,7 @@ def test_output_path_that_is_a_file(tmp_path: Path, demo_f16: Path) -> None:
 def test_type_table_matches_llama_cpp() -> None:
     import llama_cpp
 
-    from quantize.qtypes import QUANT_TYPES, TENSOR_TYPES
+    from quantize.ladder.qtypes import QUANT_TYPES, TENSOR_TYPES
 
     for name, qtype in QUANT_TYPES.items():
         constant = "LLAMA_FTYPE_ALL_F32" if name == "F32" else f"LLAMA_FTYPE_MOSTLY_{name}"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from localr1.ggufinfo import read_info
-from quantize.base import base_file_name
-from quantize.manifest import load_manifest
+from quantize.ladder.base_gguf import base_file_name
+from quantize.ladder.manifest import load_manifest
 from tests.fixtures.checkpoints import qwen2_spec, write_checkpoint
 from tests.quantize.ladder_fixtures import files_in, run_cli
 
@@ -90,9 +90,8 @@ def test_eval_command_prints_table_json_and_refuses_a_foreign_directory(
 
 
 def test_not_enough_disk_for_the_conversion(checkpoint: Path, tmp_path: Path) -> None:
-    from quantize.errors import OutputError
-    from quantize.ladder import build_ladder
-    from quantize.ladder_errors import QuantizeError
+    from quantize.errors import OutputError, QuantizeError
+    from quantize.ladder.builder import build_ladder
     from tests.quantize.ladder_fixtures import ladder_options
 
     out = tmp_path / "ladder"

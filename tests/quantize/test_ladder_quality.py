@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from localr1.ggufinfo import read_info
-from quantize.imatrix_file import load_imatrix
-from quantize.ladder import build_ladder
-from quantize.manifest import MANIFEST_NAME, load_manifest, sha256_file
-from quantize.report import REPORT_NAME, markdown_table, png_chart, report_json, text_chart, write_report
+from quantize.ladder.builder import build_ladder
+from quantize.ladder.imatrix_file import load_imatrix
+from quantize.ladder.manifest import MANIFEST_NAME, load_manifest, sha256_file
+from quantize.quality.report import REPORT_NAME, markdown_table, png_chart, report_json, text_chart, write_report
 from tests.quantize.ladder_fixtures import (  # noqa: F401  (fixtures)
     BuiltLadder,
     demo_f16_fixture,

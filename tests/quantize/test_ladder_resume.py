@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-import quantize.ladder as ladder_module
-import quantize.quantizer as quantizer_module
-from quantize.ladder import build_ladder
-from quantize.manifest import load_manifest
+import quantize.ladder.builder as ladder_module
+import quantize.ladder.quantizer as quantizer_module
+from quantize.ladder.builder import build_ladder
+from quantize.ladder.manifest import load_manifest
 from tests.quantize.ladder_fixtures import demo_f16_fixture, files_in, ladder_options  # noqa: F401
 
 pytestmark = pytest.mark.model
@@ -85,7 +85,7 @@ def test_changed_parameters_rebuild_the_variant(tmp_path: Path, demo_f16: Path) 
     out = tmp_path / "out"
     build_ladder(demo_f16, out, ladder_options("Q4_0", use_imatrix=False))
     size = _final(out, "Q4_0").stat().st_size
-    from quantize.quantizer import QuantizeOptions
+    from quantize.ladder.quantizer import QuantizeOptions
 
     options = ladder_options("Q4_0", use_imatrix=False,
                              quantize=QuantizeOptions(threads=2, token_embedding_type="Q4_0"))
@@ -98,7 +98,7 @@ def test_ctrl_c_during_llama_quantize_removes_the_partial(tmp_path: Path, demo_f
     out = tmp_path / "out"
     script = (
         "import sys\n"
-        "from quantize.ladder import build_ladder\n"
+        "from quantize.ladder.builder import build_ladder\n"
         "from tests.quantize.ladder_fixtures import ladder_options\n"
         "build_ladder(sys.argv[1], sys.argv[2], ladder_options('IQ4_XS', use_imatrix=False))\n"
     )
@@ -106,8 +106,7 @@ def test_ctrl_c_during_llama_quantize_removes_the_partial(tmp_path: Path, demo_f
     proc = subprocess.Popen([sys.executable, "-c", script, str(demo_f16), str(out)], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(".partial" in n and n.endswith("gguf.partial")
-                                                  for n in files_in(out)):
+    while time.monotonic() < deadline and not any(n.endswith(f".gguf.{proc.pid}.partial") for n in files_in(out)):
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
@@ -122,7 +121,7 @@ def test_ctrl_c_during_llama_quantize_removes_the_partial(tmp_path: Path, demo_f
 
 
 def test_a_different_importance_matrix_rebuilds_the_variants_that_use_it(tmp_path: Path, demo_f16: Path) -> None:
-    from quantize.imatrix_file import load_imatrix, save_imatrix
+    from quantize.ladder.imatrix_file import load_imatrix, save_imatrix
 
     out = tmp_path / "out"
     first = build_ladder(demo_f16, out, ladder_options("Q4_K_M,Q8_0", calibration_tokens=64))

@@ -10,8 +10,14 @@ from typing import Any
 
 import pytest
 
+from quantize.convert.tokenizer import (
+    EXPANDED_CONTRACTIONS,
+    LLAMA3_PATTERN,
+    QWEN2_PATTERN,
+    detect_pre_tokenizer,
+    load_vocab,
+)
 from quantize.errors import CheckpointError, UnsupportedModelError
-from quantize.tokenizer import EXPANDED_CONTRACTIONS, LLAMA3_PATTERN, QWEN2_PATTERN, detect_pre_tokenizer, load_vocab
 from tests.fixtures.checkpoints import BOS, EOS, PAD
 from tests.quantize.conftest import QWEN2
 from tests.quantize.helpers import edit_json

@@ -30,11 +30,12 @@ AppMaker = Callable[..., LocalR1App]
 
 @pytest.fixture
 def make_app(tmp_path: Path) -> AppMaker:
-    """Build an app; keyword arguments adjust the script, settings and database path."""
+    """Build an app; keyword arguments adjust the script, settings, database path or store."""
 
-    def make(script: FakeScript | None = None, settings: Settings | None = None, db: Path | None = None,
-             factory: FakeFactory | None = None, clock: Callable[[], float] | None = None) -> LocalR1App:
-        store = ConversationStore(db or tmp_path / "conversations.db")
+    def make(script: FakeScript | None = None, settings: Settings | None = None, db: Path | None = None, *,
+             factory: FakeFactory | None = None, clock: Callable[[], float] | None = None,
+             store: ConversationStore | None = None) -> LocalR1App:
+        store = store or ConversationStore(db or tmp_path / "conversations.db")
         return LocalR1App(
             store=store,
             settings=settings or Settings(),

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import jinja2
+
 from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, StopReason, ThinkingDelta
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.template import ChatMessage
@@ -22,7 +24,11 @@ class FakeScript:
     answer: list[str] = field(default_factory=lambda: ["Here is ", "the **answer**.\n\n", "```python\n",
                                                         "print('hi')\n", "```\n"])
     delay_s: float = 0.0
-    hold: threading.Event | None = None  # when set, the stream waits here after the thinking
+    hold: threading.Event | None = None  # when given, the stream waits for it before answer piece `hold_at`
+    hold_at: int = 0
+    stop: StopReason = "eos"  # how a stream that ran to its end stops ("length": cut at the token limit)
+    name: str = "Fake R1"  # what describe() reports as the model's name (from its GGUF in real life)
+    describe_error: Exception | None = None  # describe() raises this
 
 
 class FakeEngine:
@@ -36,6 +42,7 @@ class FakeEngine:
         self.cancelled = threading.Event()
         self.closed = False
         self.model = ""
+        self.holding = threading.Event()  # set while the stream waits on script.hold
 
     @property
     def context_size(self) -> int:
@@ -45,7 +52,9 @@ class FakeEngine:
         return max(1, len(text) // 4)
 
     def describe(self) -> dict[str, Any]:
-        return {"model": "Fake R1", "quant": "Q4_K_M", "load": self.load_params.as_dict()}
+        if self.script.describe_error is not None:
+            raise self.script.describe_error
+        return {"model": self.script.name, "quant": "Q4_K_M", "load": self.load_params.as_dict()}
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -58,13 +67,11 @@ class FakeEngine:
         self.cancelled.clear()
         thinking: list[str] = []
         answer: list[str] = []
-        stop: StopReason = "eos"
+        stop: StopReason = self.script.stop
         for channel, pieces in (("thinking", self.script.thinking), ("answer", self.script.answer)):
-            if channel == "answer" and self.script.hold is not None:
-                while not self.script.hold.wait(0.01):
-                    if self.cancelled.is_set():
-                        break
-            for piece in pieces:
+            for index, piece in enumerate(pieces):
+                if channel == "answer" and index == self.script.hold_at:
+                    self._wait_for_hold()
                 if self.cancelled.is_set():
                     stop = "cancelled"
                     break
@@ -76,6 +83,9 @@ class FakeEngine:
                 else:
                     answer.append(piece)
                     yield AnswerDelta(piece)
+            if channel == "answer" and len(pieces) <= self.script.hold_at:
+                self._wait_for_hold()
+                stop = "cancelled" if self.cancelled.is_set() else stop
             if stop == "cancelled":
                 break
         n = len(thinking) + len(answer)
@@ -84,9 +94,23 @@ class FakeEngine:
                                 stop_reason=stop)
         yield Finished("".join(thinking), "".join(answer), stats)
 
+    def _wait_for_hold(self) -> None:
+        if self.script.hold is None:
+            return
+        self.holding.set()
+        while not self.script.hold.wait(0.01) and not self.cancelled.is_set():
+            pass
+        self.holding.clear()
+
+
+def broken_template() -> None:
+    """Raise the error jinja2 gives for a chat template with a syntax error (not a LocalR1Error)."""
+    jinja2.Environment().from_string("{% for m in messages %}{{ m.content }")
+
 
 class FakeFactory:
-    """An engine factory that records loads; a model named 'broken' fails to load."""
+    """An engine factory that records loads; a model named 'broken' fails to load, one named
+    'badtemplate' raises jinja2's TemplateSyntaxError as a raw load would."""
 
     def __init__(self, script: FakeScript | None = None, load_delay_s: float = 0.0) -> None:
         self.script = script or FakeScript()
@@ -99,6 +123,8 @@ class FakeFactory:
         time.sleep(self.load_delay_s)
         if "broken" in model:
             raise ModelLoadError(f"llama.cpp could not load {model}: bad tensor data")
+        if "badtemplate" in model:
+            broken_template()
         engine = FakeEngine(self.script, load)
         engine.model = model
         self.engines.append(engine)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from collections.abc import Callable
 
 from textual.pilot import Pilot
@@ -41,3 +43,12 @@ async def send(pilot: Pilot[None], text: str) -> LocalR1App:
 def notifications(app: LocalR1App) -> list[str]:
     """Texts of the notifications shown so far."""
     return [n.message for n in app._notifications]
+
+
+def screen_text(app: LocalR1App) -> str:
+    """The characters on screen, line by line, read from the app's own SVG screenshot."""
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for x, y, text in re.findall(r'<text[^>]*\bx="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot(),
+                                 re.S):
+        rows.setdefault(float(y), []).append((float(x), html.unescape(text).replace("\xa0", " ")))
+    return "\n".join("".join(t for _, t in sorted(row)) for _, row in sorted(rows.items()))

@@ -16,6 +16,11 @@ SIZE = (110, 34)
 SnapCompare = Any
 
 
+def _steady(app: LocalR1App) -> None:
+    """No blinking cursor: which half of the blink a picture catches depended on the machine's load."""
+    app.prompt.cursor_blink = False
+
+
 def test_main_screen_mid_stream_with_thinking_open(snap_compare: SnapCompare, make_app: AppMaker) -> None:
     hold = threading.Event()
     app = make_app(FakeScript(thinking=["The user asks about primes. ", "2, 3, 5 and 7 ", "are below 10."],
@@ -23,6 +28,7 @@ def test_main_screen_mid_stream_with_thinking_open(snap_compare: SnapCompare, ma
 
     async def run_before(pilot: Pilot[None]) -> None:
         await ready(pilot)
+        _steady(app)
         app.prompt.text = "Which primes are below 10?"
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.transcript.views[-1].thinking.text.endswith("below 10."))
@@ -36,6 +42,7 @@ def test_main_screen_with_thinking_collapsed(snap_compare: SnapCompare, make_app
     app = make_app()
 
     async def run_before(pilot: Pilot[None]) -> None:
+        _steady(app)
         await send(pilot, "Show me some Python")
         await pilot.pause(0.2)
 
@@ -44,6 +51,7 @@ def test_main_screen_with_thinking_collapsed(snap_compare: SnapCompare, make_app
 
 def _screen_after(key: str, app: LocalR1App, typed: str = "") -> Any:
     async def run_before(pilot: Pilot[None]) -> None:
+        _steady(app)
         await send(pilot, "Tell me about penguins")
         await pilot.press(key)
         await pilot.pause(0.2)

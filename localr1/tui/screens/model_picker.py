@@ -28,7 +28,7 @@ class ModelPicker(ModalScreen[str | None]):
         ]
         with Vertical(classes="dialog"):
             yield Static("Choose a model", classes="dialog-title")
-            yield OptionList(*options, id="model-options")
+            yield OptionList(*options, id="model-options", markup=False)  # file names
             yield Static("Convert a model with 'localr1 convert' to see it here", classes="dialog-hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,14 +10,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from localr1.errors import StoreError
 from localr1.store import ConversationStore, SearchHit
 
 
 def hit_text(hit: SearchHit) -> Text:
-    """Title and snippet, with the matched words (between [ and ] from the store) highlighted."""
-    text = Text(f"{hit.conversation_title}: ", style="bold")
-    for index, part in enumerate(re.split(r"\[(.*?)\]", hit.snippet)):
-        text.append(part, style="reverse" if index % 2 else "")
+    """Title and snippet as plain text, with the store's match spans styled."""
+    text = Text.assemble((hit.conversation_title, "bold"), ": ")
+    offset = len(text)
+    text.append(hit.snippet)
+    for start, end in hit.highlights:
+        text.stylize("reverse", offset + start, offset + end)
     return text
 
 
@@ -37,11 +38,15 @@ class SearchScreen(ModalScreen[int | None]):
         with Vertical(classes="dialog"):
             yield Static("Search conversations", classes="dialog-title")
             yield Input(placeholder="words to find", id="search-input")
-            yield OptionList(id="search-results")
+            yield OptionList(id="search-results", markup=False)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Search as the user types."""
-        self.hits = self._store.search(event.value)
+        try:
+            self.hits = self._store.search(event.value)
+        except StoreError as exc:
+            self.hits = []
+            self.app.notify(f"Search failed: {exc}", severity="error")
         results = self.query_one(OptionList)
         results.clear_options()
         results.add_options([Option(hit_text(hit), id=str(i)) for i, hit in enumerate(self.hits)])

@@ -50,7 +50,7 @@ class SettingsScreen(ModalScreen[Settings | None]):
                 yield Input(str(s.context_size), id="context_size", type="integer")
                 yield Label("show thinking")
                 yield Switch(s.show_thinking, id="show_thinking")
-            yield Static("", id="settings-error")
+            yield Static("", id="settings-error", markup=False)  # echoes what was typed
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (Ctrl+S)", variant="primary", id="save")
                 yield Button("Cancel (Esc)", id="cancel")

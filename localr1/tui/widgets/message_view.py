@@ -23,7 +23,16 @@ STATUS_TEXT = {
     "stopped": "⏹ stopped",
     "interrupted": "⚠ interrupted (the app closed while answering)",
     "streaming": "…",
+    "truncated": "✂ cut off at the token limit — raise max tokens in settings (F4)",
 }
+NO_ANSWER_TEXT = "⚠ still thinking at the token limit, so no answer — raise max tokens in settings (F4)"
+
+
+def status_text(status: str, content: str) -> str:
+    """What the footer says about a status; an R1 reply whose thinking used the whole budget says so."""
+    if status == "truncated" and not content.strip():
+        return NO_ANSWER_TEXT
+    return STATUS_TEXT.get(status, "")
 
 
 class MessageView(Vertical, can_focus=True):
@@ -61,7 +70,7 @@ class MessageView(Vertical, can_focus=True):
         yield self.footer
 
     def _footer_text(self, extra: str = "") -> str:
-        parts = [STATUS_TEXT[self.status]] if self.status in STATUS_TEXT else []
+        parts = [text] if (text := status_text(self.status, self.content)) else []
         if extra:
             parts.append(extra)
         return "  ".join(parts)

@@ -12,15 +12,15 @@ def _k(n: int) -> str:
 
 
 class StatusBar(Horizontal):
-    """Live facts about the model and the machine."""
+    """Live facts about the model and the machine; all plain text (model names come from files)."""
 
     def __init__(self) -> None:
         super().__init__(id="status-bar")
-        self.model_label = Static("no model", id="status-model")
+        self.model_label = Static("no model", id="status-model", markup=False)
         self.context_bar = ProgressBar(total=1, show_eta=False, show_percentage=False, id="status-context")
-        self.context_label = Static("", id="status-context-label")
-        self.speed_label = Static("", id="status-speed")
-        self.memory_label = Static("", id="status-memory")
+        self.context_label = Static("", id="status-context-label", markup=False)
+        self.speed_label = Static("", id="status-speed", markup=False)
+        self.memory_label = Static("", id="status-memory", markup=False)
 
     def compose(self) -> ComposeResult:
         yield self.model_label

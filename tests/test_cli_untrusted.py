@@ -1,0 +1,47 @@
+"""The command line shows names from files as written, and a locked conversation database stops `chat` cleanly."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from localr1.paths import data_dir
+from localr1.store import ConversationStore
+from tests.cli_helpers import localr1
+from tests.gguf_edit import STRING, rewrite_gguf
+
+
+def test_info_shows_a_name_with_brackets_as_written(demo_path: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # the whole path on one line
+    name = "Evil [/bold] Qwen [experimental] 7B"  # crashed rich; and '[experimental]' vanished
+    model = rewrite_gguf(demo_path, tmp_path / "[red]odd[i].gguf", general__name=(STRING, name))
+    result = localr1("info", str(model))
+    assert result.returncode == 0, result.stderr
+    assert name in result.stdout and "[red]odd[i].gguf" in result.stdout
+    assert json.loads(localr1("info", "--json", str(model)).stdout)["name"] == name
+
+
+def test_chat_on_a_locked_database_is_one_line_and_moves_nothing() -> None:
+    path = data_dir() / "conversations.db"
+    store = ConversationStore(path)
+    cid = store.create_conversation("Keep me")
+    store.add_message(cid, "user", "precious words")
+    store.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = localr1("chat", timeout=60)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("localr1: error: the conversation database ")
+    assert "locked by another program" in lines[0]
+    assert sorted(p.name for p in path.parent.iterdir() if "corrupt" in p.name) == []
+    assert [m.content for m in ConversationStore(path).messages(cid)] == ["precious words"]
