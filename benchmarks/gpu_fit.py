@@ -62,7 +62,7 @@ def build_model() -> Path:
         return MODEL
     import gguf
 
-    from localr1.engine.calibrate import quantized_sample
+    from localr1.planner.calibrate import quantized_sample
     from localr1.planner.synthetic import write_synthetic_gguf
 
     tensors = mixed_tensors(SHAPE, "Q4_K_M")
@@ -92,7 +92,7 @@ def main() -> None:
                          f"(devices seen by llama.cpp: {[d.name for d in backend_devices()]})")
     path = build_model()
     shape, variant = file_variant(path)
-    from localr1.engine.calibrate import measure_cpu_speed
+    from localr1.planner.calibrate import measure_cpu_speed
 
     hardware = with_speed(machine, measure_cpu_speed(("Q4_K", "Q6_K")))
     plan = make_plan("r1-1.5b-synthetic", shape, [variant], hardware, Wishes(context=args.context, kv_type="f16"))

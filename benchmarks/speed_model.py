@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--threads", type=int, default=0, help="threads for calibration and runs (default: cores)")
     args = parser.parse_args()
-    from localr1.engine.calibrate import measure_cpu_speed
+    from localr1.planner.calibrate import measure_cpu_speed
 
     threads = args.threads or default_threads()
     machine = probe(check_offload=False)

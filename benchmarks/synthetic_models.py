@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from quantize.convert import convert  # noqa: E402
-from quantize.qtypes import QUANT_TYPES  # noqa: E402
-from quantize.quantizer import QuantizeOptions, quantize_file  # noqa: E402
+from quantize.ladder.qtypes import QUANT_TYPES  # noqa: E402
+from quantize.ladder.quantizer import QuantizeOptions, quantize_file  # noqa: E402
 from tests.fixtures.checkpoints import SyntheticSpec, llama_spec, qwen2_spec, write_checkpoint  # noqa: E402
 
 WORKDIR = Path("/tmp/localr1-bench-models")

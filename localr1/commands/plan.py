@@ -81,7 +81,7 @@ def measured_speed(profile: HardwareProfile, *, force: bool, console: Console) -
         return speed
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from localr1.engine.calibrate import measure_cpu_speed
+    from localr1.planner.calibrate import measure_cpu_speed
 
     with Progress(TextColumn("measuring this CPU: {task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:

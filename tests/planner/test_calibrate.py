@@ -10,7 +10,7 @@ from localr1.planner.mix import tensor_list
 
 @pytest.mark.model
 def test_measure_cpu_speed_on_two_types() -> None:
-    from localr1.engine.calibrate import SPEED_SHAPE, measure_cpu_speed, pure_tensors, streamed_bytes
+    from localr1.planner.calibrate import SPEED_SHAPE, measure_cpu_speed, pure_tensors, streamed_bytes
 
     steps: list[tuple[str, float]] = []
     speed = measure_cpu_speed(("Q8_0", "Q4_0"), threads=2, progress=lambda what, done: steps.append((what, done)))
@@ -31,7 +31,7 @@ def test_measure_cpu_speed_on_two_types() -> None:
 
 @pytest.mark.model
 def test_quantized_sample_is_valid_blocks() -> None:
-    from localr1.engine.calibrate import quantized_sample
+    from localr1.planner.calibrate import quantized_sample
 
     for qtype in (gguf.GGMLQuantizationType.Q4_K, gguf.GGMLQuantizationType.IQ4_XS, gguf.GGMLQuantizationType.Q8_0):
         block, size = gguf.GGML_QUANT_SIZES[qtype]

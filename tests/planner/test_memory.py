@@ -156,7 +156,7 @@ def test_demo_memory_predicted_within_5_percent(demo_path: Path) -> None:
 
 @pytest.mark.model
 def test_synthetic_qwen2_memory_predicted_within_5_percent(tmp_path: Path) -> None:
-    from localr1.engine.calibrate import quantized_sample
+    from localr1.planner.calibrate import quantized_sample
 
     shape = ModelShape("qwen2", 8, 512, 1536, 8, 2, 64, 32000, 32768, qkv_bias=True)
     tensors = mixed_tensors(shape, "Q8_0")
