@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -61,6 +63,7 @@ class MessageView(Vertical, can_focus=True):
         self.answer = Markdown(preview(role, content), classes="answer")
         self.footer = Static(self._footer_text(footer), classes="footer", markup=False)
         self.footer.display = bool(self._footer_text(footer))
+        self.rendered = asyncio.Event()  # set once the answer's Markdown blocks are mounted (heights are real)
 
     def compose(self) -> ComposeResult:
         yield Static("You" if self.role == "user" else "Assistant", classes="role")
@@ -68,6 +71,11 @@ class MessageView(Vertical, can_focus=True):
             yield self.thinking
         yield self.answer
         yield self.footer
+
+    def on_markdown_table_of_contents_updated(self, event: Markdown.TableOfContentsUpdated) -> None:
+        """Markdown posts this when an update has mounted its blocks."""
+        if event.markdown is self.answer:
+            self.rendered.set()
 
     def _footer_text(self, extra: str = "") -> str:
         parts = [text] if (text := status_text(self.status, self.content)) else []

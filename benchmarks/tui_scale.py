@@ -1,0 +1,469 @@
+"""The chat app at a heavy user's scale (issue 12): long conversations, big histories, memory, decode speed.
+
+Every case runs in a fresh interpreter on a real SQLite database the benchmark writes
+(tests/tui/history.py), with the real app headless (`App.run_test()`), and prints one Markdown table:
+
+- open N: start on a conversation of N messages (long answers with code blocks and thinking);
+  time from building the app to the first key handled, newest message shown, peak RSS;
+- switch N: the same conversation opened from the sidebar, time to the next key handled;
+- history C: start with C short conversations in the sidebar;
+- keys: keypress latency while older messages of a 1,000-message conversation load as the user
+  scrolls to the top;
+- memory: process RSS after 5, 15 and 30 conversations of three long answers (fake engine), and
+  the longest collector pause while streaming;
+- decode: the app's decode speed on the demo model against `localr1 run` (interleaved pairs);
+- tmux: the real `localr1 chat` in tmux opening a 1,000-message conversation, as a person sees it.
+
+    .venv/bin/python benchmarks/tui_scale.py [--cases open,switch,history,keys,memory,decode,tmux]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import os
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+from textual import events
+from textual._time import get_time
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from localr1.engine.params import LoadParams  # noqa: E402
+from localr1.settings import Settings  # noqa: E402
+from localr1.store import ConversationStore  # noqa: E402
+from localr1.tui.app import LocalR1App  # noqa: E402
+from localr1.tui.widgets.message_view import MessageView  # noqa: E402
+from localr1.tui.widgets.prompt_input import PromptInput  # noqa: E402
+from tests.tui.fake_engine import FakeFactory, FakeScript  # noqa: E402
+from tests.tui.history import add_conversation, add_history, answer_text, thinking_text  # noqa: E402
+
+OPEN_SIZES = (50, 100, 200, 400, 1000)
+HISTORY_SIZES = (100, 2000, 10000)
+CHILD_TIMEOUT_S = 90
+HANDLED: list[tuple[float, float]] = []  # (perf_counter when handled, latency in s) of each "x" key
+
+
+class TimedPromptInput(PromptInput):
+    """Records when each "x" key reached the prompt and how long it waited."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        await super()._on_key(event)
+        if event.key == "x":
+            HANDLED.append((time.perf_counter(), get_time() - event.time))
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident set (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_app(db: Path, factory: Any = None, settings: Settings | None = None) -> LocalR1App:
+    app = LocalR1App(store=ConversationStore(db), settings=settings or Settings(model="fake"),
+                     engine_factory=factory or FakeFactory(), save_settings_to=db.with_suffix(".toml"),
+                     export_dir=db.parent / "exports")
+    app.prompt = TimedPromptInput()
+    return app
+
+
+async def key_handled(app: LocalR1App, timeout: float) -> float:
+    """Post an "x" the way the terminal driver does; returns when the prompt handled it."""
+    count = len(HANDLED)
+    app.post_message(events.Key("x", "x"))
+    deadline = time.perf_counter() + timeout
+    while len(HANDLED) == count:
+        if time.perf_counter() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.002)
+    return HANDLED[-1][0]
+
+
+def mounted(app: LocalR1App) -> dict[str, int]:
+    return {"views": len(app.transcript.query(MessageView)), "widgets": len(app.transcript.query("*")),
+            "sidebar_items": len(app.sidebar.children)}
+
+
+async def child_open(db: Path) -> dict[str, Any]:
+    """Time from building the app to the first key handled, on a database built beforehand."""
+    t0 = time.perf_counter()
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)):
+        interactive = await key_handled(app, CHILD_TIMEOUT_S) - t0
+        at_interactive = mounted(app)
+        newest = app.store.conn.execute("SELECT max(id) FROM messages").fetchone()[0]
+        shown = any(v.message_id == newest for v in app.transcript.query(MessageView))
+        await asyncio.sleep(2.0)
+        settled = mounted(app)
+    return {"interactive_s": interactive, "newest_shown": shown, "peak_rss_mib": peak_rss_mib(),
+            "at_interactive": at_interactive, "settled": settled}
+
+
+async def child_switch(db: Path) -> dict[str, Any]:
+    """Open the long conversation (second in the sidebar) from the sidebar; time to the next key."""
+    from textual.widgets import ListView
+
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)
+        item = app.sidebar.children[1]
+        t0 = time.perf_counter()
+        # Straight to the app, as if bubbled: the key posted next waits for the app's handler to return.
+        app.post_message(ListView.Selected(app.sidebar, item, 1))  # type: ignore[arg-type]
+        interactive = await key_handled(app, CHILD_TIMEOUT_S) - t0
+        at_interactive = mounted(app)
+        await asyncio.sleep(1.0)
+    return {"interactive_s": interactive, "peak_rss_mib": peak_rss_mib(), "at_interactive": at_interactive}
+
+
+async def child_keys(db: Path, seconds: float, interval: float, burst: int) -> dict[str, Any]:
+    """Scroll to the top every 0.5 s (older messages load) while keys are typed `interval` seconds apart,
+    `burst` at a time with 0.6 s pauses in between (0: no pauses)."""
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)):
+        await key_handled(app, CHILD_TIMEOUT_S)
+        await asyncio.sleep(0.5)
+        first = [v.message_id for v in app.transcript.query(MessageView)][:1]
+        HANDLED.clear()
+        start = time.perf_counter()
+        scrolled = 0.0
+        typed = 0
+        while time.perf_counter() - start < seconds:
+            if time.perf_counter() - scrolled >= 0.5:
+                app.transcript.scroll_home(animate=False)
+                scrolled = time.perf_counter()
+            app.post_message(events.Key("x", "x"))
+            typed += 1
+            await asyncio.sleep(0.6 if burst and typed % burst == 0 else interval)
+        await asyncio.sleep(0.3)
+        oldest = [v.message_id for v in app.transcript.query(MessageView)][:1]
+        latencies = [lat * 1e3 for _, lat in HANDLED]
+        loaded = app.store.conn.execute("SELECT count(*) FROM messages WHERE id < ? AND id >= ?",
+                                        (first[0], oldest[0])).fetchone()[0] if first and oldest else 0
+        at_end = mounted(app)
+    return {"keys": len(latencies), "median_ms": statistics.median(latencies), "max_ms": max(latencies),
+            "p95_ms": sorted(latencies)[int(len(latencies) * 0.95) - 1], "older_loaded": loaded,
+            "mounted": at_end}
+
+
+def long_script() -> FakeScript:
+    """About 300 words of reasoning and 400 of answer, as word tokens."""
+    import re
+
+    words = re.compile(r"\S+\s*")
+    return FakeScript(thinking=words.findall(thinking_text(1) + "\n\n" + thinking_text(2)),
+                      answer=words.findall(answer_text(1) + "\n\n" + answer_text(2)))
+
+
+async def child_memory(db: Path, conversations: int) -> dict[str, Any]:
+    """RSS after 5, 15, 30 conversations of three long answers; collector pauses while streaming."""
+    pauses: list[float] = []
+    started: dict[int, float] = {}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[info["generation"]] = time.perf_counter()
+        elif info["generation"] in started:
+            pauses.append((time.perf_counter() - started.pop(info["generation"])) * 1e3)
+
+    app = make_app(db, FakeFactory(long_script()))
+    process = psutil.Process()
+    rss: dict[int, float] = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.engine is None:
+            await pilot.pause(0.01)
+        for c in range(1, conversations + 1):
+            await app.action_new_chat()
+            for a in range(3):
+                app.prompt.post_message(PromptInput.Submitted(f"Question {c}.{a}"))
+                while not app.chat.generating:
+                    await asyncio.sleep(0.005)
+                if c == 1 and a == 0:
+                    gc.callbacks.append(on_gc)
+                while app.chat.generating:
+                    await asyncio.sleep(0.01)
+            if c in (5, 15, 30):
+                await pilot.pause(0.5)
+                rss[c] = process.memory_info().rss / 2**20
+        gc.callbacks.remove(on_gc)
+        mounted_views = len(app.transcript.query(MessageView))
+    return {"rss_mib": rss, "max_gc_pause_ms": max(pauses, default=0.0),
+            "gc_pauses_over_20ms": sum(p > 20 for p in pauses), "collections": len(pauses),
+            "views_mounted_at_end": mounted_views}
+
+
+DECODE_PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a map. Use many paragraphs."
+
+
+async def child_decode_app(db: Path, tokens: int, threads: int, refresh_hz: float) -> dict[str, Any]:
+    """One greedy answer in the headless app with the real engine on the demo; the stored stats."""
+    from localr1.loader import open_engine
+    from localr1.tui import chat
+
+    if refresh_hz:
+        chat.REFRESH_INTERVAL_S = 1 / refresh_hz  # type: ignore[attr-defined]
+
+    def factory(model: str, load: LoadParams, overrides: dict[str, Any]) -> Any:
+        return open_engine(model, replace(load, threads=threads) if threads else load, overrides)
+
+    settings = Settings(model="demo", temperature=0.0, max_tokens=tokens, context_size=4096)
+    app = make_app(db, factory, settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.engine is None:
+            await pilot.pause(0.01)
+        app.prompt.post_message(PromptInput.Submitted(DECODE_PROMPT))
+        while not app.chat.generating:
+            await asyncio.sleep(0.005)
+        while app.chat.generating:
+            await asyncio.sleep(0.02)
+        cid = app.chat.session.conversation_id
+        assert cid is not None
+        stats = app.store.conn.execute("SELECT stats FROM messages WHERE conversation_id = ? AND role = 'assistant'",
+                                       (cid,)).fetchone()[0]
+    s = json.loads(stats)
+    return {"tok_s": s["decode_tokens_per_s"], "tokens": s["generated_tokens"]}
+
+
+def run_cli_decode(tokens: int) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "localr1", "run", "--json", "--temperature", "0", "--max-tokens",
+                          str(tokens), "--ctx", "4096", "-m", "demo", DECODE_PROMPT], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    s = json.loads(out)["stats"]
+    return {"tok_s": s["decode_tokens_per_s"], "tokens": s["generated_tokens"]}
+
+
+def child(argv: list[str]) -> None:
+    kind, db = argv[0], Path(argv[1])
+    extra = [float(a) for a in argv[2:]]
+    runners = {
+        "open": lambda: child_open(db),
+        "switch": lambda: child_switch(db),
+        "keys": lambda: child_keys(db, extra[0], extra[1], int(extra[2])),
+        "memory": lambda: child_memory(db, int(extra[0])),
+        "decode": lambda: child_decode_app(db, int(extra[0]), int(extra[1]), extra[2]),
+    }
+    print(json.dumps(asyncio.run(runners[kind]())))
+
+
+def spawn(kind: str, db: Path, *extra: object, timeout: float = CHILD_TIMEOUT_S) -> dict[str, Any] | None:
+    """Run one case in a fresh interpreter; None when it ran past the timeout."""
+    try:
+        out = subprocess.run([sys.executable, __file__, "--child", kind, str(db), *map(str, extra)],
+                             capture_output=True, text=True, timeout=timeout, check=True).stdout
+    except subprocess.TimeoutExpired:
+        return None
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def fresh_db(folder: Path, name: str) -> ConversationStore:
+    path = folder / f"{name}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return ConversationStore(path)
+
+
+def bench_open(folder: Path, runs: int) -> None:
+    print("\n| messages | time to interactive (s), median | runs | newest shown | message views mounted "
+          "(at first key / 2 s later) | widgets in transcript | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    baseline = fresh_db(folder, "empty")
+    baseline.close()
+    sizes: list[tuple[str, int]] = [("0 (empty database)", 0)] + [(str(n), n) for n in OPEN_SIZES]
+    for label, n in sizes:
+        store = fresh_db(folder, f"open{n}")
+        if n:
+            add_history(store, 3)
+            add_conversation(store, n)
+        store.close()
+        results = [spawn("open", store.path) for _ in range(runs)]
+        done = [r for r in results if r is not None]
+        if not done:
+            print(f"| {label} | > {CHILD_TIMEOUT_S} (not interactive) | | | | | |")
+            continue
+        times = [r["interactive_s"] for r in done]
+        r = done[-1]
+        print(f"| {label} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)}"
+              f"{' + timeouts' if len(done) < runs else ''} | {r['newest_shown']} | "
+              f"{r['at_interactive']['views']} / {r['settled']['views']} | {r['settled']['widgets']} | "
+              f"{statistics.median(x['peak_rss_mib'] for x in done):.0f} |")
+
+
+def bench_switch(folder: Path, runs: int) -> None:
+    print("\n| messages | open from the sidebar: time to next key (s), median | runs | views mounted |")
+    print("|---|---|---|---|")
+    for n in OPEN_SIZES:
+        store = fresh_db(folder, f"switch{n}")
+        add_conversation(store, n, at=time.time() - 10)
+        add_conversation(store, 2, title="Newest", long=False)
+        store.close()
+        done = [r for r in (spawn("switch", store.path) for _ in range(runs)) if r is not None]
+        if not done:
+            print(f"| {n} | > {CHILD_TIMEOUT_S} | | |")
+            continue
+        times = [r["interactive_s"] for r in done]
+        print(f"| {n} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)} | "
+              f"{done[-1]['at_interactive']['views']} |")
+
+
+def bench_history(folder: Path, runs: int) -> None:
+    print("\n| conversations | time to interactive (s), median | runs | sidebar items (2 s later) | peak RSS MiB |")
+    print("|---|---|---|---|---|")
+    for n in HISTORY_SIZES:
+        store = fresh_db(folder, f"history{n}")
+        add_history(store, n)
+        store.close()
+        done = [r for r in (spawn("open", store.path) for _ in range(runs)) if r is not None]
+        if not done:
+            print(f"| {n} | > {CHILD_TIMEOUT_S} | | | |")
+            continue
+        times = [r["interactive_s"] for r in done]
+        print(f"| {n} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)} | "
+              f"{done[-1]['settled']['sidebar_items']} | {statistics.median(x['peak_rss_mib'] for x in done):.0f} |")
+
+
+def bench_keys(folder: Path, runs: int) -> None:
+    store = fresh_db(folder, "keys")
+    add_conversation(store, 1000)
+    store.close()
+    print("\n| typing | run | keys | median ms | p95 ms | max ms | older messages loaded in 10 s | views mounted |")
+    print("|---|---|---|---|---|---|---|---|")
+    patterns = (("words: 6 keys 120 ms apart, then 0.6 s", 0.12, 6), ("continuous: a key every 20 ms", 0.02, 0))
+    for label, interval, burst in patterns:
+        for i in range(runs):
+            r = spawn("keys", store.path, 10.0, interval, burst)
+            if r is None:
+                print(f"| {label} | {i + 1} | timed out | | | | | |")
+                continue
+            print(f"| {label} | {i + 1} | {r['keys']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['max_ms']:.1f} | "
+                  f"{r['older_loaded']} | {r['mounted']['views']} |")
+
+
+def bench_memory(folder: Path) -> None:
+    store = fresh_db(folder, "memory")
+    store.close()
+    r = spawn("memory", store.path, 30, timeout=1800)
+    if r is None:
+        print("\nmemory: timed out")
+        return
+    rss = r["rss_mib"]
+    print("\n| after conversations | 5 | 15 | 30 | 30 − 5 | longest collector pause while streaming (ms) | "
+          "pauses > 20 ms | collections |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| process RSS MiB | {rss['5']:.0f} | {rss['15']:.0f} | {rss['30']:.0f} | {rss['30'] - rss['5']:.0f} | "
+          f"{r['max_gc_pause_ms']:.1f} | {r['gc_pauses_over_20ms']} | {r['collections']} |")
+
+
+def bench_decode(folder: Path, pairs: int, tokens: int, threads: int, refresh_hz: float) -> None:
+    ratios, app_speeds, cli_speeds = [], [], []
+    for i in range(pairs):
+        store = fresh_db(folder, f"decode{i}")
+        store.close()
+        order = ("app", "cli") if i % 2 == 0 else ("cli", "app")
+        got: dict[str, dict[str, Any]] = {}
+        for side in order:
+            if side == "app":
+                res = spawn("decode", store.path, tokens, threads, refresh_hz, timeout=300)
+                assert res is not None
+                got["app"] = res
+            else:
+                got["cli"] = run_cli_decode(tokens)
+        app_speeds.append(got["app"]["tok_s"])
+        cli_speeds.append(got["cli"]["tok_s"])
+        ratios.append(got["app"]["tok_s"] / got["cli"]["tok_s"])
+        print(f"  pair {i + 1}: app {got['app']['tok_s']:.1f} tok/s ({got['app']['tokens']} tokens), "
+              f"run {got['cli']['tok_s']:.1f} tok/s ({got['cli']['tokens']} tokens)", file=sys.stderr)
+    label = f"threads {threads or 'default'}, refresh {refresh_hz or 'default'} Hz"
+    print(f"\n| app ({label}) tok/s | `localr1 run` tok/s | app / run (median of pairs) | ratios |")
+    print("|---|---|---|---|")
+    print(f"| {statistics.median(app_speeds):.1f} | {statistics.median(cli_speeds):.1f} | "
+          f"{statistics.median(ratios):.3f} | {', '.join(f'{x:.3f}' for x in ratios)} |")
+
+
+def bench_tmux(folder: Path, runs: int) -> None:
+    """The real `localr1 chat` in a 120x40 tmux pane: until the newest answer and a typed key show."""
+    if shutil.which("tmux") is None:
+        print("\ntmux: not installed")
+        return
+    home = folder / "tmux-home"
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    store = fresh_db(home / "data", "conversations")
+    add_conversation(store, 1000)
+    store.close()
+    newest = "a0999"
+    print("\n| run | newest answer on screen (s) | typed text on screen (s) |")
+    print("|---|---|---|")
+    for i in range(runs):
+        sock = f"bench-{os.getpid()}-{i}"
+        cmd = (f"exec env LOCALR1_HOME={shlex.quote(str(home))} TERM=xterm-256color PYTHONPATH={shlex.quote(str(ROOT))}"
+               f" {shlex.quote(sys.executable)} -m localr1 chat --model demo")
+
+        def tmux(*args: str, sock: str = sock) -> str:
+            return subprocess.run(["tmux", "-L", sock, *args], capture_output=True, text=True, check=False).stdout
+
+        t0 = time.perf_counter()
+        tmux("new-session", "-d", "-s", "b", "-x", "120", "-y", "40", cmd)
+        shown = typed = float("nan")
+        try:
+            while time.perf_counter() - t0 < CHILD_TIMEOUT_S:
+                screen = tmux("capture-pane", "-p", "-t", "b")
+                if newest in screen and math.isnan(shown):
+                    shown = time.perf_counter() - t0
+                    tmux("send-keys", "-t", "b", "-l", "zqzq")
+                if "zqzq" in screen:
+                    typed = time.perf_counter() - t0
+                    break
+                time.sleep(0.02)
+        finally:
+            tmux("kill-server")
+        print(f"| {i + 1} | {shown:.2f} | {typed:.2f} |")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="open,switch,history,keys,memory,decode,tmux")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=6, help="interleaved app/run pairs for decode")
+    parser.add_argument("--tokens", type=int, default=300, help="tokens per decode run")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads in the app (0: default)")
+    parser.add_argument("--refresh-hz", type=float, default=0, help="override the app's render rate (0: default)")
+    args = parser.parse_args()
+    cases = args.cases.split(",")
+    load = os.getloadavg()[0]
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, 1-min load {load:.2f} at start")
+    with tempfile.TemporaryDirectory(prefix="localr1-scale-") as tmp:
+        folder = Path(tmp)
+        benches = {
+            "open": lambda: bench_open(folder, args.runs),
+            "switch": lambda: bench_switch(folder, args.runs),
+            "history": lambda: bench_history(folder, args.runs),
+            "keys": lambda: bench_keys(folder, args.runs),
+            "memory": lambda: bench_memory(folder),
+            "decode": lambda: bench_decode(folder, args.pairs, args.tokens, args.threads, args.refresh_hz),
+            "tmux": lambda: bench_tmux(folder, args.runs),
+        }
+        for case in cases:
+            benches[case]()
+            sys.stdout.flush()
+    print(f"\n1-min load at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
