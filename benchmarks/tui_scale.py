@@ -171,14 +171,14 @@ def long_script() -> FakeScript:
 
 async def child_memory(db: Path, conversations: int) -> dict[str, Any]:
     """RSS after 5, 15, 30 conversations of three long answers; collector pauses while streaming."""
-    pauses: list[float] = []
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
     started: dict[int, float] = {}
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             started[info["generation"]] = time.perf_counter()
-        elif info["generation"] in started:
-            pauses.append((time.perf_counter() - started.pop(info["generation"])) * 1e3)
+        elif info["generation"] in started and app.chat.generating:
+            pauses[info["generation"]].append((time.perf_counter() - started.pop(info["generation"])) * 1e3)
 
     app = make_app(db, FakeFactory(long_script()))
     process = psutil.Process()
@@ -201,8 +201,8 @@ async def child_memory(db: Path, conversations: int) -> dict[str, Any]:
                 rss[c] = process.memory_info().rss / 2**20
         gc.callbacks.remove(on_gc)
         mounted_views = len(app.transcript.query(MessageView))
-    return {"rss_mib": rss, "max_gc_pause_ms": max(pauses, default=0.0),
-            "gc_pauses_over_20ms": sum(p > 20 for p in pauses), "collections": len(pauses),
+    return {"rss_mib": rss, "max_pause_ms": {g: max(p, default=0.0) for g, p in pauses.items()},
+            "full_collections": len(pauses[2]), "young_collections": len(pauses[0]) + len(pauses[1]),
             "views_mounted_at_end": mounted_views}
 
 
@@ -238,6 +238,29 @@ async def child_decode_app(db: Path, tokens: int, threads: int, refresh_hz: floa
     return {"tok_s": s["decode_tokens_per_s"], "tokens": s["generated_tokens"]}
 
 
+async def child_render_cpu(db: Path, refresh_hz: float, tokens_per_s: float) -> dict[str, Any]:
+    """CPU seconds the app uses per second while a fake model streams at a local model's pace."""
+    from localr1.tui import chat
+
+    if refresh_hz:
+        chat.REFRESH_INTERVAL_S = 1 / refresh_hz  # type: ignore[attr-defined]
+    script = long_script()
+    script.delay_s = 1 / tokens_per_s  # the fake engine sleeps: what is measured is the UI's own work
+    app = make_app(db, FakeFactory(script))
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.engine is None:
+            await pilot.pause(0.01)
+        await pilot.pause(0.5)
+        app.prompt.post_message(PromptInput.Submitted("Go"))
+        while not app.chat.generating:
+            await asyncio.sleep(0.005)
+        wall, cpu = time.perf_counter(), time.process_time()
+        while app.chat.generating:
+            await asyncio.sleep(0.02)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"cpu_per_s": cpu / wall, "seconds": wall}
+
+
 def run_cli_decode(tokens: int) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "localr1", "run", "--json", "--temperature", "0", "--max-tokens",
                           str(tokens), "--ctx", "4096", "-m", "demo", DECODE_PROMPT], capture_output=True, text=True,
@@ -255,6 +278,7 @@ def child(argv: list[str]) -> None:
         "keys": lambda: child_keys(db, extra[0], extra[1], int(extra[2])),
         "memory": lambda: child_memory(db, int(extra[0])),
         "decode": lambda: child_decode_app(db, int(extra[0]), int(extra[1]), extra[2]),
+        "render_cpu": lambda: child_render_cpu(db, extra[0], extra[1]),
     }
     print(json.dumps(asyncio.run(runners[kind]())))
 
@@ -277,14 +301,13 @@ def fresh_db(folder: Path, name: str) -> ConversationStore:
     return ConversationStore(path)
 
 
-def bench_open(folder: Path, runs: int) -> None:
+def bench_open(folder: Path, runs: int, sizes: tuple[int, ...]) -> None:
     print("\n| messages | time to interactive (s), median | runs | newest shown | message views mounted "
           "(at first key / 2 s later) | widgets in transcript | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")
     baseline = fresh_db(folder, "empty")
     baseline.close()
-    sizes: list[tuple[str, int]] = [("0 (empty database)", 0)] + [(str(n), n) for n in OPEN_SIZES]
-    for label, n in sizes:
+    for label, n in [("0 (empty database)", 0)] + [(str(n), n) for n in sizes]:
         store = fresh_db(folder, f"open{n}")
         if n:
             add_history(store, 3)
@@ -303,10 +326,10 @@ def bench_open(folder: Path, runs: int) -> None:
               f"{statistics.median(x['peak_rss_mib'] for x in done):.0f} |")
 
 
-def bench_switch(folder: Path, runs: int) -> None:
+def bench_switch(folder: Path, runs: int, sizes: tuple[int, ...]) -> None:
     print("\n| messages | open from the sidebar: time to next key (s), median | runs | views mounted |")
     print("|---|---|---|---|")
-    for n in OPEN_SIZES:
+    for n in sizes:
         store = fresh_db(folder, f"switch{n}")
         add_conversation(store, n, at=time.time() - 10)
         add_conversation(store, 2, title="Newest", long=False)
@@ -320,10 +343,10 @@ def bench_switch(folder: Path, runs: int) -> None:
               f"{done[-1]['at_interactive']['views']} |")
 
 
-def bench_history(folder: Path, runs: int) -> None:
+def bench_history(folder: Path, runs: int, sizes: tuple[int, ...]) -> None:
     print("\n| conversations | time to interactive (s), median | runs | sidebar items (2 s later) | peak RSS MiB |")
     print("|---|---|---|---|---|")
-    for n in HISTORY_SIZES:
+    for n in sizes:
         store = fresh_db(folder, f"history{n}")
         add_history(store, n)
         store.close()
@@ -361,11 +384,13 @@ def bench_memory(folder: Path) -> None:
         print("\nmemory: timed out")
         return
     rss = r["rss_mib"]
-    print("\n| after conversations | 5 | 15 | 30 | 30 − 5 | longest collector pause while streaming (ms) | "
-          "pauses > 20 ms | collections |")
+    pause = r["max_pause_ms"]
+    print("\n| RSS MiB after 5 | 15 | 30 | 30 − 5 | full collections while streaming | longest full (ms) | "
+          "young collections | longest young (ms) |")
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| process RSS MiB | {rss['5']:.0f} | {rss['15']:.0f} | {rss['30']:.0f} | {rss['30'] - rss['5']:.0f} | "
-          f"{r['max_gc_pause_ms']:.1f} | {r['gc_pauses_over_20ms']} | {r['collections']} |")
+    print(f"| {rss['5']:.0f} | {rss['15']:.0f} | {rss['30']:.0f} | {rss['30'] - rss['5']:.0f} | "
+          f"{r['full_collections']} | {pause['2']:.0f} | {r['young_collections']} | "
+          f"{max(pause['0'], pause['1']):.0f} |")
 
 
 def bench_decode(folder: Path, pairs: int, tokens: int, threads: int, refresh_hz: float) -> None:
@@ -392,6 +417,23 @@ def bench_decode(folder: Path, pairs: int, tokens: int, threads: int, refresh_hz
     print("|---|---|---|---|")
     print(f"| {statistics.median(app_speeds):.1f} | {statistics.median(cli_speeds):.1f} | "
           f"{statistics.median(ratios):.3f} | {', '.join(f'{x:.3f}' for x in ratios)} |")
+
+
+def bench_render_cpu(folder: Path, runs: int) -> None:
+    """The UI's CPU per second of streaming at 100 tokens/s (the demo's pace), by render rate, interleaved."""
+    rates = (30.0, 20.0, 12.0)
+    got: dict[float, list[float]] = {r: [] for r in rates}
+    for i in range(runs):
+        for rate in rates if i % 2 == 0 else rates[::-1]:
+            store = fresh_db(folder, f"cpu{i}-{rate}")
+            store.close()
+            r = spawn("render_cpu", store.path, rate, 100.0, timeout=300)
+            if r is not None:
+                got[rate].append(r["cpu_per_s"])
+    print("\n| render rate | UI CPU seconds per second of streaming at 100 tokens/s, median | runs |")
+    print("|---|---|---|")
+    for rate in rates:
+        print(f"| {rate:.0f} Hz | {statistics.median(got[rate]):.3f} | {', '.join(f'{x:.3f}' for x in got[rate])} |")
 
 
 def bench_tmux(folder: Path, runs: int) -> None:
@@ -440,24 +482,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="open,switch,history,keys,memory,decode,tmux")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="", help="comma-separated sizes for open, switch and history")
     parser.add_argument("--pairs", type=int, default=6, help="interleaved app/run pairs for decode")
     parser.add_argument("--tokens", type=int, default=300, help="tokens per decode run")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads in the app (0: default)")
     parser.add_argument("--refresh-hz", type=float, default=0, help="override the app's render rate (0: default)")
     args = parser.parse_args()
     cases = args.cases.split(",")
+    sizes = tuple(int(x) for x in args.sizes.split(",")) if args.sizes else ()
     load = os.getloadavg()[0]
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, 1-min load {load:.2f} at start")
     with tempfile.TemporaryDirectory(prefix="localr1-scale-") as tmp:
         folder = Path(tmp)
         benches = {
-            "open": lambda: bench_open(folder, args.runs),
-            "switch": lambda: bench_switch(folder, args.runs),
-            "history": lambda: bench_history(folder, args.runs),
+            "open": lambda: bench_open(folder, args.runs, sizes or OPEN_SIZES),
+            "switch": lambda: bench_switch(folder, args.runs, sizes or OPEN_SIZES),
+            "history": lambda: bench_history(folder, args.runs, sizes or HISTORY_SIZES),
             "keys": lambda: bench_keys(folder, args.runs),
             "memory": lambda: bench_memory(folder),
             "decode": lambda: bench_decode(folder, args.pairs, args.tokens, args.threads, args.refresh_hz),
             "tmux": lambda: bench_tmux(folder, args.runs),
+            "render_cpu": lambda: bench_render_cpu(folder, args.runs),
         }
         for case in cases:
             benches[case]()

@@ -153,7 +153,7 @@ class LocalR1App(App[None]):
         await self.refresh_sidebar()
         self.refresh_memory()
         self.set_interval(1.0, self.refresh_memory)
-        self.set_interval(1.0, gc_policy.collect_if_due)
+        self.set_interval(1.0, lambda: gc_policy.collect_if_due(streaming=self.chat.generating))
         self.apply_thinking_visibility()
         self.apply_width(self.size.width)
         self.prompt.focus()

@@ -113,7 +113,7 @@ class ChatController:
         """Clear the transcript for a new conversation."""
         self._context_used = 0
         await self.pager.clear()
-        gc_policy.collect_soon(self.transcript)
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     async def open(self, conversation_id: int, around: int | None = None) -> None:
         """Show a stored conversation: its newest messages, or those around message `around` (a search hit)."""
@@ -121,7 +121,7 @@ class ChatController:
             await self.pager.show_newest(conversation_id)
         else:
             await self.pager.show_around(conversation_id, around)
-        gc_policy.collect_soon(self.transcript)
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     # sending
     async def send(self, text: str) -> bool:
@@ -282,7 +282,7 @@ class ChatController:
         if final.error:
             self.notify(final.error, severity="error")
         self._turn = self._view = self._user_view = None  # a view left behind is never kept alive
-        gc_policy.collect_soon(self.transcript)
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     async def _fail(self, failed: GenerationFailed) -> None:
         """The request never produced an answer: say why, keep the user's message."""

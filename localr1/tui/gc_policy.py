@@ -5,15 +5,16 @@ collection. Freezing after every answer (before issue 12) kept full collections 
 everything alive into the permanent generation, including the transcripts the user then left, which
 were never freed again (~32 MiB per conversation). Now:
 - what exists at start-up (modules, classes, the app's skeleton) is frozen once;
-- automatic full collections are switched off (young generations are still collected as usual), and
-  a full collection runs instead when the user has not pressed a key for IDLE_S, once as much has
-  piled up as would have triggered one automatically, and shortly after a conversation switch or
-  an answer, whichever comes first; the pager keeps the mounted transcript small, so each is short.
+- automatic full collections are switched off (young generations are still collected as usual); a
+  full collection runs instead when no answer streams and the user has not pressed a key for IDLE_S,
+  once as much has piled up as would have triggered one automatically, and shortly after a
+  conversation switch or an answer; the pager keeps the mounted transcript small, so each is short.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 from textual.widget import Widget
 
@@ -42,19 +43,23 @@ def stop() -> None:
     gc.unfreeze()
 
 
-def collect_if_due() -> bool:
-    """Called every second: a full collection when idle and as much piled up as CPython would wait for."""
-    if _saved and gc.get_count()[2] >= FULL_AFTER and quiet_for(IDLE_S):
+def collect_if_due(*, streaming: bool) -> bool:
+    """Called every second: a full collection when idle and as much piled up as CPython would wait for.
+
+    Never while an answer streams (its rendering would stall); its garbage is collected once it ends.
+    """
+    if _saved and not streaming and gc.get_count()[2] >= FULL_AFTER and quiet_for(IDLE_S):
         gc.collect()
         return True
     return False
 
 
-def collect_soon(widget: Widget) -> None:
-    """After a conversation switch or an answer: free what was left behind once the user is idle."""
+def collect_soon(widget: Widget, streaming: Callable[[], bool]) -> None:
+    """After a conversation switch or an answer: free what was left behind once the user is idle
+    and no answer streams."""
 
     def attempt() -> None:
-        if quiet_for(IDLE_S):
+        if quiet_for(IDLE_S) and not streaming():
             gc.collect()
         else:
             widget.set_timer(AFTER_S, attempt, name="collect garbage")
