@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 
+from localr1.tui.widgets.document import Document
 from localr1.tui.widgets.thinking_block import ThinkingBlock
 
 PREVIEW_CHARS = 4000  # longer user messages (big pastes) are shown shortened; the full text is stored
@@ -60,7 +61,7 @@ class MessageView(Vertical, can_focus=True):
         self.message_id = message_id
         self.thinking = ThinkingBlock(thinking, collapsed=thinking_collapsed)
         self.thinking.set_class(bool(thinking), "-has-thinking")
-        self.answer = Markdown(preview(role, content), classes="answer")
+        self.answer = Document(preview(role, content), classes="answer")
         self.footer = Static(self._footer_text(footer), classes="footer", markup=False)
         self.footer.display = bool(self._footer_text(footer))
         self.rendered = asyncio.Event()  # set once the answer's Markdown blocks are mounted (heights are real)
