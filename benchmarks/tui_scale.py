@@ -398,8 +398,10 @@ def bench_memory(folder: Path) -> None:
           f"{max(pause['0'], pause['1']):.0f} |")
 
 
-def bench_decode(folder: Path, pairs: int, tokens: int, threads: int, refresh_hz: float, switch_ms: float,
-                 app_threads: int) -> None:
+def bench_decode(folder: Path, args: argparse.Namespace) -> None:
+    """The app's decode speed against `localr1 run`, interleaved pairs on the demo model."""
+    pairs, tokens, threads, app_threads = args.pairs, args.tokens, args.threads, args.app_threads
+    refresh_hz, switch_ms = args.refresh_hz, args.switch_ms
     ratios, app_speeds, cli_speeds = [], [], []
     for i in range(pairs):
         store = fresh_db(folder, f"decode{i}")
@@ -421,8 +423,8 @@ def bench_decode(folder: Path, pairs: int, tokens: int, threads: int, refresh_hz
         ratios.append(got["app"]["tok_s"] / got["cli"]["tok_s"])
         print(f"  pair {i + 1}: app {got['app']['tok_s']:.1f} tok/s ({got['app']['tokens']} tokens), "
               f"run {got['cli']['tok_s']:.1f} tok/s ({got['cli']['tokens']} tokens)", file=sys.stderr)
-    label = (f"threads {app_threads or threads or 'default'} (run: {threads or 'default'}), refresh {refresh_hz or 'default'} Hz"
-             + (f", GIL switch {switch_ms} ms" if switch_ms else ""))
+    label = (f"threads {app_threads or threads or 'default'} (run: {threads or 'default'}), "
+             f"refresh {refresh_hz or 'default'} Hz" + (f", GIL switch {switch_ms} ms" if switch_ms else ""))
     print(f"\n| app ({label}) tok/s | `localr1 run` tok/s | app / run (median of pairs) | ratios |")
     print("|---|---|---|---|")
     print(f"| {statistics.median(app_speeds):.1f} | {statistics.median(cli_speeds):.1f} | "
@@ -512,8 +514,7 @@ def main() -> None:
             "history": lambda: bench_history(folder, args.runs, sizes or HISTORY_SIZES),
             "keys": lambda: bench_keys(folder, args.runs),
             "memory": lambda: bench_memory(folder),
-            "decode": lambda: bench_decode(folder, args.pairs, args.tokens, args.threads, args.refresh_hz,
-                                           args.switch_ms, args.app_threads),
+            "decode": lambda: bench_decode(folder, args),
             "tmux": lambda: bench_tmux(folder, args.runs),
             "render_cpu": lambda: bench_render_cpu(folder, args.runs),
         }
