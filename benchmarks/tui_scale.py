@@ -425,6 +425,9 @@ def bench_decode(folder: Path, args: argparse.Namespace) -> None:
               f"run {got['cli']['tok_s']:.1f} tok/s ({got['cli']['tokens']} tokens)", file=sys.stderr)
     label = (f"threads {app_threads or threads or 'default'} (run: {threads or 'default'}), "
              f"refresh {refresh_hz or 'default'} Hz" + (f", GIL switch {switch_ms} ms" if switch_ms else ""))
+    if not ratios:
+        print(f"\ndecode ({label}): every pair ran past 300 s")
+        return
     print(f"\n| app ({label}) tok/s | `localr1 run` tok/s | app / run (median of pairs) | ratios |")
     print("|---|---|---|---|")
     print(f"| {statistics.median(app_speeds):.1f} | {statistics.median(cli_speeds):.1f} | "

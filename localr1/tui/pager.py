@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 
 from textual.widget import Widget
@@ -29,6 +30,7 @@ MAX_MOUNTED = 12  # messages kept mounted (more while they are short: see KEEP_S
 KEEP_SCREENS = 4  # the far end is unmounted only while this many screens of text stay mounted
 RENDER_WAIT_S = 5.0  # longest wait for new views' Markdown before measuring anyway
 INPUT_PAUSE_S = 0.15  # a slice is mounted only after this long without a key: typing is never kept waiting
+OPEN_SETTLE_S = 1.0  # after opening, the first slice waits this long: people often type straight away
 
 
 def view_of(turn: Turn) -> MessageView:
@@ -63,6 +65,7 @@ class TranscriptPager:
         self.hit: MessageView | None = None  # the search hit last jumped to
         self._loading = False
         self._pending = False
+        self._settle_until = 0.0  # monotonic time before which nothing more is mounted (just opened)
         transcript.on_moved = self.schedule
 
     @property
@@ -132,6 +135,7 @@ class TranscriptPager:
 
     async def _show(self, views: list[MessageView]) -> None:
         self.hit = None
+        self._settle_until = time.monotonic() + OPEN_SETTLE_S
         await self.transcript.show(views)
         self._mark()
 
@@ -171,7 +175,7 @@ class TranscriptPager:
         margin = max(t.size.height, 1)
         older = self.session.has_older and t.scroll_y <= margin
         newer = self.session.has_newer and t.max_scroll_y - t.scroll_y <= margin
-        if (older or newer) and not quiet_for(INPUT_PAUSE_S):
+        if (older or newer) and (not quiet_for(INPUT_PAUSE_S) or time.monotonic() < self._settle_until):
             self._pending = True
             t.set_timer(INPUT_PAUSE_S, self._retry)
         elif older or newer:
