@@ -40,5 +40,13 @@ class ConfigError(LocalR1Error):
     """A configuration file or option is invalid."""
 
 
+class FileSystemError(LocalR1Error):
+    """The operating system refused a file operation: missing folder, permissions, full or read-only disk."""
+
+
+class OutputInUseError(LocalR1Error):
+    """Another localr1 run holds the lock on an output file or folder."""
+
+
 class StoreError(LocalR1Error):
     """The conversation database cannot be opened or written (locked, read-only, disk full)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mmap
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,13 @@ class GGUFHeader:
     string_arrays: dict[str, list[bytes]]
     tensors: list[TensorInfo]
     data_start: int
+    array_lengths: dict[str, int] = field(default_factory=dict)  # every array's item count, kept or skipped
 
 
 class _Cursor:
     def __init__(self, buf: mmap.mmap) -> None:
         self.buf, self.pos = buf, 0
+        self.lengths: dict[str, int] = {}
 
     def unpack(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
@@ -99,6 +101,7 @@ class _Cursor:
         if type_id != gguf.GGUFValueType.ARRAY:
             raise HeaderError(f"unknown value type {type_id} for key {key}")
         item_type, count = self.unpack("<I"), self.unpack("<Q")
+        self.lengths.setdefault(key, count)
         if item_type == gguf.GGUFValueType.STRING:
             if count > _LARGE_ARRAY and key not in _KEPT_STRING_ARRAYS:
                 self.skip_strings(count)
@@ -156,4 +159,4 @@ def read_header(path: Path) -> GGUFHeader:
             tensors.append(TensorInfo(name, shape, type_id, offset, n_bytes, elements))
         alignment = int(metadata.get("general.alignment") or 32)
         data_start = (cur.pos + alignment - 1) // alignment * alignment
-    return GGUFHeader(version, metadata, arrays, tensors, data_start)
+    return GGUFHeader(version, metadata, arrays, tensors, data_start, cur.lengths)

@@ -47,8 +47,9 @@ class RichReporter:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=self.console, transient=True,
+            disable=not self.console.is_terminal,  # off a terminal a stopped bar would leave an empty line
         )
         self._task: TaskID | None = None
 
@@ -62,7 +63,7 @@ class RichReporter:
 
     def note(self, text: str) -> None:
         """Print a line above the bars."""
-        self._progress.console.print(text, highlight=False)
+        self._progress.console.print(text, highlight=False, markup=False)  # file and model names are not markup
 
     def start(self, description: str, total: float) -> None:
         """Replace the current bar with a new one."""

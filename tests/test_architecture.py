@@ -23,7 +23,7 @@ def test_import_contracts_hold() -> None:
 def test_quantize_is_laid_out_by_stage() -> None:
     """The stage packages exist, each with a docstring, and no loose modules beside the shared helpers."""
     top = {p.stem for p in (ROOT / "quantize").glob("*.py")}
-    assert top == {"__init__", "errors", "lazy_exports", "llama_log", "progress", "runner"}
+    assert top == {"__init__", "errors", "lazy_exports", "llama_log", "outlock", "progress", "runner", "sizes"}
     for stage in ("convert", "ladder", "quality"):
         init = (ROOT / "quantize" / stage / "__init__.py").read_text()
         assert init.startswith('"""'), stage

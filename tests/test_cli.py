@@ -64,7 +64,10 @@ def test_hide_thinking_prints_no_reasoning(r1_demo_path: Path) -> None:
     shown = localr1("run", "-m", str(r1_demo_path), "-n", "8", "-t", "0", "Hi")
     hidden = localr1("run", "-m", str(r1_demo_path), "-n", "8", "-t", "0", "--hide-thinking", "Hi")
     assert shown.returncode == hidden.returncode == 0
-    assert shown.stderr.strip() and not hidden.stderr.strip()
+    # Only the one-line notice that the 8-token limit ended the thinking is left on stderr.
+    notice = "localr1: the model was still thinking when it reached the 8-token limit, no answer: raise --max-tokens"
+    assert hidden.stderr.strip() == notice
+    assert shown.stderr.strip() != notice and shown.stderr.strip().endswith(notice)
 
 
 @pytest.mark.parametrize(
@@ -141,5 +144,8 @@ def test_ctrl_c_with_json_reports_cancelled() -> None:
     )
     assert code == 130
     data = json.loads(out)
-    assert data["stats"]["stop_reason"] == "cancelled" and data["answer"]
+    assert data["stats"]["stop_reason"] == "cancelled"
     assert data["stats"]["generated_tokens"] < 3000
+    # Ctrl-C now stops the prompt reading too: on a slow machine no token may have come yet.
+    if data["stats"]["generated_tokens"] > 2:
+        assert data["answer"]

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from localr1.commands.options import size_bytes
+from localr1.oserrors import os_errors
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
@@ -28,7 +31,8 @@ def add_convert_parsers(subparsers: Any) -> None:
     convert.add_argument("checkpoint", help="the checkpoint folder")
     convert.add_argument("-o", "--output", required=True, help="the .gguf file to write")
     convert.add_argument("--outtype", choices=OUTTYPES, default="f16", help="tensor type (default: f16)")
-    convert.add_argument("--split-max-size", metavar="SIZE", help="split into shards of at most SIZE (e.g. 2G)")
+    convert.add_argument("--split-max-size", metavar="SIZE", type=size_bytes,
+                         help="split into shards of at most SIZE (e.g. 2G)")
     convert.add_argument("--force", action="store_true", help="overwrite an existing output file")
     convert.add_argument("--verify", action="store_true", help="check the result against the checkpoint")
     convert.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
@@ -66,7 +70,7 @@ def _progress_bar(console: Console, disable: bool) -> Progress:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=disable,
+        disable=disable or not console.is_terminal,  # off a terminal a stopped bar would leave an empty line
         transient=True,
     )
 
@@ -91,10 +95,10 @@ def convert_command(args: argparse.Namespace) -> int:
     """Convert, with a progress bar; with --verify, check the result too."""
     from rich.console import Console
 
-    from quantize.convert import convert, parse_size
+    from quantize.convert import convert
 
     console = Console(stderr=True)
-    split = parse_size(args.split_max_size) if args.split_max_size else 0
+    split = args.split_max_size or 0
     with _progress_bar(console, disable=args.no_progress) as bar:
         task = bar.add_task("converting", total=None, tensors="0/?")
 
@@ -109,7 +113,8 @@ def convert_command(args: argparse.Namespace) -> int:
         return 0
     from quantize.quality import verify
 
-    report = verify(Path(args.checkpoint), result.files[0])
+    with os_errors("read"):
+        report = verify(Path(args.checkpoint), result.files[0])
     _print_report(report, Console())
     return 0 if report.passed else 1
 
@@ -120,7 +125,8 @@ def verify_command(args: argparse.Namespace) -> int:
 
     from quantize.quality import verify
 
-    report = verify(Path(args.checkpoint), Path(args.gguf), kv_f32=args.kv_type == "f32")
+    with os_errors("read"):
+        report = verify(Path(args.checkpoint), Path(args.gguf), kv_f32=args.kv_type == "f32")
     if args.json:
         payload = {"passed": report.passed, "checks": [
             {"name": c.name, "passed": c.passed, "detail": c.detail,

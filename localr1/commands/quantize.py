@@ -12,16 +12,17 @@ from typing import Any
 
 from rich.console import Console
 
+from localr1.commands.options import CHUNK, COUNT, EVAL_TOP_K, THREADS, TOKENS
 from quantize.ladder.qtypes import DEFAULT_LADDER, QUANT_TYPES, TENSOR_TYPES, parse_tensor_type, parse_types
 
 
 def _add_eval_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("quality measurement")
     group.add_argument("--heldout", type=Path, help="held-out text file (default: the text shipped with localr1)")
-    group.add_argument("--eval-ctx", type=int, default=512, help="tokens per evaluated chunk (default: 512)")
-    group.add_argument("--top-k", type=int, default=128,
+    group.add_argument("--eval-ctx", type=CHUNK, default=512, help="tokens per evaluated chunk (default: 512)")
+    group.add_argument("--top-k", type=EVAL_TOP_K, default=128,
                        help="base log-probabilities kept per position (default: 128)")
-    group.add_argument("--speed-tokens", type=int, default=64,
+    group.add_argument("--speed-tokens", type=COUNT, default=64,
                        help="tokens generated to time decoding, 0 to skip (default: 64)")
 
 
@@ -36,7 +37,7 @@ def add_quantize_parsers(subparsers: Any) -> None:
     q.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, help="output directory")
     q.add_argument("--types", default=",".join(DEFAULT_LADDER),
                    help=f"comma-separated types (default: {','.join(DEFAULT_LADDER)}; valid: {', '.join(QUANT_TYPES)})")
-    q.add_argument("--threads", type=int, default=0, help="CPU threads (default: physical cores)")
+    q.add_argument("--threads", type=THREADS, default=0, help="CPU threads (default: physical cores)")
     q.add_argument("--output-type", metavar="TYPE",
                    help=f"tensor type for output.weight (one of {', '.join(TENSOR_TYPES)}; default: llama.cpp's)")
     q.add_argument("--embedding-type", metavar="TYPE", help="tensor type for token_embd.weight (default: llama.cpp's)")
@@ -50,8 +51,9 @@ def add_quantize_parsers(subparsers: Any) -> None:
     group.add_argument("--imatrix", type=Path, metavar="FILE", help="use this GGUF importance matrix")
     group.add_argument("--calibration", type=Path, metavar="FILE",
                        help="calibration conversations (.json) or text (default: the set shipped with localr1)")
-    group.add_argument("--calibration-tokens", type=int, default=4096, help="at most this many tokens (default: 4096)")
-    group.add_argument("--calibration-ctx", type=int, default=512, help="tokens per calibration chunk (default: 512)")
+    group.add_argument("--calibration-tokens", type=TOKENS, default=4096,
+                       help="at most this many tokens (default: 4096)")
+    group.add_argument("--calibration-ctx", type=CHUNK, default=512, help="tokens per calibration chunk (default: 512)")
     q.add_argument("--no-eval", action="store_true", help="do not measure quality at the end")
     _add_eval_options(q)
     q.set_defaults(handler=quantize_command)
@@ -59,7 +61,7 @@ def add_quantize_parsers(subparsers: Any) -> None:
     e = subparsers.add_parser("eval", help="measure a ladder's variants against its base (PPL, KLD, top-1, speed)")
     e.add_argument("out_dir", type=Path, help="a directory written by 'localr1 quantize'")
     e.add_argument("--types", help="only these variants (comma-separated)")
-    e.add_argument("--threads", type=int, default=0, help="CPU threads (default: physical cores)")
+    e.add_argument("--threads", type=THREADS, default=0, help="CPU threads (default: physical cores)")
     e.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     _add_eval_options(e)
     e.set_defaults(handler=eval_command)
@@ -73,27 +75,42 @@ def _eval_options(args: argparse.Namespace, types: list[str] | None) -> Any:
 
 
 def _evaluate(out_dir: Path, options: Any, console: Console, as_json: bool) -> int:
+    from quantize.outlock import locked_dir
     from quantize.progress import RichReporter
-    from quantize.quality import evaluate_ladder
+    from quantize.quality.evaluate import evaluate_ladder, require_ladder
     from quantize.quality.report import CHART_NAME, png_chart, quality_table, report_json, text_chart, write_report
 
-    with RichReporter() as reporter:
-        report = evaluate_ladder(out_dir, options, reporter)
-    path = write_report(out_dir, report)
-    chart = png_chart(report, out_dir / CHART_NAME)
+    require_ladder(out_dir)
+    with locked_dir(out_dir, create=False, alternative=None):  # measured, written and charted by one run
+        with RichReporter() as reporter:
+            report = evaluate_ladder(out_dir, options, reporter)
+        path = write_report(out_dir, report)
+        chart = png_chart(report, out_dir / CHART_NAME)
     if as_json:
         print(json.dumps(report_json(report), indent=2))
         return 0
     console.print(quality_table(report))
     console.print(text_chart(report), highlight=False, markup=False)
     console.print(f"report: {path}" + (f"\nchart: {chart}" if chart else "\nchart: (install matplotlib for a PNG)"),
-                  highlight=False, soft_wrap=True)
+                  highlight=False, markup=False, soft_wrap=True)
     return 0
+
+
+def _check_texts(args: argparse.Namespace) -> None:
+    """Read the user's calibration and held-out files first: a bad one fails before minutes of work, not after."""
+    from quantize.ladder.calibration import load_calibration, load_heldout
+
+    if args.calibration is not None and not args.no_imatrix and args.imatrix is None:
+        load_calibration(args.calibration)
+    if args.heldout is not None and not args.no_eval:
+        load_heldout(args.heldout)
 
 
 def quantize_command(args: argparse.Namespace) -> int:
     """Build the ladder, then (unless --no-eval) measure it; returns the exit code."""
     from quantize.ladder import LadderOptions, QuantizeOptions, build_ladder
+    from quantize.ladder.manifest import inspect_output_dir
+    from quantize.outlock import locked_dir
     from quantize.progress import RichReporter
 
     types = parse_types(args.types)
@@ -108,15 +125,18 @@ def quantize_command(args: argparse.Namespace) -> int:
         calibration=args.calibration, calibration_tokens=args.calibration_tokens,
         calibration_ctx=args.calibration_ctx, base_type=args.base_type, name=args.name, rehash=args.verify,
     )
+    _check_texts(args)
     console = Console()
-    with RichReporter() as reporter:
-        result = build_ladder(args.source, args.out_dir, options, reporter=reporter)
-    built = sum(o.status != "skipped" for o in result.outcomes)
-    console.print(f"{built} built, {len(result.outcomes) - built} already complete; manifest: "
-                  f"{result.out_dir / 'manifest.json'}", highlight=False, soft_wrap=True)
-    if args.no_eval:
-        return 0
-    return _evaluate(result.out_dir, _eval_options(args, [t.name for t in types]), console, as_json=False)
+    inspect_output_dir(args.out_dir)  # someone else's folder is refused before it is locked
+    with locked_dir(args.out_dir, create=True):  # one lock for the ladder and its report
+        with RichReporter() as reporter:
+            result = build_ladder(args.source, args.out_dir, options, reporter=reporter)
+        built = sum(o.status != "skipped" for o in result.outcomes)
+        console.print(f"{built} built, {len(result.outcomes) - built} already complete; manifest: "
+                      f"{result.out_dir / 'manifest.json'}", highlight=False, markup=False, soft_wrap=True)
+        if args.no_eval:
+            return 0
+        return _evaluate(result.out_dir, _eval_options(args, [t.name for t in types]), console, as_json=False)
 
 
 def eval_command(args: argparse.Namespace) -> int:

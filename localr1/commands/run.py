@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import asdict
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from localr1.engine import (
     AnswerDelta,
@@ -14,6 +15,7 @@ from localr1.engine import (
     ContextTrimmed,
     Event,
     Finished,
+    GenerationStats,
     LoadParams,
     ThinkingDelta,
 )
@@ -21,12 +23,21 @@ from localr1.errors import ConfigError
 from localr1.loader import open_engine
 from localr1.streaming import ThreadedStream
 
+if TYPE_CHECKING:
+    from localr1.engine.engine import Engine
+
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 
 def read_prompt(prompt: str, stdin: TextIO) -> str:
-    """The prompt argument, or standard input for `-`; empty is an error."""
-    text = stdin.read() if prompt == "-" else prompt
+    """The prompt argument, or standard input for `-`; empty or not UTF-8 is an error."""
+    try:  # invalid bytes fail to decode, or arrive as lone surrogates (surrogateescape) no tokenizer takes
+        text = stdin.read() if prompt == "-" else prompt
+        text.encode("utf-8")
+    except UnicodeError as exc:
+        where = "standard input" if prompt == "-" else "the prompt"
+        raise ConfigError(f"{where} is not UTF-8 text (an invalid byte at position {getattr(exc, 'start', 0)}); "
+                          "convert it to UTF-8 first, e.g. with iconv -t UTF-8") from None
     if not text.strip():
         raise ConfigError("the prompt is empty: pass some text, or - with text on standard input")
     return text
@@ -79,6 +90,31 @@ class TerminalPrinter:
             self.out.flush()
 
 
+def _stop(engine: Engine, stream: ThreadedStream[Event]) -> None:
+    """Cancel the answer, wait for the generating thread to end, and free the model (exiting while llama.cpp
+    still runs in that thread crashes the process)."""
+    engine.cancel()
+    with contextlib.suppress(Exception):
+        while stream.next() is not None:
+            pass
+    engine.close()
+
+
+def cut_off_notice(stats: GenerationStats, max_tokens: int, context_size: int) -> str | None:
+    """One line saying that a token limit ended the reply, and what to raise; None when it ended by itself."""
+    if not stats.truncated:
+        return None
+    if stats.length_limit == "context":
+        if stats.thinking_cut_off:
+            return (f"the model was still thinking when the context ({context_size} tokens) filled up, "
+                    "no answer: raise --ctx")
+        return f"answer cut off: the context ({context_size} tokens) is full (--ctx)"
+    if stats.thinking_cut_off:
+        return (f"the model was still thinking when it reached the {max_tokens}-token limit, "
+                "no answer: raise --max-tokens")
+    return f"answer cut off at the {max_tokens}-token limit (--max-tokens)"
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Load the model, stream the reply, and return the exit code (130 when interrupted)."""
     prompt = read_prompt(args.prompt, sys.stdin)
@@ -109,17 +145,25 @@ def run_command(args: argparse.Namespace) -> int:
         if event is None:
             break
         if printer is not None:
-            printer.handle(event)
+            try:
+                printer.handle(event)
+            except OSError:  # our output is gone (a closed pipe, a full disk): stop the worker before saying so
+                _stop(engine, stream)
+                raise
         if isinstance(event, ContextTrimmed):
             trimmed = event.dropped_messages
         if isinstance(event, Finished):
             finished = event
     assert finished is not None
+    notice = cut_off_notice(finished.stats, engine.sampling.max_tokens, engine.context_size)
     if args.json:
         print(json.dumps({
             **engine.describe(),
             "thinking": finished.thinking,
             "answer": finished.answer,
+            "stop_reason": finished.stats.stop_reason,
+            "truncated": finished.stats.truncated,
+            "notice": notice,
             "stats": asdict(finished.stats),
             "sampling": engine.sampling.as_dict(),
             "dropped_messages": trimmed,
@@ -133,6 +177,8 @@ def run_command(args: argparse.Namespace) -> int:
             f"stop: {s.stop_reason}]",
             file=sys.stderr,
         )
+    if notice is not None:
+        print(f"localr1: {notice}", file=sys.stderr)
     engine.close()
     if finished.error:
         print(f"localr1: error: {finished.error}", file=sys.stderr)

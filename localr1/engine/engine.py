@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-import codecs
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 
+from localr1.engine.abort import AbortSwitch
 from localr1.engine.events import (
-    AnswerDelta,
     ContextTrimmed,
     Event,
     Finished,
     GenerationStats,
+    LengthLimit,
     StopReason,
-    ThinkingDelta,
 )
+from localr1.engine.fit import cut_points
+from localr1.engine.loading import open_llama
 from localr1.engine.params import LoadParams, SamplingParams
-from localr1.engine.reasoning import ReasoningParser, Segment
-from localr1.engine.template import ChatMessage, RenderedPrompt, render
+from localr1.engine.reply import ReplyAssembler
+from localr1.engine.template import ChatMessage, RenderedPrompt, compile_template, render
+from localr1.engine.vocab import Vocab
 from localr1.errors import ConfigError, ContextOverflowError, ModelLoadError
 from localr1.ggufinfo import GGUFInfo, read_info
+
+MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators a template adds around each message
 
 GGML_KV_TYPES = {
     "f32": llama_cpp.GGML_TYPE_F32,
@@ -45,6 +49,30 @@ class PreparedPrompt:
     dropped_messages: int
 
 
+class _EvalMeter:
+    """Counts the tokens llama.cpp really evaluated (its perf counters clamp at 1)."""
+
+    def __init__(self, llm: llama_cpp.Llama) -> None:
+        self.evaluated = 0
+        self.reused: int | None = None  # cached tokens kept when the turn's first evaluation began
+        original_eval = llm.eval
+
+        def counting_eval(tokens: Sequence[int]) -> None:
+            before = llm.n_tokens
+            if self.reused is None:
+                self.reused = before
+            try:
+                original_eval(tokens)
+            finally:  # an aborted batch leaves n_tokens at the last batch that completed
+                self.evaluated += llm.n_tokens - before
+
+        llm.eval = counting_eval  # type: ignore[method-assign]
+
+    def start_turn(self) -> None:
+        """Forget the previous turn's starting point."""
+        self.reused = None
+
+
 class Engine:
     """One loaded model. `chat` runs in a worker thread; `cancel` may be called from any thread."""
 
@@ -54,25 +82,23 @@ class Engine:
         self.sampling = sampling
         self._cancel = threading.Event()
         self._check_params()
+        if self.info.chat_template:
+            compile_template(self.info.chat_template)  # a broken template fails here, before the load
         started = time.perf_counter()
         self._llm = self._open()
         self.load_seconds = time.perf_counter() - started
         # llama.cpp rounds the context up (to a multiple of 256): expose what it really holds.
         self.load_params = replace(self.load_params, context_size=int(self._llm.n_ctx()))
-        self._vocab = self._llm._model.vocab
-        self._count_evaluated_tokens()
-        self._add_bos = bool(self._llm._model.add_bos_token())
+        self.vocab = Vocab(self._llm._model.vocab)
+        self._meter = _EvalMeter(self._llm)
+        self._abort = AbortSwitch()  # lives as long as the engine, so as long as the context
+        self._abort.attach(self._llm._ctx.ctx)
+        self._costs: dict[str, int] = {}
 
-    def _count_evaluated_tokens(self) -> None:
-        """Count every token sent to llama_decode (llama.cpp's perf counters clamp at 1)."""
-        self.evaluated_tokens = 0
-        original_eval = self._llm.eval
-
-        def counting_eval(tokens: Sequence[int]) -> None:
-            self.evaluated_tokens += len(tokens)
-            original_eval(tokens)
-
-        self._llm.eval = counting_eval  # type: ignore[method-assign]
+    @property
+    def evaluated_tokens(self) -> int:
+        """Tokens llama.cpp evaluated and kept since the model was loaded (aborted batches not counted)."""
+        return self._meter.evaluated
 
     def _check_params(self) -> None:
         p = self.load_params
@@ -91,7 +117,7 @@ class Engine:
         p = self.load_params
         kv_type = GGML_KV_TYPES[p.kv_cache_type]
         try:
-            return llama_cpp.Llama(
+            return open_llama(
                 model_path=str(self.info.path),
                 n_ctx=p.context_size,
                 n_batch=p.batch_size,
@@ -130,8 +156,9 @@ class Engine:
         self._llm.reset()  # type: ignore[no-untyped-call]
 
     def cancel(self) -> None:
-        """Ask the running generation to stop after the current token."""
+        """Stop the running generation; llama_decode gives up within a graph node, even inside a long prompt."""
         self._cancel.set()
+        self._abort.trip()
 
     def render(self, messages: list[ChatMessage]) -> RenderedPrompt:
         """Render messages with the model's template (R1 rules for R1 distills)."""
@@ -145,29 +172,39 @@ class Engine:
 
     def tokenize_prompt(self, rendered: RenderedPrompt) -> list[int]:
         """Tokenize a rendered prompt without doubling a BOS the template already wrote."""
-        add_bos = self._add_bos and not rendered.starts_with_bos
-        return list(self._llm.tokenize(rendered.text.encode("utf-8"), add_bos=add_bos, special=True))
+        return tokenize_prompt(self.vocab, rendered)
 
     def count_tokens(self, text: str) -> int:
         """Tokens in plain text (no special-token parsing)."""
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return len(self.vocab.tokenize(text, add_bos=False, special=False))
+
+    def _message_cost(self, message: ChatMessage) -> int:
+        cost = self._costs.get(message.content)
+        if cost is None:
+            if len(self._costs) > 4096:
+                self._costs.clear()
+            cost = self._costs[message.content] = self.count_tokens(message.content) + MESSAGE_OVERHEAD_TOKENS
+        return cost
 
     def prepare(self, messages: list[ChatMessage], reply_reserve: int) -> PreparedPrompt:
-        """Fit the conversation: drop the oldest turns until the prompt leaves `reply_reserve`."""
+        """Fit the conversation so the prompt leaves `reply_reserve`, cutting old turns at stable points."""
         if not messages or messages[-1].role != "user":
             raise ConfigError("a conversation must end with a user message")
         system = [m for m in messages if m.role == "system"]
         turns = [m for m in messages if m.role != "system"]
+        budget = self.context_size - reply_reserve
+        rendered = self.render(system + turns)
+        tokens = self.tokenize_prompt(rendered)
         dropped = 0
-        while True:
-            rendered = self.render(system + turns)
-            tokens = self.tokenize_prompt(rendered)
-            if len(tokens) + reply_reserve <= self.context_size or len(turns) == 1:
-                break
-            # Drop the oldest message, and the assistant reply that answered it.
-            cut = 2 if len(turns) > 2 and turns[1].role == "assistant" else 1
-            turns = turns[cut:]
-            dropped += cut
+        if len(tokens) > budget:
+            block = max(budget // 2, 1)
+            costs = [self._message_cost(m) for m in turns]
+            for cut in cut_points(costs, [m.role for m in turns], block):
+                dropped = cut
+                rendered = self.render(system + turns[cut:])
+                tokens = self.tokenize_prompt(rendered)
+                if len(tokens) <= budget:
+                    break
         if len(tokens) >= self.context_size:
             raise ContextOverflowError(
                 f"the message is {len(tokens)} tokens but the context holds {self.context_size}; "
@@ -179,28 +216,18 @@ class Engine:
         """Stream thinking and answer deltas for the reply to `messages`, then `Finished`."""
         sp = sampling or self.sampling
         self._cancel.clear()
+        self._abort.reset()
         started = time.perf_counter()
         prepared = self.prepare(messages, reply_reserve=min(sp.max_tokens, self.context_size // 4))
         if prepared.dropped_messages:
             yield ContextTrimmed(prepared.dropped_messages, len(prepared.tokens), self.context_size)
         yield from self._generate(prepared, sp, started)
 
-    def _generate(self, prepared: PreparedPrompt, sp: SamplingParams, started: float) -> Iterator[Event]:
-        llm = self._llm
-        parser = ReasoningParser(start_in_thinking=prepared.rendered.opens_thinking)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        thinking: list[str] = []
-        answer: list[str] = []
-        generated = 0
-        prompt_eval = 0
-        first_token_at: float | None = None
-        last_token_at = started
-        stop: StopReason = "length"
-        error: str | None = None
+    def _token_source(self, prepared: PreparedPrompt, sp: SamplingParams) -> Generator[int, Any, None]:
+        """Evaluate the prompt (reusing the cached prefix) and sample the reply's tokens."""
         if sp.seed is not None:
-            llm.set_seed(sp.seed)
-        evaluated_before = self.evaluated_tokens
-        tokens = llm.generate(
+            self._llm.set_seed(sp.seed)
+        return self._llm.generate(
             prepared.tokens,
             temp=sp.temperature,
             top_p=sp.top_p,
@@ -209,51 +236,66 @@ class Engine:
             repeat_penalty=sp.repeat_penalty,
         )
 
-        def route(segments: list[Segment]) -> Iterator[Event]:
-            for segment in segments:
-                if segment.channel == "thinking":
-                    thinking.append(segment.text)
-                    yield ThinkingDelta(segment.text)
-                else:
-                    answer.append(segment.text)
-                    yield AnswerDelta(segment.text)
-
+    def _generate(self, prepared: PreparedPrompt, sp: SamplingParams, started: float) -> Iterator[Event]:
+        reply = ReplyAssembler(self.vocab, start_in_thinking=prepared.rendered.opens_thinking)
+        generated = 0
+        prompt_eval: int | None = None
+        first_token_at: float | None = None
+        last_token_at = started
+        stop: StopReason = "length"
+        limit: LengthLimit | None = None
+        error: str | None = None
+        self._meter.start_turn()
+        evaluated_before = self._meter.evaluated
+        tokens = self._token_source(prepared, sp)
         try:
             for token in tokens:
                 now = time.perf_counter()
                 if first_token_at is None:
                     first_token_at = now
-                    prompt_eval = self.evaluated_tokens - evaluated_before
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                    prompt_eval = self._meter.evaluated - evaluated_before
+                if self.vocab.is_end(token):
                     stop = "eos"
                     break
                 generated += 1
                 last_token_at = now
-                yield from route(parser.feed(decoder.decode(llm.detokenize([token], special=False))))
+                yield from reply.feed(token)
                 if self._cancel.is_set():
                     stop = "cancelled"
                     break
-                if generated >= sp.max_tokens or llm.n_tokens + 1 >= self.context_size:
-                    stop = "length"
+                if generated >= sp.max_tokens:
+                    stop, limit = "length", "max_tokens"
                     break
-        except RuntimeError as exc:  # llama_decode failures surface here
-            stop, error = "error", f"generation failed: {exc}"
+                if self._llm.n_tokens + 1 >= self.context_size:
+                    stop, limit = "length", "context"
+                    break
+        except RuntimeError as exc:  # llama_decode failures surface here, an abort among them
+            if self._abort.tripped:
+                stop = "cancelled"
+            else:
+                stop, error = "error", f"generation failed: {exc}"
         finally:
             tokens.close()
-        yield from route(parser.feed(decoder.decode(b"", final=True)) + parser.finish())
+            self._abort.reset()
+        yield from reply.finish()
+        if prompt_eval is None:  # stopped before the first token: count what was read
+            prompt_eval = self._meter.evaluated - evaluated_before
+        reused = self._meter.reused if self._meter.reused is not None else len(prepared.tokens)
         ttft = (first_token_at or time.perf_counter()) - started
         decode_s = last_token_at - first_token_at if first_token_at is not None else 0.0
         stats = GenerationStats(
             prompt_tokens=len(prepared.tokens),
             prompt_eval_tokens=prompt_eval,
-            cached_tokens=len(prepared.tokens) - prompt_eval,
+            cached_tokens=min(reused, len(prepared.tokens)),
             generated_tokens=generated,
             time_to_first_token_s=ttft,
             decode_s=decode_s,
             decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s > 0 else 0.0,
             stop_reason=stop,
+            length_limit=limit,
+            thinking_cut_off=stop == "length" and reply.in_thinking,
         )
-        yield Finished("".join(thinking), "".join(answer), stats, error)
+        yield Finished(reply.thinking, reply.answer, stats, error)
 
     def describe(self) -> dict[str, Any]:
         """Model and load facts, for `--json` output and the UI status bar."""
@@ -265,3 +307,8 @@ class Engine:
             "load": self.load_params.as_dict(),
             "load_seconds": round(self.load_seconds, 3),
         }
+
+
+def tokenize_prompt(vocab: Vocab, rendered: RenderedPrompt) -> list[int]:
+    """Tokenize a rendered prompt (special tokens parsed) with exactly the BOS the model wants, once."""
+    return vocab.tokenize(rendered.text, add_bos=vocab.adds_bos and not rendered.starts_with_bos, special=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 StopReason = Literal["eos", "length", "cancelled", "error"]
+LengthLimit = Literal["max_tokens", "context"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,15 @@ class GenerationStats:
     decode_s: float
     decode_tokens_per_s: float
     stop_reason: StopReason
+    # For stop_reason "length": which limit ended the reply (the max_tokens budget or a full context).
+    length_limit: LengthLimit | None = None
+    # The reply hit that limit while still thinking, so it has no answer at all.
+    thinking_cut_off: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        """True when a token limit, not the model, ended the reply."""
+        return self.stop_reason == "length"
 
 
 @dataclass(frozen=True)

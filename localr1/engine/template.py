@@ -9,12 +9,13 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from localr1.engine.reasoning import THINK_CLOSE, THINK_OPEN, prompt_opens_thinking
+from localr1.engine.sandbox import DEFAULT_MAX_CHARS, BoundedSandbox, RenderLimits, render_bounded
 from localr1.errors import TemplateError
 
 Role = Literal["system", "user", "assistant"]
+R1_OPENER = THINK_OPEN + "\n"
 
 # Used only when a GGUF carries no template at all.
 FALLBACK_CHATML = (
@@ -74,18 +75,31 @@ def _tojson(value: Any, indent: int | None = None, **_: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=indent)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 @lru_cache(maxsize=8)
-def _compile(source: str) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-    )
-    env.filters["tojson"] = _tojson
+def compile_template(source: str) -> jinja2.Template:
+    """Compile a chat template in the bounded sandbox; a template that does not parse is a TemplateError."""
+    env = BoundedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.add_filter("tojson", _tojson)
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     try:
-        return env.from_string(source)
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"the model's chat template does not parse: {exc}") from None
+        compiled: jinja2.Template = env.compile_guarded(source)
+        return compiled
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"the model's chat template does not parse (line {exc.lineno}: {_one_line(exc)}); "
+            "use a model file with a working template"
+        ) from None
+    except Exception as exc:  # anything else from compiling text read out of a model file
+        raise TemplateError(
+            f"the model's chat template does not compile ({type(exc).__name__}: {_one_line(exc)}); "
+            "use a model file with a working template"
+        ) from None
 
 
 def render(
@@ -96,24 +110,36 @@ def render(
     eos_token: str | None,
     r1_rules: bool,
     add_generation_prompt: bool = True,
+    limits: RenderLimits | None = None,
 ) -> RenderedPrompt:
-    """Render a conversation to prompt text with the model's template in a Jinja sandbox."""
+    """Render a conversation with the model's template in a bounded sandbox (R1 rules for R1 models)."""
     turns = apply_r1_rules(messages) if r1_rules else list(messages)
     payload = [
         {"role": m.role, "content": strip_thinking(m.content) if m.role == "assistant" else m.content}
         for m in turns
     ]
+    compiled = compile_template(template or FALLBACK_CHATML)
+    if limits is None:
+        limits = RenderLimits(max_chars=DEFAULT_MAX_CHARS + 2 * sum(len(m["content"]) for m in payload))
+    variables = {
+        "messages": payload,
+        "add_generation_prompt": add_generation_prompt,
+        "bos_token": bos_token or "",
+        "eos_token": eos_token or "",
+    }
     try:
-        text = _compile(template or FALLBACK_CHATML).render(
-            messages=payload,
-            add_generation_prompt=add_generation_prompt,
-            bos_token=bos_token or "",
-            eos_token=eos_token or "",
-        )
+        text = render_bounded(compiled, limits, variables)
     except TemplateError:
         raise
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"the model's chat template failed to render: {exc}") from None
+    except Exception as exc:  # the template is code from the model file: any failure is the file's
+        raise TemplateError(
+            f"the model's chat template failed to render ({type(exc).__name__}: {_one_line(exc)}); "
+            "use a model file with a working template"
+        ) from None
+    if r1_rules and add_generation_prompt and not prompt_opens_thinking(text):
+        # The older R1 template, in many published GGUFs, ends at <｜Assistant｜>: DeepSeek asks
+        # that every reply start inside <think>.
+        text += R1_OPENER
     return RenderedPrompt(
         text=text,
         starts_with_bos=bool(bos_token) and text.startswith(bos_token or ""),

@@ -14,10 +14,10 @@ from quantize.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from quantize.convert.checkpoint import Checkpoint, open_checkpoint
-    from quantize.convert.converter import ConversionResult, ConvertProgress, convert, parse_size
+    from quantize.convert.converter import ConversionResult, ConvertProgress, convert
 
-__all__ = ["Checkpoint", "ConversionResult", "ConvertProgress", "convert", "open_checkpoint", "parse_size"]
+__all__ = ["Checkpoint", "ConversionResult", "ConvertProgress", "convert", "open_checkpoint"]
 __getattr__ = lazy_exports(__name__, {
     "Checkpoint": "checkpoint", "open_checkpoint": "checkpoint",
-    "ConversionResult": "converter", "ConvertProgress": "converter", "convert": "converter", "parse_size": "converter",
+    "ConversionResult": "converter", "ConvertProgress": "converter", "convert": "converter",
 })

@@ -12,6 +12,7 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType as QType
 
+from localr1.oserrors import os_errors
 from quantize.convert.arch import Architecture, get_architecture
 from quantize.convert.checkpoint import Checkpoint, open_checkpoint
 from quantize.convert.config import load_generation_config
@@ -21,6 +22,7 @@ from quantize.convert.tensor_plan import TensorJob, plan_tensors
 from quantize.convert.tokenizer import Vocab, load_vocab
 from quantize.convert.writer import FastGGUFWriter, FreeBytes, GGUFOutput, check_disk_space
 from quantize.errors import ConversionError, OutputError
+from quantize.outlock import locked_file
 
 
 @dataclass(frozen=True)
@@ -49,21 +51,6 @@ class ConversionResult:
 
 
 ProgressFn = Callable[[ConvertProgress], None]
-
-
-def parse_size(text: str) -> int:
-    """'2G', '500M', '4096' -> bytes (decimal units, as llama.cpp's converter reads them)."""
-    units = {"K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
-    value = text.strip().upper().removesuffix("B")
-    scale = units.get(value[-1:], 1) if value else 1
-    number = value[:-1] if value[-1:] in units else value
-    try:
-        size = int(float(number) * scale)
-    except ValueError:
-        raise ConversionError(f"cannot read size '{text}' (use e.g. 2G, 500M or a number of bytes)") from None
-    if size <= 0:
-        raise ConversionError(f"size must be positive, got '{text}'")
-    return size
 
 
 def _model_name(checkpoint: Checkpoint) -> str:
@@ -148,7 +135,8 @@ def convert(
     task_bytes: int = TASK_BYTES,
     workers: int | None = None,
 ) -> ConversionResult:
-    """Convert a Hugging Face checkpoint folder to GGUF; returns the files written (shards if split)."""
+    """Convert a Hugging Face checkpoint folder to GGUF; returns the files written (shards if split).
+    Holds the output's run lock: a second conversion to the same file fails at once, naming this one."""
     started = time.perf_counter()
     if outtype not in OUT_TYPES:
         raise ConversionError(f"unknown output type '{outtype}' (choose from {', '.join(OUT_TYPES)})")
@@ -156,7 +144,10 @@ def convert(
     output = Path(output)
     if not output.parent.is_dir():
         raise OutputError(f"output folder {output.parent} does not exist (create it first: mkdir -p {output.parent})")
-    with open_checkpoint(checkpoint_dir) as checkpoint:
+    if output.exists() and not output.is_file():  # checked again, with every shard name, under the lock
+        raise OutputError(f"{output} is not a regular file (a folder, a device or a pipe); "
+                          "give the path of a new .gguf file")
+    with locked_file(output), os_errors("read"), open_checkpoint(checkpoint_dir) as checkpoint:
         arch = get_architecture(checkpoint.config.architecture)
         jobs = plan_tensors(checkpoint, arch, qtype)
         vocab = load_vocab(checkpoint.directory, checkpoint.config.vocab_size,
@@ -171,9 +162,10 @@ def convert(
         needed = sum(gguf.GGUFWriter.ggml_pad(j.nbytes, writer.data_alignment) for j in jobs)
         check_disk_space(output.parent, needed + _metadata_estimate(vocab), free_bytes)
         try:
-            target.open()
-            stream(checkpoint, target, jobs, _Progress(jobs, progress), task_bytes=task_bytes, workers=workers)
-            files = target.commit(durable=durable)
+            with os_errors("write", output):
+                target.open()
+                stream(checkpoint, target, jobs, _Progress(jobs, progress), task_bytes=task_bytes, workers=workers)
+                files = target.commit(durable=durable)
         except BaseException:
             target.abort()
             raise

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import glob
 import os
+import re
 import shutil
 import struct
 from collections.abc import Callable
@@ -106,23 +108,44 @@ def _pack_array(val: Any) -> bytes | None:
     return None
 
 
+def temp_name(final: Path, pid: int | None = None) -> Path:
+    """Where a process writes a shard before renaming it to `final` (`NAME.PID.partial`)."""
+    return final.with_name(f"{final.name}.{os.getpid() if pid is None else pid}{PARTIAL_SUFFIX}")
+
+
+def remove_stale_temps(final: Path) -> None:
+    """Delete temporary shards that killed runs left for `final` (the caller holds the output's lock)."""
+    pattern = re.compile(re.escape(final.name) + r"\.\d+" + re.escape(PARTIAL_SUFFIX))
+    for leftover in final.parent.glob(f"{glob.escape(final.name)}.*{PARTIAL_SUFFIX}"):
+        if pattern.fullmatch(leftover.name) and leftover.is_file():
+            leftover.unlink(missing_ok=True)
+
+
 class GGUFOutput:
-    """The shard files of one conversion, written under temporary names."""
+    """The shard files of one conversion, written under temporary names (unique to this process)."""
 
     def __init__(self, final: Path, writer: Any, *, force: bool) -> None:
         self.writer = writer
         self.finals = [Path(p) for p in writer.format_shard_names(final)]
-        self.temps = [p.with_name(p.name + PARTIAL_SUFFIX) for p in self.finals]
+        self.temps = [temp_name(p) for p in self.finals]
         self.handles: list[IO[bytes]] = []
         self.shard_of = {name: i for i, tensors in enumerate(writer.tensors) for name in tensors}
         self.offsets: dict[str, int] = {}
         existing = [p for p in self.finals if p.exists()]
+        special = [p for p in existing if not p.is_file()]
+        if special:  # --force replaces files, never a folder, a device such as /dev/full, or a pipe
+            raise OutputError(f"{special[0]} is not a regular file (a folder, a device or a pipe); "
+                              "give the path of a new .gguf file")
         if existing and not force:
             raise OutputError(f"{existing[0]} already exists (use --force to overwrite it)")
 
     def open(self) -> None:
         """Create the temporary files and write header, metadata and tensor infos."""
-        self.handles = [open(p, "wb", buffering=0) for p in self.temps]  # noqa: SIM115  closed by commit/abort
+        for final in self.finals:
+            remove_stale_temps(final)
+        self.handles = []
+        for temp in self.temps:  # one by one, so that abort() closes and removes those already made
+            self.handles.append(open(temp, "wb", buffering=0))  # noqa: SIM115  closed by commit/abort
         self.writer.fout = self.handles
         self.writer.state = gguf.gguf_writer.WriterState.EMPTY
         self.writer.write_header_to_file()

@@ -39,6 +39,7 @@ from quantize.ladder.qtypes import QuantType
 from quantize.ladder.quantizer import QuantizeOptions, estimate_size, quantize_file
 from quantize.ladder.source import check_base, describe_source
 from quantize.ladder.versions import llama_cpp_versions
+from quantize.outlock import locked_dir
 from quantize.progress import NullReporter, Reporter
 
 FreeSpace = Callable[[Path], int]
@@ -167,7 +168,8 @@ def _quantize_one(base: Path, final: Path, qtype: QuantType, options: QuantizeOp
 
 def build_ladder(source_path: str | Path, out_dir: str | Path, options: LadderOptions, *,
                  free_space: FreeSpace | None = None, reporter: Reporter | None = None) -> LadderResult:
-    """Build (or complete) the ladder of `options.types` from a source into out_dir."""
+    """Build (or complete) the ladder of `options.types` from a source into out_dir, holding out_dir's run lock:
+    a second run on the same folder fails at once, naming this one."""
     reporter = reporter or NullReporter()
     source_path, out_dir = Path(source_path), Path(out_dir)
     if not options.use_imatrix and options.imatrix_file is None:
@@ -176,12 +178,18 @@ def build_ladder(source_path: str | Path, out_dir: str | Path, options: LadderOp
             raise ImatrixRequiredError(
                 f"{', '.join(needing)} need an importance matrix: drop --no-imatrix or give one with --imatrix FILE"
             )
-    previous = inspect_output_dir(out_dir)  # refuse someone else's directory before any work
+    inspect_output_dir(out_dir)  # refuse someone else's directory without touching it
+    with locked_dir(out_dir, create=True):
+        return _build_locked(source_path, out_dir, options, free_space=free_space, reporter=reporter)
+
+
+def _build_locked(source_path: Path, out_dir: Path, options: LadderOptions, *,
+                  free_space: FreeSpace | None, reporter: Reporter) -> LadderResult:
+    previous = inspect_output_dir(out_dir)  # again, now that no other run can change it
     source = describe_source(source_path, previous.source if previous else None, reporter)
     if source.kind == "gguf":
         check_base(source.path, options.quantize.allow_requantize)  # a bad source leaves OUT_DIR untouched
     manifest = claim_output_dir(out_dir, source.sha256) or _new_manifest(source.to_json())
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest.source = source.to_json()
     manifest.llama_cpp = llama_cpp_versions()
     manifest.parameters = {**_parameters(options), "stem": manifest.parameters.get("stem")}

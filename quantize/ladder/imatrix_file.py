@@ -11,6 +11,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from localr1.oserrors import os_errors
 from quantize.errors import ImatrixError
 from quantize.ladder.imatrix import Imatrix, ImatrixEntry
 
@@ -19,8 +20,9 @@ COUNT_SUFFIX = ".counts"
 
 
 def save_imatrix(imatrix: Imatrix, path: Path) -> None:
-    """Write atomically: a temporary file in the same folder, renamed when complete."""
-    partial = path.with_name(f".{path.name}.partial")
+    """Write atomically: a temporary file of this process in the same folder, renamed when complete (and removed
+    on failure: an OSError, a full disk, is a one-line error)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     writer = gguf.GGUFWriter(str(partial), arch="imatrix")
     writer.add_string("general.type", "imatrix")
     writer.add_array("imatrix.datasets", imatrix.datasets or ["localr1"])
@@ -32,12 +34,17 @@ def save_imatrix(imatrix: Imatrix, path: Path) -> None:
         writer.add_tensor(name + SUM_SUFFIX, entry.sums.astype(np.float32))
         writer.add_tensor(name + COUNT_SUFFIX, entry.counts.astype(np.float32).reshape(-1, 1))
     try:
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
-    os.replace(partial, path)
+        with os_errors("write", path):
+            try:
+                writer.write_header_to_file()
+                writer.write_kv_data_to_file()
+                writer.write_tensors_to_file()
+            finally:
+                writer.close()
+            os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _field_value(reader: gguf.GGUFReader, key: str) -> object:

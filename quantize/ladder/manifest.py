@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localr1.oserrors import os_errors
 from quantize.errors import OutputDirError
+from quantize.outlock import DIR_LOCK_NAME, INFO_SUFFIX, is_lock_artifact
 
 FORMAT = "localr1.quantize-ladder"
 VERSION = 1
@@ -34,8 +36,8 @@ def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> st
 
 
 def partial_path(final: Path) -> Path:
-    """Where a file is written before it is complete; never taken as done."""
-    return final.with_name(f"{PARTIAL_PREFIX}{final.name}{PARTIAL_SUFFIX}")
+    """Where this process writes a file before it is complete (`.NAME.PID.partial`); never taken as done."""
+    return final.with_name(f"{PARTIAL_PREFIX}{final.name}.{os.getpid()}{PARTIAL_SUFFIX}")
 
 
 def is_partial(path: Path) -> bool:
@@ -92,14 +94,19 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        """Parse a manifest document (already checked for format)."""
+        """Parse a manifest document (already checked for format); a section of the wrong shape is a TypeError."""
+        sections = {key: data.get(key, {}) for key in ("source", "base", "llama_cpp", "parameters", "variants")}
+        sections["source"], sections["base"] = data["source"], data["base"]
+        imatrix = data.get("imatrix")
+        if not all(isinstance(v, dict) for v in sections.values()) or not isinstance(imatrix, dict | None):
+            raise TypeError("a manifest section is not an object")
         variants = {}
-        for name, raw in data.get("variants", {}).items():
-            variants[name] = VariantRecord(**{**raw, "file": FileRecord(**raw["file"])})
+        for name, raw in sections["variants"].items():
+            variants[str(name)] = VariantRecord(**{**raw, "file": FileRecord(**raw["file"])})
         return cls(
-            source=data["source"], base=data["base"], llama_cpp=data.get("llama_cpp", {}),
-            parameters=data.get("parameters", {}), imatrix=data.get("imatrix"), variants=variants,
-            created=data.get("created", ""), updated=data.get("updated", ""),
+            source=sections["source"], base=sections["base"], llama_cpp=sections["llama_cpp"],
+            parameters=sections["parameters"], imatrix=imatrix, variants=variants,
+            created=str(data.get("created", "")), updated=str(data.get("updated", "")),
         )
 
 
@@ -109,14 +116,20 @@ def now() -> str:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file beside path, flush it to disk, then rename it over path."""
+    """Write JSON to a temporary file beside path, flush it to disk, then rename it over path.
+    An OSError (a full disk) becomes a one-line error; the temporary file never stays behind."""
     tmp = partial_path(path)
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with os_errors("write", path), tmp.open("w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        with os_errors("write", path):
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_manifest(out_dir: Path, manifest: Manifest) -> None:
@@ -148,8 +161,9 @@ def load_manifest(out_dir: Path) -> Manifest | None:
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        with os_errors("read"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         raise OutputDirError(
             f"{path} is not a readable localr1 manifest; choose another output directory"
         ) from None
@@ -161,7 +175,7 @@ def load_manifest(out_dir: Path) -> Manifest | None:
         raise OutputDirError(f"{path} has manifest version {data.get('version')}; this localr1 reads {VERSION}")
     try:
         return Manifest.from_json(data)
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError, ValueError):
         raise OutputDirError(f"{path} is a damaged localr1 manifest; choose another output directory") from None
 
 
@@ -173,7 +187,8 @@ def inspect_output_dir(out_dir: Path) -> Manifest | None:
         return None
     manifest = load_manifest(out_dir)
     if manifest is None:
-        entries = sorted(p.name for p in out_dir.iterdir())
+        with os_errors("list"):
+            entries = sorted(p.name for p in out_dir.iterdir() if not is_lock_artifact(p.name))
         if entries:
             shown = ", ".join(entries[:3]) + (", …" if len(entries) > 3 else "")
             raise OutputDirError(
@@ -185,7 +200,8 @@ def inspect_output_dir(out_dir: Path) -> Manifest | None:
 
 def claim_output_dir(out_dir: Path, source_id: str) -> Manifest | None:
     """Check OUT_DIR is ours to write: new, empty, or holding our ladder of this same source.
-    Returns the existing manifest (None for a fresh directory). Removes partial files of earlier runs."""
+    Returns the existing manifest (None for a fresh directory). Removes partial files and lock files of earlier
+    runs: call it holding OUT_DIR's lock (quantize.outlock.locked_dir)."""
     manifest = inspect_output_dir(out_dir)
     if manifest is None:
         return None
@@ -194,9 +210,11 @@ def claim_output_dir(out_dir: Path, source_id: str) -> Manifest | None:
             f"{out_dir} holds the ladder of another source ({manifest.source.get('path', '?')}); "
             "choose another output directory"
         )
+    held = {DIR_LOCK_NAME, DIR_LOCK_NAME + INFO_SUFFIX}
     for leftover in out_dir.iterdir():
-        if is_partial(leftover) and leftover.is_file():
-            leftover.unlink()  # written by an interrupted run of ours: never complete
+        stale_lock = is_lock_artifact(leftover.name) and leftover.name not in held
+        if (is_partial(leftover) or stale_lock) and leftover.is_file():
+            leftover.unlink()  # left by an interrupted run of ours (the caller holds OUT_DIR's lock)
     return manifest
 
 

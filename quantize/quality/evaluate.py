@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,19 @@ import numpy as np
 from localr1.engine.params import default_threads
 from localr1.errors import ModelFileError
 from localr1.ggufinfo import GGUFInfo, read_info
+from localr1.oserrors import os_errors
 from quantize.errors import EvaluationError, OutputDirError
 from quantize.ladder.calibration import load_heldout
-from quantize.ladder.manifest import FileRecord, Manifest, file_matches, load_manifest, partial_path, resolve_record
+from quantize.ladder.manifest import (
+    MANIFEST_NAME,
+    FileRecord,
+    Manifest,
+    file_matches,
+    load_manifest,
+    partial_path,
+    resolve_record,
+)
+from quantize.outlock import locked_dir
 from quantize.progress import NullReporter, Reporter
 from quantize.quality.metrics import TopK, compare, perplexity, reference_topk
 from quantize.runner import Runner
@@ -112,7 +123,7 @@ def _load_reference(path: Path, meta: dict[str, Any]) -> tuple[TopK, float] | No
                 return None
             ref = TopK(data["ids"], data["logprobs"], data["rest"], data["target_logprob"])
             return ref, float(data["decode_tps"])
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a damaged cache is recomputed
         return None
 
 
@@ -121,8 +132,13 @@ def _save_reference(path: Path, ref: TopK, meta: dict[str, Any], tps: float) -> 
     np.savez_compressed(buffer, ids=ref.ids, logprobs=ref.logprobs, rest=ref.rest,
                         target_logprob=ref.target_logprob, decode_tps=np.float64(tps), meta=json.dumps(meta))
     temp = partial_path(path)
-    temp.write_bytes(buffer.getvalue())
-    os.replace(temp, path)
+    try:
+        with os_errors("write", path):
+            temp.write_bytes(buffer.getvalue())
+            os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def _targets(chunk: list[int]) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -206,13 +222,25 @@ def _base_path(out_dir: Path, manifest: Manifest) -> tuple[Path, str]:
     return path, file.sha256
 
 
+def require_ladder(out_dir: Path) -> None:
+    """Refuse a folder without a ladder before locking it (a lock file is never left in someone else's folder)."""
+    if not (out_dir / MANIFEST_NAME).is_file():
+        raise OutputDirError(f"{out_dir} holds no ladder (no manifest.json); run 'localr1 quantize' into it first")
+
+
 def evaluate_ladder(out_dir: str | Path, options: EvalOptions | None = None,
                     reporter: Reporter | None = None) -> QualityReport:
-    """Measure every variant recorded in OUT_DIR's manifest (or options.types) against the base."""
+    """Measure every variant recorded in OUT_DIR's manifest (or options.types) against the base, holding OUT_DIR's
+    run lock (a quantize run writing into it makes this fail at once)."""
     out_dir, options = Path(out_dir), options or EvalOptions()
     options = replace(options, threads=options.threads or default_threads())
-    reporter = reporter or NullReporter()
-    manifest = load_manifest(out_dir) if out_dir.is_dir() else None
+    require_ladder(out_dir)
+    with locked_dir(out_dir, create=False, alternative=None):
+        return _evaluate_locked(out_dir, options, reporter or NullReporter())
+
+
+def _evaluate_locked(out_dir: Path, options: EvalOptions, reporter: Reporter) -> QualityReport:
+    manifest = load_manifest(out_dir)
     if manifest is None:
         raise OutputDirError(f"{out_dir} holds no ladder (no manifest.json); run 'localr1 quantize' into it first")
     base, base_sha = _base_path(out_dir, manifest)

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
+from localr1.oserrors import os_errors
 from quantize.ladder.manifest import now, partial_path, write_json_atomic
+from quantize.outlock import locked_dir
 from quantize.quality.evaluate import ModelQuality, QualityReport
 
 REPORT_NAME = "quality.json"
@@ -43,9 +46,10 @@ def report_json(report: QualityReport) -> dict[str, Any]:
 
 
 def write_report(out_dir: Path, report: QualityReport) -> Path:
-    """Write quality.json atomically next to the manifest."""
+    """Write quality.json atomically next to the manifest, holding OUT_DIR's run lock."""
     path = out_dir / REPORT_NAME
-    write_json_atomic(path, report_json(report))
+    with locked_dir(out_dir, create=False, alternative=None):
+        write_json_atomic(path, report_json(report))
     return path
 
 
@@ -71,12 +75,13 @@ HEADERS = ["type", "MB", "bpw", "PPL", "KLD mean", "KLD p99", "top-1 %", "tok/s"
 
 
 def quality_table(report: QualityReport) -> Table:
-    """The report as a rich table, largest file first, the base on top."""
-    table = Table(*HEADERS, title=f"quality vs base on {report.heldout.get('positions', '?')} held-out positions")
+    """The report as a rich table, largest file first, the base on top; every cell is plain text, never markup."""
+    title = Text(f"quality vs base on {report.heldout.get('positions', '?')} held-out positions")
+    table = Table(*HEADERS, title=title)
     for column in table.columns[1:8]:
         column.justify = "right"
     for q in [report.base, *report.variants]:
-        table.add_row(*_row(q, report.base))
+        table.add_row(*(Text(cell) for cell in _row(q, report.base)))
     return table
 
 
@@ -129,7 +134,7 @@ def png_chart(report: QualityReport, path: Path) -> Path | None:
         ax.scatter(v.size / 1e6, max(v.kld_mean, 1e-6), marker=marker, color="tab:blue")
         # alternate label sides so that neighbours of similar size do not overprint each other
         ax.annotate(v.name, (v.size / 1e6, max(v.kld_mean, 1e-6)), textcoords="offset points",
-                    xytext=(5, 5) if i % 2 == 0 else (5, -11), fontsize=8)
+                    xytext=(5, 5) if i % 2 == 0 else (5, -11), fontsize=8, parse_math=False)
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], marker=m, linestyle="", color="tab:blue", label=label)
@@ -138,11 +143,17 @@ def png_chart(report: QualityReport, path: Path) -> Path | None:
     ax.set_yscale("log")
     ax.set_xlabel("file size (MB)")
     ax.set_ylabel("mean KL divergence vs base (log)")
-    ax.set_title(f"{Path(report.base.file).name}: size vs quality")
+    ax.set_title(f"{Path(report.base.file).name}: size vs quality", parse_math=False)  # "$" in a name is text
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     temp = partial_path(path)
-    fig.savefig(temp, format="png")
-    plt.close(fig)
-    temp.replace(path)
+    try:
+        with os_errors("write", path):
+            fig.savefig(temp, format="png")
+            temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path

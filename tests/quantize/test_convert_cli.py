@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from localr1.commands.convert import add_convert_parsers
-from quantize.convert.converter import parse_size
 from quantize.errors import ConversionError, OutputError
+from quantize.sizes import parse_size
 
 
 def run(*argv: str) -> int:
@@ -55,8 +55,15 @@ def test_errors_are_user_errors(llama_ckpt: Path, tmp_path: Path) -> None:
     out.write_bytes(b"x")
     with pytest.raises(OutputError, match="--force"):
         run("convert", str(llama_ckpt), "-o", str(out), "--no-progress")
-    with pytest.raises(ConversionError, match="cannot read size"):
+    with pytest.raises(SystemExit) as exited:  # refused by argparse, before any work
         run("convert", str(llama_ckpt), "-o", str(out), "--split-max-size", "lots")
+    assert exited.value.code == 2
+
+
+@pytest.mark.parametrize("text", ["lots", "0", "-2G", "nan", "inf", "1e400", ""])
+def test_bad_sizes_are_refused(text: str) -> None:
+    with pytest.raises(ConversionError, match="size"):
+        parse_size(text)
 
 
 def test_parse_size() -> None:

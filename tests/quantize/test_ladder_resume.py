@@ -106,8 +106,7 @@ def test_ctrl_c_during_llama_quantize_removes_the_partial(tmp_path: Path, demo_f
     proc = subprocess.Popen([sys.executable, "-c", script, str(demo_f16), str(out)], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(".partial" in n and n.endswith("gguf.partial")
-                                                  for n in files_in(out)):
+    while time.monotonic() < deadline and not any(n.endswith(f".gguf.{proc.pid}.partial") for n in files_in(out)):
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)

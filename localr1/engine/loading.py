@@ -1,0 +1,47 @@
+"""Open a GGUF with llama-cpp-python without letting it compile the file's chat template.
+
+`llama_cpp.Llama()` compiles every template in the file with its own Jinja environment, which
+folds constant expressions while compiling: a template holding `'A' * 4000000000` makes the
+load itself allocate gigabytes, and one with a syntax error fails the load with a Jinja
+traceback. localr1 renders prompts itself in a bounded sandbox, so while a model opens the
+formatter class is swapped for one that keeps nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import llama_cpp
+from llama_cpp import llama_chat_format
+
+from localr1.errors import TemplateError
+
+_swap_lock = threading.Lock()
+
+
+def _no_chat_handler(*_args: Any, **_kwargs: Any) -> Any:
+    raise TemplateError("localr1 renders chat prompts itself; llama-cpp-python's chat handler is not used")
+
+
+class _TemplateNotCompiled:
+    """Takes the place of llama-cpp-python's Jinja2ChatFormatter while a model opens."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Any:
+        """A handler that refuses to run."""
+        return _no_chat_handler
+
+
+def open_llama(**params: Any) -> llama_cpp.Llama:
+    """`llama_cpp.Llama(**params)`, with the file's chat templates left uncompiled."""
+    with _swap_lock:
+        original = llama_chat_format.Jinja2ChatFormatter
+        llama_chat_format.Jinja2ChatFormatter = _TemplateNotCompiled  # type: ignore[misc, assignment]
+        try:
+            return llama_cpp.Llama(**params)
+        finally:
+            llama_chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
+
