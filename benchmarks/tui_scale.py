@@ -1,7 +1,8 @@
 """The chat app at a heavy user's scale (issue 12): long conversations, big histories, memory, decode speed.
 
-Every case runs in a fresh interpreter on a real SQLite database the benchmark writes
-(tests/tui/history.py), with the real app headless (`App.run_test()`), and prints one Markdown table:
+Every case runs in a fresh interpreter (benchmarks/scale_cases.py) on a real SQLite database the
+benchmark writes (tests/tui/history.py), with the real app headless (`App.run_test()`), and prints
+one Markdown table:
 
 - open N: start on a conversation of N messages (long answers with code blocks and thinking);
   time from building the app to the first key handled, newest message shown, peak RSS;
@@ -15,17 +16,15 @@ Every case runs in a fresh interpreter on a real SQLite database the benchmark w
 - tmux: the real `localr1 chat` in tmux opening a 1,000-message conversation, as a person sees it.
 
     .venv/bin/python benchmarks/tui_scale.py [--cases open,switch,history,keys,memory,decode,tmux]
+        [--code OTHER_CHECKOUT]   (the "before" figures: that checkout's app, the same cases)
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
 import json
 import math
 import os
-import resource
 import shlex
 import shutil
 import statistics
@@ -33,265 +32,47 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import psutil
-from textual import events
-from textual._time import get_time
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from localr1.engine.params import LoadParams  # noqa: E402
-from localr1.settings import Settings  # noqa: E402
 from localr1.store import ConversationStore  # noqa: E402
-from localr1.tui.app import LocalR1App  # noqa: E402
-from localr1.tui.widgets.message_view import MessageView  # noqa: E402
-from localr1.tui.widgets.prompt_input import PromptInput  # noqa: E402
-from tests.tui.fake_engine import FakeFactory, FakeScript  # noqa: E402
-from tests.tui.history import add_conversation, add_history, answer_text, thinking_text  # noqa: E402
+from tests.tui.history import add_conversation, add_history  # noqa: E402
 
 OPEN_SIZES = (50, 100, 200, 400, 1000)
 HISTORY_SIZES = (100, 2000, 10000)
 CHILD_TIMEOUT_S = 90
-HANDLED: list[tuple[float, float]] = []  # (perf_counter when handled, latency in s) of each "x" key
-
-
-class TimedPromptInput(PromptInput):
-    """Records when each "x" key reached the prompt and how long it waited."""
-
-    async def _on_key(self, event: events.Key) -> None:
-        await super()._on_key(event)
-        if event.key == "x":
-            HANDLED.append((time.perf_counter(), get_time() - event.time))
-
-
-def peak_rss_mib() -> float:
-    """The process's peak resident set (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def make_app(db: Path, factory: Any = None, settings: Settings | None = None) -> LocalR1App:
-    app = LocalR1App(store=ConversationStore(db), settings=settings or Settings(model="fake"),
-                     engine_factory=factory or FakeFactory(), save_settings_to=db.with_suffix(".toml"),
-                     export_dir=db.parent / "exports")
-    app.prompt = TimedPromptInput()
-    return app
-
-
-async def key_handled(app: LocalR1App, timeout: float) -> float:
-    """Post an "x" the way the terminal driver does; returns when the prompt handled it."""
-    count = len(HANDLED)
-    app.post_message(events.Key("x", "x"))
-    deadline = time.perf_counter() + timeout
-    while len(HANDLED) == count:
-        if time.perf_counter() > deadline:
-            raise TimeoutError
-        await asyncio.sleep(0.002)
-    return HANDLED[-1][0]
-
-
-def mounted(app: LocalR1App) -> dict[str, int]:
-    return {"views": len(app.transcript.query(MessageView)), "widgets": len(app.transcript.query("*")),
-            "sidebar_items": len(app.sidebar.children)}
-
-
-async def child_open(db: Path) -> dict[str, Any]:
-    """Time from building the app to the first key handled, on a database built beforehand."""
-    t0 = time.perf_counter()
-    app = make_app(db)
-    async with app.run_test(size=(120, 40)):
-        interactive = await key_handled(app, CHILD_TIMEOUT_S) - t0
-        at_interactive = mounted(app)
-        newest = app.store.conn.execute("SELECT max(id) FROM messages").fetchone()[0]
-        shown = any(v.message_id == newest for v in app.transcript.query(MessageView))
-        await asyncio.sleep(2.0)
-        settled = mounted(app)
-    return {"interactive_s": interactive, "newest_shown": shown, "peak_rss_mib": peak_rss_mib(),
-            "at_interactive": at_interactive, "settled": settled}
-
-
-async def child_switch(db: Path) -> dict[str, Any]:
-    """Open the long conversation (second in the sidebar) from the sidebar; time to the next key."""
-    from textual.widgets import ListView
-
-    app = make_app(db)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.5)
-        item = app.sidebar.children[1]
-        t0 = time.perf_counter()
-        # Straight to the app, as if bubbled: the key posted next waits for the app's handler to return.
-        app.post_message(ListView.Selected(app.sidebar, item, 1))  # type: ignore[arg-type]
-        interactive = await key_handled(app, CHILD_TIMEOUT_S) - t0
-        at_interactive = mounted(app)
-        await asyncio.sleep(1.0)
-    return {"interactive_s": interactive, "peak_rss_mib": peak_rss_mib(), "at_interactive": at_interactive}
-
-
-async def child_keys(db: Path, seconds: float, interval: float, burst: int) -> dict[str, Any]:
-    """Scroll to the top every 0.5 s (older messages load) while keys are typed `interval` seconds apart,
-    `burst` at a time with 0.6 s pauses in between (0: no pauses)."""
-    app = make_app(db)
-    async with app.run_test(size=(120, 40)):
-        await key_handled(app, CHILD_TIMEOUT_S)
-        await asyncio.sleep(0.5)
-        first = [v.message_id for v in app.transcript.query(MessageView)][:1]
-        HANDLED.clear()
-        start = time.perf_counter()
-        scrolled = 0.0
-        typed = 0
-        while time.perf_counter() - start < seconds:
-            if time.perf_counter() - scrolled >= 0.5:
-                app.transcript.scroll_home(animate=False)
-                scrolled = time.perf_counter()
-            app.post_message(events.Key("x", "x"))
-            typed += 1
-            await asyncio.sleep(0.6 if burst and typed % burst == 0 else interval)
-        await asyncio.sleep(0.3)
-        oldest = [v.message_id for v in app.transcript.query(MessageView)][:1]
-        latencies = [lat * 1e3 for _, lat in HANDLED]
-        loaded = app.store.conn.execute("SELECT count(*) FROM messages WHERE id < ? AND id >= ?",
-                                        (first[0], oldest[0])).fetchone()[0] if first and oldest else 0
-        at_end = mounted(app)
-    return {"keys": len(latencies), "median_ms": statistics.median(latencies), "max_ms": max(latencies),
-            "p95_ms": sorted(latencies)[int(len(latencies) * 0.95) - 1], "older_loaded": loaded,
-            "mounted": at_end}
-
-
-def long_script() -> FakeScript:
-    """About 300 words of reasoning and 400 of answer, as word tokens."""
-    import re
-
-    words = re.compile(r"\S+\s*")
-    return FakeScript(thinking=words.findall(thinking_text(1) + "\n\n" + thinking_text(2)),
-                      answer=words.findall(answer_text(1) + "\n\n" + answer_text(2)))
-
-
-async def child_memory(db: Path, conversations: int) -> dict[str, Any]:
-    """RSS after 5, 15, 30 conversations of three long answers; collector pauses while streaming."""
-    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-    started: dict[int, float] = {}
-
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            started[info["generation"]] = time.perf_counter()
-        elif info["generation"] in started and app.chat.generating:
-            pauses[info["generation"]].append((time.perf_counter() - started.pop(info["generation"])) * 1e3)
-
-    app = make_app(db, FakeFactory(long_script()))
-    process = psutil.Process()
-    rss: dict[int, float] = {}
-    async with app.run_test(size=(120, 40)) as pilot:
-        while app.engine is None:
-            await pilot.pause(0.01)
-        for c in range(1, conversations + 1):
-            await app.action_new_chat()
-            for a in range(3):
-                app.prompt.post_message(PromptInput.Submitted(f"Question {c}.{a}"))
-                while not app.chat.generating:
-                    await asyncio.sleep(0.005)
-                if c == 1 and a == 0:
-                    gc.callbacks.append(on_gc)
-                while app.chat.generating:
-                    await asyncio.sleep(0.01)
-            if c in (5, 15, 30):
-                await pilot.pause(0.5)
-                rss[c] = process.memory_info().rss / 2**20
-        gc.callbacks.remove(on_gc)
-        mounted_views = len(app.transcript.query(MessageView))
-    return {"rss_mib": rss, "max_pause_ms": {g: max(p, default=0.0) for g, p in pauses.items()},
-            "full_collections": len(pauses[2]), "young_collections": len(pauses[0]) + len(pauses[1]),
-            "views_mounted_at_end": mounted_views}
-
-
+CASES = Path(__file__).resolve().parent / "scale_cases.py"
 DECODE_PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a map. Use many paragraphs."
 
 
-async def child_decode_app(db: Path, tokens: int, threads: int, refresh_hz: float,
-                           switch_ms: float) -> dict[str, Any]:
-    """One greedy answer in the headless app with the real engine on the demo; the stored stats."""
-    from localr1.loader import open_engine
-    from localr1.tui import chat
-
-    if switch_ms:
-        sys.setswitchinterval(switch_ms / 1000)
-    if refresh_hz:
-        chat.REFRESH_INTERVAL_S = 1 / refresh_hz  # type: ignore[attr-defined]
-
-    def factory(model: str, load: LoadParams, overrides: dict[str, Any]) -> Any:
-        return open_engine(model, replace(load, threads=threads) if threads else load, overrides)
-
-    settings = Settings(model="demo", temperature=0.0, max_tokens=tokens, context_size=4096)
-    app = make_app(db, factory, settings)
-    async with app.run_test(size=(120, 40)) as pilot:
-        while app.engine is None:
-            await pilot.pause(0.01)
-        app.prompt.post_message(PromptInput.Submitted(DECODE_PROMPT))
-        while not app.chat.generating:
-            await asyncio.sleep(0.005)
-        while app.chat.generating:
-            await asyncio.sleep(0.02)
-        cid = app.chat.session.conversation_id
-        assert cid is not None
-        stats = app.store.conn.execute("SELECT stats FROM messages WHERE conversation_id = ? AND role = 'assistant'",
-                                       (cid,)).fetchone()[0]
-    s = json.loads(stats)
-    return {"tok_s": s["decode_tokens_per_s"], "tokens": s["generated_tokens"]}
+def code_dir() -> Path:
+    """The checkout whose app is measured (--code; scale_harness.py reads the same variable)."""
+    return Path(os.environ.get("LOCALR1_CODE", ROOT))
 
 
-async def child_render_cpu(db: Path, refresh_hz: float, tokens_per_s: float) -> dict[str, Any]:
-    """CPU seconds the app uses per second while a fake model streams at a local model's pace."""
-    from localr1.tui import chat
-
-    if refresh_hz:
-        chat.REFRESH_INTERVAL_S = 1 / refresh_hz  # type: ignore[attr-defined]
-    script = long_script()
-    script.delay_s = 1 / tokens_per_s  # the fake engine sleeps: what is measured is the UI's own work
-    app = make_app(db, FakeFactory(script))
-    async with app.run_test(size=(120, 40)) as pilot:
-        while app.engine is None:
-            await pilot.pause(0.01)
-        await pilot.pause(0.5)
-        app.prompt.post_message(PromptInput.Submitted("Go"))
-        while not app.chat.generating:
-            await asyncio.sleep(0.005)
-        wall, cpu = time.perf_counter(), time.process_time()
-        while app.chat.generating:
-            await asyncio.sleep(0.02)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"cpu_per_s": cpu / wall, "seconds": wall}
+def code_env() -> dict[str, str]:
+    """The environment of a child: the measured checkout's code first."""
+    return {**os.environ, "PYTHONPATH": str(code_dir())}
 
 
 def run_cli_decode(tokens: int, threads: int) -> dict[str, Any]:
+    """One greedy answer from `localr1 run --json` on the demo; its stats."""
     thread_args = ["--threads", str(threads)] if threads else []
     out = subprocess.run([sys.executable, "-m", "localr1", "run", "--json", "--temperature", "0", "--max-tokens",
                           str(tokens), "--ctx", "4096", *thread_args, "-m", "demo", DECODE_PROMPT],
                          capture_output=True, text=True,
-                         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+                         check=True, cwd=code_dir(), env=code_env()).stdout
     s = json.loads(out)["stats"]
     return {"tok_s": s["decode_tokens_per_s"], "tokens": s["generated_tokens"]}
-
-
-def child(argv: list[str]) -> None:
-    kind, db = argv[0], Path(argv[1])
-    extra = [float(a) for a in argv[2:]]
-    runners = {
-        "open": lambda: child_open(db),
-        "switch": lambda: child_switch(db),
-        "keys": lambda: child_keys(db, extra[0], extra[1], int(extra[2])),
-        "memory": lambda: child_memory(db, int(extra[0])),
-        "decode": lambda: child_decode_app(db, int(extra[0]), int(extra[1]), extra[2], extra[3]),
-        "render_cpu": lambda: child_render_cpu(db, extra[0], extra[1]),
-    }
-    print(json.dumps(asyncio.run(runners[kind]())))
 
 
 def spawn(kind: str, db: Path, *extra: object, timeout: float = CHILD_TIMEOUT_S) -> dict[str, Any] | None:
     """Run one case in a fresh interpreter; None when it ran past the timeout."""
     try:
-        out = subprocess.run([sys.executable, __file__, "--child", kind, str(db), *map(str, extra)],
+        out = subprocess.run([sys.executable, str(CASES), kind, str(db), *map(str, extra)], env=code_env(),
                              capture_output=True, text=True, timeout=timeout, check=True).stdout
     except subprocess.TimeoutExpired:
         return None
@@ -466,7 +247,8 @@ def bench_tmux(folder: Path, runs: int) -> None:
     print("|---|---|---|")
     for i in range(runs):
         sock = f"bench-{os.getpid()}-{i}"
-        cmd = (f"exec env LOCALR1_HOME={shlex.quote(str(home))} TERM=xterm-256color PYTHONPATH={shlex.quote(str(ROOT))}"
+        cmd = (f"exec env LOCALR1_HOME={shlex.quote(str(home))} TERM=xterm-256color"
+               f" PYTHONPATH={shlex.quote(str(code_dir()))}"
                f" {shlex.quote(sys.executable)} -m localr1 chat --model demo")
 
         def tmux(*args: str, sock: str = sock) -> str:
@@ -491,9 +273,6 @@ def bench_tmux(folder: Path, runs: int) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2:])
-        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="open,switch,history,keys,memory,decode,tmux")
     parser.add_argument("--runs", type=int, default=3)
@@ -504,11 +283,15 @@ def main() -> None:
     parser.add_argument("--refresh-hz", type=float, default=0, help="override the app's render rate (0: default)")
     parser.add_argument("--switch-ms", type=float, default=0, help="override the app's GIL switch interval")
     parser.add_argument("--app-threads", type=int, default=0, help="llama.cpp threads in the app only")
+    parser.add_argument("--code", type=Path, default=ROOT,
+                        help="measure the app of another checkout (copy tests/tui/history.py there)")
     args = parser.parse_args()
+    os.environ["LOCALR1_CODE"] = str(args.code.resolve())
     cases = args.cases.split(",")
     sizes = tuple(int(x) for x in args.sizes.split(",")) if args.sizes else ()
     load = os.getloadavg()[0]
-    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, 1-min load {load:.2f} at start")
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, 1-min load {load:.2f} at start,"
+          f" code {code_dir()}")
     with tempfile.TemporaryDirectory(prefix="localr1-scale-") as tmp:
         folder = Path(tmp)
         benches = {
