@@ -24,6 +24,7 @@ from tests.tui.history import add_conversation, add_history
 
 LONG = 1000  # messages in the long conversation
 SIZE = (120, 40)
+SETTLE_TIMEOUT_S = 60.0
 
 
 def long_store(tmp_path: Path, messages: int = LONG, *, newer: bool = False) -> tuple[ConversationStore, int]:
@@ -40,10 +41,12 @@ def message_ids(app: LocalR1App) -> list[int]:
 
 
 async def settled(pilot: Pilot[None], pager: TranscriptPager) -> None:
-    """Let the pager finish what it does on its own (filling the screen) before looking."""
-    await wait_for(pilot, lambda: pager.idle)
+    """Let the pager finish what it does on its own (filling the screen) before looking.
+
+    No time limit that a busy machine reaches: each step waits for Markdown to render (RENDER_WAIT_S at most)."""
+    await wait_for(pilot, lambda: pager.idle, timeout=SETTLE_TIMEOUT_S)
     await pilot.pause(0.2)
-    await wait_for(pilot, lambda: pager.idle)
+    await wait_for(pilot, lambda: pager.idle, timeout=SETTLE_TIMEOUT_S)
 
 
 async def scroll_until(pilot: Pilot[None], app: LocalR1App, *, up: bool, done: Callable[[], bool]) -> None:
@@ -193,7 +196,7 @@ async def test_widgets_of_a_conversation_left_are_freed(make_app: AppMaker, tmp_
         left: list[weakref.ref[Widget]] = [weakref.ref(v) for v in app.transcript.views]
         left += [weakref.ref(v.answer) for v in app.transcript.views]
         await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: not app.transcript.views)
+        await wait_for(pilot, lambda: not app.transcript.views, timeout=SETTLE_TIMEOUT_S)
         await pilot.pause(0.2)
         gc.collect()
         assert [r for r in left if r() is not None] == []
