@@ -128,6 +128,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         END;
         """,
     ),
+    (
+        # The sidebar reads the most recent conversations a page at a time: without an index every page
+        # sorted the whole table (10-15 ms at 10,000 conversations).
+        "0005_conversations_by_recency",
+        """
+        CREATE INDEX conversations_by_recency ON conversations(updated_at, id);
+        """,
+    ),
 )
 
 class MigrationError(Exception):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -22,8 +21,9 @@ from localr1.errors import LocalR1Error, StoreError
 from localr1.paths import data_dir
 from localr1.registry import installed_models
 from localr1.settings import Settings, save_settings
-from localr1.store import ConversationStore
+from localr1.store import ConversationStore, SearchHit
 from localr1.store.export import export_conversation
+from localr1.tui import activity, gc_policy
 from localr1.tui.chat import ChatController
 from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed
 from localr1.tui.model_slot import ModelSlot
@@ -87,7 +87,7 @@ class LocalR1App(App[None]):
         self.export_dir = export_dir or data_dir() / "exports"
         self.models = ModelSlot()
         self.startup_notices = list(startup_notices)
-        self.sidebar = Sidebar()
+        self.sidebar = Sidebar(lambda after, limit: store.conversations(limit=limit, after=after))
         self.transcript = Transcript()
         self.prompt = PromptInput()
         self.status_bar = StatusBar()
@@ -134,6 +134,7 @@ class LocalR1App(App[None]):
 
     async def on_mount(self) -> None:
         """Show the newest conversation, report recoveries, load the model in the background."""
+        gc_policy.start()  # before any conversation is shown: those must stay collectable
         try:
             interrupted = self.store.mark_interrupted()
         except StoreError as exc:
@@ -144,7 +145,7 @@ class LocalR1App(App[None]):
                         "starting with a fresh one.", severity="warning", timeout=15)
         for notice in self.startup_notices:
             self.notify(notice, severity="warning", timeout=15)
-        conversations = self.store.conversations()
+        conversations = self.store.conversations(limit=1)
         if conversations:
             await self.chat.open(conversations[0].id)
         if interrupted:
@@ -152,11 +153,17 @@ class LocalR1App(App[None]):
         await self.refresh_sidebar()
         self.refresh_memory()
         self.set_interval(1.0, self.refresh_memory)
+        self.set_interval(1.0, lambda: gc_policy.collect_if_due(streaming=self.chat.generating))
         self.apply_thinking_visibility()
         self.apply_width(self.size.width)
         self.prompt.focus()
-        gc.freeze()  # see ChatController._finish
         self.load_model(self.settings.model)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Note input, so that full garbage collections wait for a pause (localr1/tui/gc_policy.py)."""
+        if isinstance(event, events.Key | events.MouseDown | events.MouseScrollUp | events.MouseScrollDown):
+            activity.note_input()
+        await super().on_event(event)
 
     def on_resize(self) -> None:
         """Hide the sidebar on narrow terminals."""
@@ -177,8 +184,8 @@ class LocalR1App(App[None]):
         self.set_class(not self.settings.show_thinking, "-hide-thinking")
 
     async def refresh_sidebar(self) -> None:
-        """Reload the conversation list."""
-        await self.sidebar.show(self.store.conversations(), self.chat.session.conversation_id)
+        """Reload the conversation list (its first page)."""
+        await self.sidebar.reload(self.chat.session.conversation_id)
 
     # model loading
     def load_model(self, model: str) -> None:
@@ -342,7 +349,7 @@ class LocalR1App(App[None]):
                 except StoreError as exc:
                     self.notify(f"Not deleted: {exc}", severity="error", timeout=15)
                     return
-                remaining = self.store.conversations()
+                remaining = self.store.conversations(limit=1)
                 if remaining:
                     await self.chat.open(remaining[0].id)
                 else:
@@ -354,9 +361,9 @@ class LocalR1App(App[None]):
     def action_search(self) -> None:
         """Search all conversations."""
 
-        async def done(conversation_id: int | None) -> None:
-            if conversation_id is not None and not self.chat.generating:
-                await self.chat.open(conversation_id)
+        async def done(hit: SearchHit | None) -> None:
+            if hit is not None and not self.chat.generating:
+                await self.chat.open(hit.conversation_id, around=hit.message_id)
                 await self.refresh_sidebar()
 
         self.push_screen(SearchScreen(self.store), done)
@@ -428,6 +435,7 @@ class LocalR1App(App[None]):
 
     async def on_unmount(self) -> None:
         """Save what a streaming answer received so far, stop it, and free the model on exit."""
+        gc_policy.stop()
         if self.chat.generating:
             self.chat.save_on_exit()  # the worker thread still uses the model: let process exit free it
         elif self.engine is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import re
 import sys
 import threading
@@ -16,6 +15,7 @@ from localr1.engine.port import ChatEngine
 from localr1.errors import StoreError
 from localr1.settings import Settings
 from localr1.store import ConversationStore
+from localr1.tui import gc_policy
 from localr1.tui.generation import (
     MAX_CHARS_PER_REFRESH,
     REFRESH_INTERVAL_S,
@@ -28,6 +28,7 @@ from localr1.tui.generation import (
     run_generation,
 )
 from localr1.tui.model_slot import ModelSlot
+from localr1.tui.pager import TranscriptPager
 from localr1.tui.session import ChatSession, Turn
 from localr1.tui.widgets.message_view import MessageView
 from localr1.tui.widgets.status_bar import StatusBar
@@ -83,6 +84,8 @@ class ChatController:
         self.conversations_changed = conversations_changed
         self.clock = clock  # for what is displayed (thinking time, speed); tests fix it
         self.session = ChatSession(store)
+        self.pager = TranscriptPager(self.session, transcript, busy=lambda: self.generating,
+                                     notify=lambda text: notify(text, severity="error"))
         self.generating = False
         self._turn: Turn | None = None
         self._view: MessageView | None = None
@@ -108,18 +111,17 @@ class ChatController:
     # conversations
     async def new(self) -> None:
         """Clear the transcript for a new conversation."""
-        self.session.new()
         self._context_used = 0
-        await self.transcript.remove_children()
+        await self.pager.clear()
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
-    async def open(self, conversation_id: int) -> None:
-        """Show a stored conversation."""
-        self.session.open(conversation_id)
-        await self.transcript.remove_children()
-        for turn in self.session.turns:
-            view = MessageView(turn.role, turn.content, turn.thinking, status=turn.status, message_id=turn.id)
-            await self.transcript.add(view)
-        self.transcript.anchor()
+    async def open(self, conversation_id: int, around: int | None = None) -> None:
+        """Show a stored conversation: its newest messages, or those around message `around` (a search hit)."""
+        if around is None:
+            await self.pager.show_newest(conversation_id)
+        else:
+            await self.pager.show_around(conversation_id, around)
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     # sending
     async def send(self, text: str) -> bool:
@@ -136,12 +138,13 @@ class ChatController:
             self.notify("No model is loaded yet: wait for it, or press F3 to choose one", severity="error")
             return False
         model = self.settings().model
+        await self.pager.ensure_newest()
         try:
             turn = self.session.add_user(text, model)
         except StoreError as exc:
             self.notify(f"Message not sent: {exc}", severity="error", timeout=15)
             return False
-        self._user_view = await self.transcript.add(MessageView("user", text, message_id=turn.id))
+        self._user_view = await self.pager.append(MessageView("user", text, message_id=turn.id))
         await self.conversations_changed()
         await self._generate()
         return True
@@ -154,8 +157,7 @@ class ChatController:
         except StoreError as exc:
             self.notify(f"Cannot answer: {exc}", severity="error", timeout=15)
             return
-        self._view = await self.transcript.add(MessageView("assistant", status="streaming",
-                                                               message_id=self._turn.id))
+        self._view = await self.pager.append(MessageView("assistant", status="streaming", message_id=self._turn.id))
         self.generating = True
         self._started = self.clock()
         self._thinking_tokens = self._answer_tokens = 0
@@ -225,7 +227,7 @@ class ChatController:
             pass  # nothing can be shown any more; the row stays 'streaming' and reads as interrupted
         finally:
             self.generating = False
-            self._turn = self._view = None
+            self._turn = self._view = self._user_view = None  # a view left behind is never kept alive
 
     # worker messages
     async def on_batch(self, batch: StreamBatch) -> None:
@@ -279,10 +281,8 @@ class ChatController:
             self.status_bar.set_context(self._context_used, engine.context_size)
         if final.error:
             self.notify(final.error, severity="error")
-        self._turn = self._view = None
-        # Long-lived widgets go to the permanent generation: full collections stop walking them,
-        # which removed 100-250 ms pauses while streaming (benchmarks/tui.py).
-        gc.freeze()
+        self._turn = self._view = self._user_view = None  # a view left behind is never kept alive
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     async def _fail(self, failed: GenerationFailed) -> None:
         """The request never produced an answer: say why, keep the user's message."""
@@ -295,7 +295,7 @@ class ChatController:
             except StoreError as exc:
                 self.notify(f"Not saved: {exc}", severity="error", timeout=15)
             view.set_status("error", f"error: {failed.error}")
-        self._turn = self._view = None
+        self._turn = self._view = self._user_view = None  # a view left behind is never kept alive
 
     async def on_trimmed(self, trimmed: PromptTrimmed) -> None:
         """A pasted message was too long for the context: show what was kept."""
@@ -319,6 +319,7 @@ class ChatController:
         """Drop the last answer and generate it again."""
         if self.generating or self.models.engine is None or self.models.loading is not None:
             return
+        await self.pager.ensure_newest()
         try:
             turn = self.session.pop_last_assistant()
         except StoreError as exc:
@@ -337,6 +338,7 @@ class ChatController:
         """Remove the last exchange and return the user's text for editing."""
         if self.generating:
             return None
+        await self.pager.ensure_newest()
         try:
             turn = self.session.pop_last_exchange()
         except StoreError as exc:
@@ -353,12 +355,14 @@ class ChatController:
     # reading
     def last_answer(self) -> str | None:
         """Text of the last assistant answer."""
-        answers = [t.content for t in self.session.turns if t.role == "assistant" and t.content]
-        return answers[-1] if answers else None
+        for turn in self.session.newest_first():
+            if turn.role == "assistant" and turn.content:
+                return turn.content
+        return None
 
     def last_code_block(self) -> str | None:
         """The last fenced code block in the conversation's answers."""
-        for turn in reversed(self.session.turns):
+        for turn in self.session.newest_first():
             blocks = CODE_BLOCK.findall(turn.content)
             if turn.role == "assistant" and blocks:
                 return str(blocks[-1]).rstrip("\n")

@@ -16,8 +16,11 @@ from localr1.engine.port import ChatEngine
 from localr1.engine.template import ChatMessage
 from localr1.tui.text import one_line
 
-REFRESH_INTERVAL_S = 1 / 30  # how often the UI drains the buffer; the model never waits for the UI
-MAX_CHARS_PER_REFRESH = 600  # about 400 tokens a tick, 12k tokens/s: far above any local model
+# How often the UI drains the buffer; the model never waits for the UI. Rendering competes with
+# llama.cpp for the CPU: on 2 cores the app decoded the demo at 0.61x `localr1 run` drawing 30 times
+# a second, 0.74x at 10, 0.81x at 5 (benchmarks/tui_scale.py, decode; RESULTS.md, issue 12).
+REFRESH_INTERVAL_S = 1 / 5
+MAX_CHARS_PER_REFRESH = 2000  # 10,000 characters a second (~2,500 tokens): far above any local model
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual.widgets import Collapsible, Markdown
+from textual.widgets import Collapsible
+
+from localr1.tui.widgets.document import Document
 
 
 class ThinkingBlock(Collapsible):
@@ -13,7 +15,7 @@ class ThinkingBlock(Collapsible):
         self.tokens = 0
         self.seconds = 0.0
         self.live = live
-        self._body = Markdown(text, classes="thinking-body")
+        self._body = Document(text, classes="thinking-body")
         super().__init__(self._body, title=self._label(), collapsed=collapsed, classes="thinking")
 
     def _label(self) -> str:
