@@ -58,6 +58,13 @@ def _libs() -> tuple[ctypes.CDLL, ctypes.CDLL, ctypes.CDLL]:
     base.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, _SIZE_P, _SIZE_P]
     base.ggml_backend_dev_backend_reg.restype = ctypes.c_void_p
     base.ggml_backend_dev_backend_reg.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
+    ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    base.ggml_backend_dev_type.restype = ctypes.c_int
+    base.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    base.ggml_backend_reg_name.restype = ctypes.c_char_p
+    base.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
     base.ggml_backend_reg_dev_count.restype = ctypes.c_size_t
     base.ggml_backend_reg_dev_count.argtypes = [ctypes.c_void_p]
     base.ggml_backend_reg_dev_get.restype = ctypes.c_void_p
@@ -97,6 +104,18 @@ def worker_devices(endpoints: tuple[str, ...]) -> tuple[int, ...]:
                 int(base.ggml_backend_reg_dev_get(reg, i)) for i in range(int(base.ggml_backend_reg_dev_count(reg))))
         devices.extend(_added[endpoint])
     return tuple(devices)
+
+
+def local_gpu_devices() -> tuple[int, ...]:
+    """This machine's GPU devices (not RPC ones), in ggml's order: they follow the workers in a load."""
+    ggml, base, _ = _libs()
+    found = []
+    for i in range(int(ggml.ggml_backend_dev_count())):
+        dev = ggml.ggml_backend_dev_get(i)
+        if base.ggml_backend_dev_type(dev) in (1, 3):  # GPU, integrated GPU
+            if base.ggml_backend_reg_name(base.ggml_backend_dev_backend_reg(dev)) != b"RPC":
+                found.append(int(dev))
+    return tuple(found)
 
 
 class LentDevice:
@@ -166,6 +185,18 @@ def serve(endpoint: str, threads: int, lend_bytes: int | None) -> None:
     rpc.ggml_backend_rpc_start_server(endpoint.encode(), None, threads, 1, devices)
 
 
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this server when the `localr1 worker` that started it dies."""
+    if sys.platform.startswith("linux"):
+        import os
+        import signal
+
+        parent = os.getppid()
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call
+            sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`probe ENDPOINT` prints the worker's memory as JSON; `serve ENDPOINT` runs a worker."""
     parser = argparse.ArgumentParser(prog="python -m localr1.engine.rpc")
@@ -177,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--threads", type=int, default=1)
     srv.add_argument("--mem", type=int, default=None, help="bytes lent")
     args = parser.parse_args(argv)
+    if args.action == "serve":
+        _die_with_parent()
     if args.action == "probe":
         free, total = device_memory(args.endpoint)
         print(json.dumps({"free": free, "total": total}), flush=True)
