@@ -10,8 +10,10 @@ back by then). The child's stderr goes to a file, so llama.cpp's abort message n
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -66,7 +68,7 @@ class IsolatedEngine:
         self.workers: tuple[Endpoint, ...] = tuple(parse_endpoint(w) for w in load.workers)
         self._lock = threading.Lock()  # one request or answer at a time
         self._send_lock = threading.Lock()
-        self._proc: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._log_path: str | None = None
         self._facts: dict[str, Any] = {}
@@ -79,16 +81,18 @@ class IsolatedEngine:
         if probe:
             probe_workers(self.workers)  # an unreachable worker is a clear error, not an abort in the child
         fd, self._log_path = tempfile.mkstemp(prefix="localr1-model-", suffix=".log")
-        os.close(fd)
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child_main, daemon=True, name="localr1-model",
-                                 args=(child, self.model_path, self.load_params, self.sampling, self._log_path))
-        self._proc.start()
-        child.close()
-        self._conn = parent
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            # A plain child (not multiprocessing's spawn, which re-runs the caller's main module).
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "localr1.engine.isolated", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fd,
+                env={**os.environ, "GGML_NO_BACKTRACE": "1"})  # ggml would otherwise run gdb on abort
+            os.close(fd)
+            self._conn = Connection(os.dup(ours.fileno()))
         try:
-            reply = parent.recv()
+            self._conn.send((self.model_path, self.load_params, self.sampling))
+            reply = self._conn.recv()
         except (EOFError, OSError):
             raise self._load_lost() from None
         if isinstance(reply, _Failed):
@@ -114,11 +118,11 @@ class IsolatedEngine:
         self._conn = None
         code = None
         if self._proc is not None:
-            self._proc.join(CLOSE_TIMEOUT_S)
-            if self._proc.is_alive():
+            try:
+                code = self._proc.wait(CLOSE_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
                 self._proc.kill()
-                self._proc.join()
-            code = self._proc.exitcode
+                code = self._proc.wait()
             self._proc = None
         log = ""
         if self._log_path is not None:
@@ -248,14 +252,14 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def _child_main(conn: Connection, model_path: str, load: LoadParams, sampling: SamplingParams,
-                log_path: str) -> None:
+def _child_main(fd: int) -> None:
     """The child: load the Engine, then serve chat, cancel, count and close requests."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
-    os.dup2(fd, 2)  # llama.cpp's log and its abort message go to the file
-    os.environ["GGML_NO_BACKTRACE"] = "1"  # ggml would otherwise run gdb on abort
     from localr1.engine.engine import Engine
+    from localr1.engine.rpc import die_with_parent
 
+    die_with_parent()
+    conn = Connection(fd)
+    model_path, load, sampling = conn.recv()
     try:
         engine = Engine(model_path, load, sampling)
     except LocalR1Error as exc:
@@ -312,3 +316,9 @@ def _serve(conn: Connection, engine: Any) -> None:
         engine.cancel()
         worker.join()
     engine.close()
+
+
+if __name__ == "__main__":  # the messages must pickle as localr1.engine.isolated's classes, not __main__'s
+    from localr1.engine.isolated import _child_main as child_main
+
+    child_main(int(sys.argv[1]))

@@ -185,8 +185,8 @@ def serve(endpoint: str, threads: int, lend_bytes: int | None) -> None:
     rpc.ggml_backend_rpc_start_server(endpoint.encode(), None, threads, 1, devices)
 
 
-def _die_with_parent() -> None:
-    """On Linux, have the kernel kill this server when the `localr1 worker` that started it dies."""
+def die_with_parent() -> None:
+    """On Linux, have the kernel end this process when the process that started it dies."""
     if sys.platform.startswith("linux"):
         import os
         import signal
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--mem", type=int, default=None, help="bytes lent")
     args = parser.parse_args(argv)
     if args.action == "serve":
-        _die_with_parent()
+        die_with_parent()
     if args.action == "probe":
         free, total = device_memory(args.endpoint)
         print(json.dumps({"free": free, "total": total}), flush=True)
