@@ -25,7 +25,7 @@ from localr1.engine.params import LoadParams
 from localr1.errors import LocalR1Error
 from localr1.hardware import HardwareProfile
 from localr1.planner.candidates import Variant
-from localr1.planner.memory import MemoryEstimate, estimate_memory
+from localr1.planner.memory import GPU_CONTEXT, MemoryEstimate, estimate_memory
 from localr1.planner.remote import is_remote
 from localr1.planner.shape import ModelShape
 from localr1.planner.speed import SpeedEstimate, predict_speed
@@ -196,10 +196,11 @@ class _Search:
     def __init__(self, shape: ModelShape, hardware: HardwareProfile, budget: Budget, wishes: Wishes) -> None:
         self.shape, self.hardware, self.budget, self.wishes = shape, hardware, budget, wishes
         self.repacked = frozenset(hardware.cpu_speed.repacked_types if hardware.cpu_speed else ())
+        self.overheads = tuple(0 if is_remote(g) else GPU_CONTEXT for g in hardware.gpus)
 
     def memory(self, v: Variant, context: int, kv: str, fa: bool, split: tuple[int, ...]) -> MemoryEstimate:
         return estimate_memory(self.shape, v.weights, context=context, kv_type=kv, flash_attention=fa,
-                               gpu_layers=split, repacked_types=self.repacked)
+                               gpu_layers=split, repacked_types=self.repacked, gpu_overheads=self.overheads)
 
     def _gpus_fit(self, memory: MemoryEstimate) -> bool:
         return all(g.total <= b for g, b in zip(memory.gpus, self.budget.gpus, strict=False))

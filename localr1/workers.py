@@ -14,12 +14,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from localr1.errors import ConfigError, WorkerError
-
-if TYPE_CHECKING:
-    from localr1.planner.remote import RemoteDevice
 
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server default
 PROBE_TIMEOUT_S = 15.0
@@ -135,11 +131,3 @@ def _child_env() -> dict[str, str]:
     """The environment for a child that calls into ggml: no gdb backtrace when it aborts."""
     return {**os.environ, "GGML_NO_BACKTRACE": "1"}
 
-
-def remote_devices(endpoints: tuple[str, ...]) -> tuple[RemoteDevice, ...]:
-    """Probe the workers and describe each as a device for the planner."""
-    from localr1.planner.remote import RemoteDevice
-
-    infos = probe_workers(tuple(parse_endpoint(e) for e in endpoints))
-    return tuple(RemoteDevice(str(i.endpoint), i.free, i.total, loopback=is_loopback(i.endpoint.host))
-                 for i in infos)

@@ -176,8 +176,7 @@ def plan_command(args: argparse.Namespace) -> int:
     if args.save_hardware:
         args.save_hardware.write_text(json.dumps(hardware.to_json(), indent=2) + "\n", encoding="utf-8")
     if args.workers:
-        from localr1.planner.remote import with_workers
-        from localr1.workers import remote_devices
+        from localr1.planner.remote import remote_devices, with_workers
 
         hardware = with_workers(hardware, remote_devices(args.workers))
     if args.model is None:

@@ -16,11 +16,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import llama_cpp
-from llama_cpp import _internals, llama_chat_format
+import llama_cpp.llama_cpp as bindings
+from llama_cpp import llama_chat_format
 
 from localr1.errors import TemplateError
 
 _swap_lock = threading.Lock()
+_LOAD_FN = "llama_model_load_from_file"
 
 
 def _no_chat_handler(*_args: Any, **_kwargs: Any) -> Any:
@@ -48,17 +50,17 @@ def _devices_for_load(devices: Sequence[int]) -> Iterator[None]:
         yield
         return
     array = (ctypes.c_void_p * (len(devices) + 1))(*devices, None)  # NULL-terminated
-    original = _internals.llama_cpp.llama_model_load_from_file
+    original = getattr(bindings, _LOAD_FN)
 
     def load(path: bytes, params: Any) -> Any:
         params.devices = ctypes.cast(array, ctypes.c_void_p).value
         return original(path, params)
 
-    _internals.llama_cpp.llama_model_load_from_file = load
+    setattr(bindings, _LOAD_FN, load)  # llama-cpp-python's model class looks it up here at each load
     try:
         yield
     finally:
-        _internals.llama_cpp.llama_model_load_from_file = original
+        setattr(bindings, _LOAD_FN, original)
 
 
 def open_llama(devices: Sequence[int] = (), **params: Any) -> llama_cpp.Llama:

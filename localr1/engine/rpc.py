@@ -112,9 +112,9 @@ def local_gpu_devices() -> tuple[int, ...]:
     found = []
     for i in range(int(ggml.ggml_backend_dev_count())):
         dev = ggml.ggml_backend_dev_get(i)
-        if base.ggml_backend_dev_type(dev) in (1, 3):  # GPU, integrated GPU
-            if base.ggml_backend_reg_name(base.ggml_backend_dev_backend_reg(dev)) != b"RPC":
-                found.append(int(dev))
+        is_gpu = base.ggml_backend_dev_type(dev) in (1, 3)  # GPU, integrated GPU
+        if is_gpu and base.ggml_backend_reg_name(base.ggml_backend_dev_backend_reg(dev)) != b"RPC":
+            found.append(int(dev))
     return tuple(found)
 
 
@@ -141,7 +141,10 @@ class LentDevice:
         self._words = (ctypes.c_void_p * (reg_slot + 2))(*words[: reg_slot + 2])  # interface, reg, context
         self._callback = GetMemory(self._get_memory)  # kept alive as long as the device
         self._words[_GET_MEMORY_SLOT] = ctypes.cast(self._callback, ctypes.c_void_p).value
-        self._init_original = InitBackend(words[_INIT_BACKEND_SLOT])
+        init = words[_INIT_BACKEND_SLOT]
+        if not init:
+            raise OSError("unexpected ggml device layout: cannot report the memory lent")
+        self._init_original = InitBackend(init)
         self._init_callback = InitBackend(self._init_backend)
         self._words[_INIT_BACKEND_SLOT] = ctypes.cast(self._init_callback, ctypes.c_void_p).value
         self._device = device

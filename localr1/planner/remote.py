@@ -81,3 +81,12 @@ def default_split(layers: int, local_free: int, worker_free: list[int]) -> tuple
     counts = proportional_split(layers + 1, [local_free, *worker_free])
     remote = counts[1:]
     return sum(remote), tuple(float(c) for c in remote)
+
+
+def remote_devices(endpoints: tuple[str, ...]) -> tuple[RemoteDevice, ...]:
+    """Probe the workers (a one-line error for one that does not answer) and describe each as a device."""
+    from localr1.workers import is_loopback, parse_endpoint, probe_workers
+
+    infos = probe_workers(tuple(parse_endpoint(e) for e in endpoints))
+    return tuple(RemoteDevice(str(i.endpoint), i.free, i.total, loopback=is_loopback(i.endpoint.host))
+                 for i in infos)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 
 import pytest
@@ -81,3 +82,13 @@ def test_a_lan_exchange_costs_more_than_loopback() -> None:
     assert exchange_seconds(3584, loopback=True) == LOOPBACK_EXCHANGE_S
     assert exchange_seconds(3584, loopback=False) > LOOPBACK_EXCHANGE_S
     assert exchange_seconds(3584, loopback=False, tokens=512) > exchange_seconds(3584, loopback=False)
+
+
+def test_a_worker_on_a_port_in_use_is_a_one_line_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = localr1("worker", "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"localr1: error: cannot listen on 127.0.0.1:{port} (Address already in use): choose another --port, "
+        "or an address of this machine for --host"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -159,3 +160,17 @@ def test_the_cli_keeps_what_arrived_and_exits_with_one_error_line(start_worker: 
     lines = err.decode().strip().splitlines()
     assert lines[-1].startswith(f"localr1: error: worker {endpoint} went away mid-answer")
     assert "Traceback" not in err.decode() and sys.executable
+
+
+def test_plan_counts_each_workers_lent_memory(start_worker: StartWorker) -> None:
+    first, _ = start_worker("--mem", "3072")
+    second, _ = start_worker("--mem", "1536")
+    done = localr1("plan", "r1-qwen-7b", "--hardware", "laptop-8gb", "--ctx", "8192", "--workers",
+                   f"{first},{second}", "--json")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["workers"] == [first, second] and plan["gpus"] == [first, second]
+    on_workers = [plan["memory"][f"GPU{i}"]["total"] for i in range(2)]
+    assert all(0 < used <= budget for used, budget in zip(on_workers, plan["budget"]["gpus"], strict=True))
+    assert plan["budget"]["gpus"][0] < 3072 * MiB and plan["budget"]["gpus"][1] < 1536 * MiB
+    assert plan["tensor_split"][0] > plan["tensor_split"][1] > 0
