@@ -107,8 +107,8 @@ class IsolatedEngine:
         code, log = self._reap()
         gone = lost_workers(self.workers)
         if gone or _ABORT_MARK in log:
-            names = ", ".join(map(str, gone)) or "a worker"
-            return WorkerError(f"worker {names} went away while the model was loading: restart it and try again")
+            names = f"worker {', '.join(map(str, gone))}" if gone else "a worker"
+            return WorkerError(f"{names} went away while the model was loading: restart it and try again")
         return WorkerError(f"the model process stopped while loading (exit code {code}): {_last_line(log)}")
 
     def _reap(self) -> tuple[int | None, str]:
@@ -212,8 +212,8 @@ class IsolatedEngine:
         code, log = self._reap()
         gone = lost_workers(self.workers)
         if gone or _ABORT_MARK in log:
-            names = ", ".join(map(str, gone)) or "a worker"
-            what = f"worker {names} went away mid-answer"
+            names = f"worker {', '.join(map(str, gone))}" if gone else "a worker"
+            what = f"{names} went away mid-answer"
         else:
             what = f"the model process stopped mid-answer (exit code {code}: {_last_line(log)})"
         error = (f"{what}; the answer so far is kept. llama.cpp cannot go on without it: restart the worker, "

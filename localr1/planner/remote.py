@@ -15,8 +15,9 @@ from localr1.hardware import GPU, HardwareProfile
 
 REMOTE_VENDOR = "rpc"
 # Per token and worker on loopback, measured by benchmarks/workers.py (demo model, one layer on a worker
-# vs none; see benchmarks/RESULTS.md). It is the RPC exchange itself: serialising, syscalls, the wake-ups.
-LOOPBACK_EXCHANGE_S = 0.6e-3
+# vs none; see benchmarks/RESULTS.md): the RPC exchange itself (serialising, syscalls, wake-ups). 3.0 ms
+# was measured on a very busy 2-core machine (load ~15): an upper figure until a quiet run replaces it.
+LOOPBACK_EXCHANGE_S = 3.0e-3
 # The assumption for a real network: gigabit Ethernet through one switch, about 0.3 ms per round trip,
 # 2 round trips per exchange (graph compute, then reading the result back), ~110 MB/s of payload.
 LAN_ROUND_TRIP_S = 0.3e-3
