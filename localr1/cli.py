@@ -20,6 +20,7 @@ from localr1.commands.options import (
     TOP_P,
     UINT32_MAX,
     OneLineParser,
+    add_workers_option,
 )
 from localr1.errors import LocalR1Error
 from localr1.oserrors import file_system_error
@@ -39,6 +40,7 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--kv-type", choices=KV_TYPES, default="f16", help="KV cache type (default: f16)")
     group.add_argument("--flash-attn", action="store_true", help="use flash attention (needed for q8_0/q4_0 KV)")
     group.add_argument("--no-mmap", action="store_true", help="read the model into memory instead of mapping it")
+    add_workers_option(group)
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="open the chat app (the default model comes from your settings)")
     chat.add_argument("--model", "-m", help="model name from models.toml or a .gguf path")
     chat.add_argument("--ctx", type=CONTEXT, help="context size in tokens")
+    add_workers_option(chat)
     chat.set_defaults(handler=_chat)
 
     run = sub.add_parser("run", help="answer one prompt and exit")
@@ -83,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     from localr1.commands.convert import add_convert_parsers
     from localr1.commands.plan import add_plan_parser
     from localr1.commands.quantize import add_quantize_parsers
+    from localr1.commands.worker import add_worker_parser
 
     add_convert_parsers(sub)
+    add_worker_parser(sub)
     add_quantize_parsers(sub)
     add_plan_parser(sub)
     return parser

@@ -50,3 +50,7 @@ class OutputInUseError(LocalR1Error):
 
 class StoreError(LocalR1Error):
     """The conversation database cannot be opened or written (locked, read-only, disk full)."""
+
+
+class WorkerError(LocalR1Error):
+    """An RPC worker cannot be reached, is not a localr1/llama.cpp worker, or went away."""

@@ -25,7 +25,8 @@ from localr1.engine.params import LoadParams
 from localr1.errors import LocalR1Error
 from localr1.hardware import HardwareProfile
 from localr1.planner.candidates import Variant
-from localr1.planner.memory import MemoryEstimate, estimate_memory
+from localr1.planner.memory import GPU_CONTEXT, MemoryEstimate, estimate_memory
+from localr1.planner.remote import is_remote
 from localr1.planner.shape import ModelShape
 from localr1.planner.speed import SpeedEstimate, predict_speed
 
@@ -122,19 +123,22 @@ class Plan:
     alternatives: tuple[Alternative, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     gpu_names: tuple[str, ...] = ()
+    workers: tuple[str, ...] = ()  # RPC workers ("host:port"), the first devices of gpu_layers
 
     def load_params(self) -> LoadParams:
-        """The engine's load parameters for this plan."""
+        """The engine's load parameters for this plan (with workers: which ones, and each device's layers)."""
         c = self.config
+        split = tuple(float(n) for n in c.gpu_layers) if self.workers else ()
         return LoadParams(context_size=c.context, threads=self.threads, gpu_layers=c.n_gpu_layers,
-                          kv_cache_type=c.kv_type, flash_attention=c.flash_attention)  # type: ignore[arg-type]
+                          kv_cache_type=c.kv_type, flash_attention=c.flash_attention,  # type: ignore[arg-type]
+                          workers=self.workers, tensor_split=split)
 
     def to_json(self) -> dict[str, Any]:
         """The plan as `localr1 plan --json` prints it."""
         return {
             "model": self.model, "hardware": self.hardware, **config_json(self.config), "threads": self.threads,
             "budget": {"ram": self.budget.ram, "gpus": list(self.budget.gpus), "unified_memory": self.budget.unified},
-            "gpus": list(self.gpu_names),
+            "gpus": list(self.gpu_names), "workers": list(self.workers),
             "notes": list(self.notes),
             "alternatives": [{**(config_json(a.config) if a.config else {"variant": variant_json(a.variant)}),
                               "reason": a.reason} for a in self.alternatives],
@@ -192,10 +196,11 @@ class _Search:
     def __init__(self, shape: ModelShape, hardware: HardwareProfile, budget: Budget, wishes: Wishes) -> None:
         self.shape, self.hardware, self.budget, self.wishes = shape, hardware, budget, wishes
         self.repacked = frozenset(hardware.cpu_speed.repacked_types if hardware.cpu_speed else ())
+        self.overheads = tuple(0 if is_remote(g) else GPU_CONTEXT for g in hardware.gpus)
 
     def memory(self, v: Variant, context: int, kv: str, fa: bool, split: tuple[int, ...]) -> MemoryEstimate:
         return estimate_memory(self.shape, v.weights, context=context, kv_type=kv, flash_attention=fa,
-                               gpu_layers=split, repacked_types=self.repacked)
+                               gpu_layers=split, repacked_types=self.repacked, gpu_overheads=self.overheads)
 
     def _gpus_fit(self, memory: MemoryEstimate) -> bool:
         return all(g.total <= b for g, b in zip(memory.gpus, self.budget.gpus, strict=False))
@@ -380,7 +385,8 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
         notes.append(f"{chosen.n_gpu_layers} of {shape.layers + 1} layers fit on the GPU; the CPU runs the rest")
     threads = max(1, hardware.physical_cores)
     names = tuple(g.name for g in hardware.gpus) if budget.gpus else ()
-    return Plan(model, hardware.name, chosen, threads, budget, alternatives, tuple(notes), names)
+    workers = tuple(g.name for g in hardware.gpus if is_remote(g)) if budget.gpus else ()
+    return Plan(model, hardware.name, chosen, threads, budget, alternatives, tuple(notes), names, workers)
 
 
 def plan_model(model: str, hardware: HardwareProfile, wishes: Wishes | None = None) -> Plan:

@@ -25,6 +25,7 @@ class Settings:
     max_tokens: int | None = None
     context_size: int = 4096
     show_thinking: bool = True
+    workers: str | None = None  # RPC workers, "host:port,host:port" (see `localr1 worker`)
 
     def sampling_overrides(self) -> dict[str, Any]:
         """The sampling values the user set, for the engine loader."""
@@ -40,7 +41,17 @@ class Settings:
             raise ConfigError(f"max tokens {self.max_tokens} must be at least 1")
         if not 256 <= self.context_size <= 1_048_576:
             raise ConfigError(f"context size {self.context_size} is out of range (256 to 1048576)")
+        if self.workers:
+            from localr1.workers import parse_workers
+
+            parse_workers(self.workers)
         return self
+
+    def worker_list(self) -> tuple[str, ...]:
+        """The workers as endpoint strings."""
+        from localr1.workers import parse_workers
+
+        return tuple(str(e) for e in parse_workers(self.workers or ""))
 
 
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -50,6 +61,7 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "max_tokens": ((int,), "a whole number"),
     "context_size": ((int,), "a whole number"),
     "show_thinking": ((bool,), "true or false"),
+    "workers": ((str,), 'a list of workers, "host:port,host:port"'),
 }
 
 

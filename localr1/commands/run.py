@@ -20,11 +20,11 @@ from localr1.engine import (
     ThinkingDelta,
 )
 from localr1.errors import ConfigError
-from localr1.loader import open_engine
+from localr1.loader import open_chat_engine
 from localr1.streaming import ThreadedStream
 
 if TYPE_CHECKING:
-    from localr1.engine.engine import Engine
+    from localr1.engine.port import ChatEngine
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
@@ -52,6 +52,7 @@ def load_params_from(args: argparse.Namespace) -> LoadParams:
         kv_cache_type=args.kv_type,
         flash_attention=args.flash_attn,
         use_mmap=not args.no_mmap,
+        workers=tuple(getattr(args, "workers", None) or ()),
     )
 
 
@@ -90,7 +91,7 @@ class TerminalPrinter:
             self.out.flush()
 
 
-def _stop(engine: Engine, stream: ThreadedStream[Event]) -> None:
+def _stop(engine: ChatEngine, stream: ThreadedStream[Event]) -> None:
     """Cancel the answer, wait for the generating thread to end, and free the model (exiting while llama.cpp
     still runs in that thread crashes the process)."""
     engine.cancel()
@@ -125,7 +126,7 @@ def run_command(args: argparse.Namespace) -> int:
         "max_tokens": args.max_tokens,
         "seed": args.seed,
     }
-    engine = open_engine(args.model, load_params_from(args), overrides)
+    engine = open_chat_engine(args.model, load_params_from(args), overrides)
     messages = [ChatMessage("system", args.system)] if args.system else []
     messages.append(ChatMessage("user", prompt))
     printer = None if args.json else TerminalPrinter(not args.hide_thinking, sys.stdout, sys.stderr)

@@ -116,8 +116,14 @@ class Engine:
     def _open(self) -> llama_cpp.Llama:
         p = self.load_params
         kv_type = GGML_KV_TYPES[p.kv_cache_type]
+        devices: tuple[int, ...] = ()
+        if p.workers:  # only in a child process (engine/isolated.py): a lost worker aborts the process
+            from localr1.engine.rpc import local_gpu_devices, worker_devices
+
+            devices = worker_devices(p.workers) + local_gpu_devices()
         try:
             return open_llama(
+                devices,
                 model_path=str(self.info.path),
                 n_ctx=p.context_size,
                 n_batch=p.batch_size,
@@ -129,6 +135,7 @@ class Engine:
                 flash_attn=p.flash_attention,
                 use_mmap=p.use_mmap,
                 seed=p.seed,
+                tensor_split=list(p.tensor_split) or None,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:

@@ -33,6 +33,10 @@ class LoadParams:
     use_mmap: bool = True
     batch_size: int = 512
     seed: int = 0
+    # RPC workers ("host:port") that hold layers; gpu_layers counts the layers off this machine's CPU, and
+    # tensor_split gives each worker's share (then each local GPU's), in that order.
+    workers: tuple[str, ...] = ()
+    tensor_split: tuple[float, ...] = ()
 
     def resolved(self) -> LoadParams:
         """Copy with the automatic values (threads) filled in."""
