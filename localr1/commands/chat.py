@@ -25,6 +25,8 @@ def chat_command(args: argparse.Namespace) -> int:
         settings = replace(settings, model=args.model)
     if args.ctx:
         settings = replace(settings, context_size=args.ctx)
+    if args.mlock:
+        settings = replace(settings, use_mlock=True)
     store = ConversationStore()
     app = LocalR1App(store=store, settings=settings, engine_factory=open_engine, startup_notices=notices)
     try:
