@@ -107,7 +107,7 @@ def recognise(shape: SourceShape) -> str | None:
 
 def slugify(name: str) -> str:
     """A key made of a name: lower case letters, digits, '.', '-' and '_' (e.g. 'My Model (v2)' -> 'my-model-v2')."""
-    slug = re.sub(r"[^a-z0-9._]+", "-", name.lower()).strip("-._")
+    slug = re.sub(r"\.{2,}", ".", re.sub(r"[^a-z0-9._]+", "-", name.lower())).strip("-._")
     return slug[:MAX_KEY_LENGTH].strip("-._") or "model"
 
 
