@@ -81,6 +81,7 @@ def _facts(plan: Plan, lock: LockStatus, fallbacks: list[str]) -> dict[str, Any]
         "kld_source": c.variant.kld_source, "context": c.context, "kv_type": c.kv_type,
         "flash_attention": c.flash_attention, "gpu_layers": c.n_gpu_layers, "layers": plan.slots,
         "device_split": plan.device_split(), "threads": plan.threads,
+        "memory": {d.device: d.total for d in c.memory.devices}, "ram_bytes": plan.budget.used_ram(c.memory),
         "speed": None if c.speed is None else {"decode_tps": c.speed.decode_tps,
                                                "decode_tps_full_context": c.speed.decode_tps_full,
                                                "prompt_tps": c.speed.prompt_tps},

@@ -25,7 +25,7 @@ from localr1.engine.load_log import captured_log, memory_failure
 from localr1.engine.loading import open_llama
 from localr1.engine.params import LoadParams, SamplingParams, SpeedPrediction
 from localr1.engine.reply import ReplyAssembler
-from localr1.engine.residency import DecodeWatch
+from localr1.engine.residency import WINDOW_S, DecodeWatch
 from localr1.engine.template import ChatMessage, RenderedPrompt, compile_template, render
 from localr1.engine.vocab import Vocab
 from localr1.errors import ConfigError, ContextOverflowError, ModelLoadError, ModelMemoryError
@@ -85,6 +85,7 @@ class Engine:
         self.sampling = sampling
         self.prediction = prediction  # the planner's steady-state speed: the first seconds are checked against it
         self.plan = plan  # how the planner chose this load (shown by describe())
+        self.watch_window_s = WINDOW_S  # decode this long before comparing with the prediction
         self._cancel = threading.Event()
         self._check_params()
         if self.info.chat_template:
@@ -265,7 +266,8 @@ class Engine:
         error: str | None = None
         self._meter.start_turn()
         evaluated_before = self._meter.evaluated
-        watch = DecodeWatch(self.prediction, depth=len(prepared.tokens), context=self.context_size)
+        watch = DecodeWatch(self.prediction, depth=len(prepared.tokens), context=self.context_size,
+                            window_s=self.watch_window_s)
         tokens = self._token_source(prepared, sp)
         try:
             for token in tokens:

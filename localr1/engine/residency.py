@@ -6,7 +6,8 @@ from __future__ import annotations
 from localr1.engine.events import SlowDecoding
 from localr1.engine.params import SpeedPrediction
 
-WINDOW_S = 2.0  # decode this long before judging (the first tokens fault the weights in)
+WINDOW_S = 2.0  # decode this long before judging (the first tokens fault the weights in)...
+ENOUGH_TOKENS = 64  # ...or this many tokens, whichever comes first
 MIN_TOKENS = 8
 SLOW_RATIO = 0.5  # under half the prediction is "far below"
 
@@ -28,10 +29,10 @@ class DecodeWatch:
         if self._first is None:
             self._first = now  # its time includes the prompt: the window starts here
             return None
-        elapsed = now - self._first
-        if elapsed < self.window_s or generated - 1 < self.min_tokens:
+        elapsed, timed = now - self._first, generated - 1
+        if timed < self.min_tokens or (elapsed < self.window_s and timed < ENOUGH_TOKENS) or elapsed <= 0:
             return None
         self._done = True
-        measured = (generated - 1) / elapsed
+        measured = timed / elapsed
         assert self.expected is not None
         return SlowDecoding(measured, self.expected) if measured < self.ratio * self.expected else None
