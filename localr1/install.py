@@ -86,6 +86,8 @@ def _gguf_shape(path: Path) -> SourceShape:
 
 def source_shape(source: Path) -> SourceShape:
     """The shapes and name of a checkpoint folder or a GGUF file."""
+    if not source.exists():
+        raise ModelFileError(f"{source} does not exist: give a checkpoint folder or an unquantized .gguf file")
     return _checkpoint_shape(source) if source.is_dir() else _gguf_shape(source)
 
 

@@ -148,10 +148,11 @@ class Plan:
     def summary(self) -> str:
         """The plan in one line, as `run` prints it."""
         c = self.config
-        kld = f"mean KLD {c.variant.kld:.4f}" if c.variant.kld is not None else "quality unknown"
+        source = "measured" if c.variant.kld_source.startswith("measured") else "reference"
+        kld = f"mean KLD {c.variant.kld:.4f} {source}" if c.variant.kld is not None else "quality unknown"
         speed = f", ~{c.speed.decode_tps:.1f} tokens/s predicted" if c.speed else ""
         fa = ", flash attention" if c.flash_attention else ""
-        return (f"{c.variant.label} ({kld}), {c.context} tokens, {c.kv_type} KV{fa}, {self.device_split()}, "
+        return (f"{c.variant.label}, {kld}, {c.context} tokens, {c.kv_type} KV{fa}, {self.device_split()}, "
                 f"{self.threads} threads{speed}")
 
     def to_json(self) -> dict[str, Any]:

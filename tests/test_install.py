@@ -122,7 +122,8 @@ def test_quantize_installs_then_models_plan_and_run_use_the_key(tmp_path: Path) 
                    "--speed-tokens", "4", timeout=600)
     assert done.returncode == 0, done.stderr
     folder = models_dir() / "r1-distill-tiny"
-    assert "installing as r1-distill-tiny (new)" in done.stdout and "localr1 chat --model r1-distill-tiny" in done.stdout
+    assert "installing as r1-distill-tiny (new)" in done.stdout
+    assert "localr1 chat --model r1-distill-tiny" in done.stdout
     assert {"R1-Distill-Tiny-Q8_0.gguf", "R1-Distill-Tiny-Q4_0.gguf", "quality.json"} <= {p.name for p in
                                                                                           folder.iterdir()}
 

@@ -3,6 +3,7 @@ llama.cpp runs out of memory."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_when_no_plan_fits_the_error_is_one_line(machine: HardwareProfile) -> No
     with pytest.raises(ModelMemoryError, match="no smaller plan fits either"):
         load_planned("demo", LoadRequest(), None, maker, hardware=machine)
     used = [a.facts["ram_bytes"] for a in maker.attempts]
-    assert len(used) > 1 and all(later <= 0.8 * earlier for earlier, later in zip(used, used[1:], strict=False))
+    assert len(used) > 1 and all(later <= 0.8 * earlier for earlier, later in itertools.pairwise(used))
 
 
 @pytest.mark.model
