@@ -57,7 +57,7 @@ def lock_advice(status: LockStatus) -> str:
         return "this plan leaves no room to lock the weights in RAM: close other programs or use a smaller variant"
     if not status.limit_ok:
         return raise_limit_hint(status)
-    return "--mlock (or 'lock weights in RAM' in the chat settings) keeps them in RAM"
+    return "--mlock (use_mlock = true in config.toml for the chat app) keeps them in RAM"
 
 
 def slow_decoding_notice(measured_tps: float, predicted_tps: float, lock: LockStatus | None) -> str:
