@@ -19,7 +19,7 @@ import psutil
 from scale_harness import CHILD_TIMEOUT_S, HANDLED, key_handled, long_script, make_app, mounted, peak_rss_mib
 from textual import events
 
-from localr1.engine.params import LoadParams
+from localr1.engine.params import LoadRequest
 from localr1.settings import Settings
 from localr1.tui.app import LocalR1App
 from localr1.tui.widgets.message_view import MessageView
@@ -159,7 +159,7 @@ async def child_decode_app(db: Path, tokens: int, threads: int, refresh_hz: floa
         sys.setswitchinterval(switch_ms / 1000)
     set_refresh_hz(refresh_hz)
 
-    def factory(model: str, load: LoadParams, overrides: dict[str, Any]) -> Any:
+    def factory(model: str, load: LoadRequest, overrides: dict[str, Any]) -> Any:
         return open_engine(model, replace(load, threads=threads) if threads else load, overrides)
 
     settings = Settings(model="demo", temperature=0.0, max_tokens=tokens, context_size=4096)

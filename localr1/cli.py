@@ -29,18 +29,22 @@ KV_TYPES = ("f16", "q8_0", "q4_0", "f32", "bf16")
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("loading")
+    group = parser.add_argument_group("loading (the planner chooses what is not given: localr1 plan MODEL explains)")
     group.add_argument(
-        "--model", "-m", default="demo", help="model name from models.toml or a .gguf path (default: demo)"
+        "--model", "-m", default="demo",
+        help="a model key (models.toml or installed by 'localr1 quantize') or a .gguf path (default: demo)"
     )
-    group.add_argument("--ctx", type=CONTEXT, default=4096, help="context size in tokens (default: 4096)")
+    group.add_argument("--quant", metavar="TYPE", help="use this installed variant (e.g. Q4_K_M; default: auto)")
+    group.add_argument("--ctx", type=CONTEXT, help="context size in tokens (default: auto)")
     group.add_argument("--threads", type=THREADS, default=0, help="CPU threads (default: physical cores)")
-    group.add_argument("--gpu-layers", type=GPU_LAYERS, default=0,
-                       help="layers offloaded to the GPU, -1 for all (default: 0)")
-    group.add_argument("--kv-type", choices=KV_TYPES, default="f16", help="KV cache type (default: f16)")
-    group.add_argument("--flash-attn", action="store_true", help="use flash attention (needed for q8_0/q4_0 KV)")
+    group.add_argument("--gpu-layers", type=GPU_LAYERS, help="layers offloaded to the GPU, -1 for all (default: auto)")
+    group.add_argument("--kv-type", choices=KV_TYPES, help="KV cache type (default: auto, f16 unless q8_0 fits more)")
+    group.add_argument("--flash-attn", action=argparse.BooleanOptionalAction, default=None,
+                       help="flash attention on or off (default: auto; q8_0/q4_0 KV need it)")
     group.add_argument("--no-mmap", action="store_true", help="read the model into memory instead of mapping it")
     add_workers_option(group)
+    group.add_argument("--mlock", action="store_true",
+                       help="lock the weights in RAM (needs a memlock limit of the model's size: ulimit -l)")
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     chat = sub.add_parser("chat", help="open the chat app (the default model comes from your settings)")
-    chat.add_argument("--model", "-m", help="model name from models.toml or a .gguf path")
-    chat.add_argument("--ctx", type=CONTEXT, help="context size in tokens")
+    chat.add_argument("--model", "-m", help="a model key (the planner picks the variant) or a .gguf path")
+    chat.add_argument("--ctx", type=CONTEXT, help="context size in tokens (default: your settings, else auto)")
+    chat.add_argument("--mlock", action="store_true", help="lock the weights in RAM for this session")
     add_workers_option(chat)
     chat.set_defaults(handler=_chat)
 
@@ -80,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_info)
 
-    models = sub.add_parser("models", help="list the model family and what is installed")
+    models = sub.add_parser("models", help="list the installed variants, how each fits this machine, and the family")
+    models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_models)
 
     from localr1.commands.convert import add_convert_parsers
@@ -114,9 +120,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from localr1.commands.info import models_command
+    from localr1.commands.models import models_command
 
-    return models_command()
+    return models_command(as_json=args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

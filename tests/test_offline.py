@@ -23,9 +23,9 @@ AUDITED_CHAT = textwrap.dedent(
             attempts.append(event)
             raise PermissionError("network use is blocked in this test: " + event)
     sys.addaudithook(block_network)
-    from localr1.engine import ChatMessage, LoadParams, SamplingParams
+    from localr1.engine import ChatMessage, LoadRequest, SamplingParams
     from localr1.loader import open_engine
-    engine = open_engine("demo", LoadParams(context_size=512))
+    engine = open_engine("demo", LoadRequest(context_size=512))
     events = list(engine.chat([ChatMessage("user", "Say hi.")], SamplingParams(temperature=0, max_tokens=8)))
     assert events[-1].answer, "no answer"
     print("attempts:", attempts)

@@ -44,9 +44,14 @@ def test_unknown_name_lists_known_models() -> None:
 
 
 def test_installed_model_is_found_in_the_models_folder(private_home: object) -> None:
+    """A key resolves to its folder of variants: the planner chooses among them (tests/test_install.py)."""
     from localr1.paths import models_dir
 
     folder = models_dir() / "r1-qwen-1.5b"
     folder.mkdir(parents=True)
     (folder / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
-    assert resolve_model("r1-qwen-1.5b").path == folder / "model-Q4_K_M.gguf"
+    assert resolve_model("r1-qwen-1.5b").path == folder
+    (models_dir() / "my-model").mkdir()
+    (models_dir() / "my-model" / "my-model-Q8_0.gguf").write_bytes(b"GGUF")
+    resolved = resolve_model("my-model")  # a key of its own, installed by `localr1 quantize`
+    assert resolved.path == models_dir() / "my-model" and resolved.entry is None

@@ -12,9 +12,9 @@ from localr1.settings import Settings, load_settings
 
 def chat_command(args: argparse.Namespace) -> int:
     """Open the TUI; a broken settings file is reported in the app and defaults are used."""
-    from localr1.engine.params import LoadParams
+    from localr1.engine.params import LoadRequest
     from localr1.engine.port import ChatEngine
-    from localr1.loader import open_chat_engine
+    from localr1.loader import open_engine
     from localr1.store import ConversationStore
     from localr1.tui.app import LocalR1App
 
@@ -30,9 +30,11 @@ def chat_command(args: argparse.Namespace) -> int:
         settings = replace(settings, context_size=args.ctx)
     workers = tuple(args.workers) if getattr(args, "workers", None) else settings.worker_list()
 
-    def open_with_workers(model: str, load: LoadParams, overrides: dict[str, Any]) -> ChatEngine:
-        return open_chat_engine(model, replace(load, workers=workers), overrides)
+    def open_with_workers(model: str, request: LoadRequest, overrides: dict[str, Any]) -> ChatEngine:
+        return open_engine(model, replace(request, workers=workers), overrides)
 
+    if args.mlock:
+        settings = replace(settings, use_mlock=True)
     store = ConversationStore()
     app = LocalR1App(store=store, settings=settings, engine_factory=open_with_workers, startup_notices=notices)
     try:

@@ -16,11 +16,13 @@ from localr1.engine import (
     Event,
     Finished,
     GenerationStats,
-    LoadParams,
+    LoadRequest,
+    SlowDecoding,
     ThinkingDelta,
 )
 from localr1.errors import ConfigError
-from localr1.loader import open_chat_engine
+from localr1.loader import open_engine
+from localr1.residency import lock_status_from, slow_decoding_notice
 from localr1.streaming import ThreadedStream
 
 if TYPE_CHECKING:
@@ -43,15 +45,17 @@ def read_prompt(prompt: str, stdin: TextIO) -> str:
     return text
 
 
-def load_params_from(args: argparse.Namespace) -> LoadParams:
-    """LoadParams from the shared loading options."""
-    return LoadParams(
+def load_request_from(args: argparse.Namespace) -> LoadRequest:
+    """The user's loading choices (None: the planner's) from the shared loading options."""
+    return LoadRequest(
+        quant=args.quant,
         context_size=args.ctx,
         threads=args.threads,
         gpu_layers=args.gpu_layers,
         kv_cache_type=args.kv_type,
         flash_attention=args.flash_attn,
         use_mmap=not args.no_mmap,
+        use_mlock=args.mlock,
         workers=tuple(getattr(args, "workers", None) or ()),
     )
 
@@ -59,8 +63,9 @@ def load_params_from(args: argparse.Namespace) -> LoadParams:
 class TerminalPrinter:
     """Answer to stdout as it arrives; thinking to stderr, dimmed on a terminal."""
 
-    def __init__(self, show_thinking: bool, out: TextIO, err: TextIO) -> None:
+    def __init__(self, show_thinking: bool, out: TextIO, err: TextIO, plan: dict[str, object] | None = None) -> None:
         self.show_thinking = show_thinking
+        self.plan = plan
         self.out, self.err = out, err
         self._dim = err.isatty()
         self._in_thinking = False
@@ -85,6 +90,13 @@ class TerminalPrinter:
             self.out.flush()
         elif isinstance(event, ContextTrimmed):
             self.err.write(f"[left out the {event.dropped_messages} oldest messages to fit the context]\n")
+        elif isinstance(event, SlowDecoding):
+            notice = slow_decoding_notice(event.measured_tps, event.predicted_tps, lock_status_from(self.plan))
+            if self._in_thinking:  # a line of its own, undimmed, and the thinking goes on dimmed after it
+                self.err.write(f"{RESET if self._dim else ''}\nlocalr1: {notice}\n{DIM if self._dim else ''}")
+            else:
+                self.err.write(f"localr1: {notice}\n")
+            self.err.flush()
         elif isinstance(event, Finished):
             self._end_thinking()
             self.out.write("\n")
@@ -126,10 +138,23 @@ def run_command(args: argparse.Namespace) -> int:
         "max_tokens": args.max_tokens,
         "seed": args.seed,
     }
-    engine = open_chat_engine(args.model, load_params_from(args), overrides)
+    notices: list[str] = []
+
+    def notify(text: str) -> None:
+        notices.append(text)
+        if not args.json:
+            print(f"localr1: {text}", file=sys.stderr, flush=True)
+
+    engine = open_engine(args.model, load_request_from(args), overrides, notify=notify)
+    facts = engine.describe()
+    plan = facts.get("plan")
+    if not args.json and isinstance(plan, dict):
+        print(f"localr1: plan: {plan['summary']}", file=sys.stderr, flush=True)
     messages = [ChatMessage("system", args.system)] if args.system else []
     messages.append(ChatMessage("user", prompt))
-    printer = None if args.json else TerminalPrinter(not args.hide_thinking, sys.stdout, sys.stderr)
+    printer = None if args.json else TerminalPrinter(not args.hide_thinking, sys.stdout, sys.stderr,
+                                                     plan if isinstance(plan, dict) else None)
+    slow: SlowDecoding | None = None
     finished: Finished | None = None
     trimmed = 0
     interrupted = False
@@ -153,13 +178,20 @@ def run_command(args: argparse.Namespace) -> int:
                 raise
         if isinstance(event, ContextTrimmed):
             trimmed = event.dropped_messages
+        if isinstance(event, SlowDecoding):
+            slow = event
         if isinstance(event, Finished):
             finished = event
     assert finished is not None
     notice = cut_off_notice(finished.stats, engine.sampling.max_tokens, engine.context_size)
     if args.json:
+        lock = lock_status_from(plan if isinstance(plan, dict) else None)
         print(json.dumps({
-            **engine.describe(),
+            **facts,
+            "notices": notices,
+            "slow_decoding": None if slow is None else {
+                "measured_tps": slow.measured_tps, "predicted_tps": slow.predicted_tps,
+                "notice": slow_decoding_notice(slow.measured_tps, slow.predicted_tps, lock)},
             "thinking": finished.thinking,
             "answer": finished.answer,
             "stop_reason": finished.stats.stop_reason,

@@ -6,9 +6,10 @@ from localr1.engine.events import (
     Event,
     Finished,
     GenerationStats,
+    SlowDecoding,
     ThinkingDelta,
 )
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.params import LoadParams, LoadRequest, SamplingParams
 from localr1.engine.template import ChatMessage
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "Finished",
     "GenerationStats",
     "LoadParams",
+    "LoadRequest",
     "SamplingParams",
+    "SlowDecoding",
     "ThinkingDelta",
 ]

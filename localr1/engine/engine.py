@@ -21,12 +21,14 @@ from localr1.engine.events import (
     StopReason,
 )
 from localr1.engine.fit import cut_points
+from localr1.engine.load_log import captured_log, memory_failure
 from localr1.engine.loading import open_llama
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.params import LoadParams, SamplingParams, SpeedPrediction
 from localr1.engine.reply import ReplyAssembler
+from localr1.engine.residency import WINDOW_S, DecodeWatch
 from localr1.engine.template import ChatMessage, RenderedPrompt, compile_template, render
 from localr1.engine.vocab import Vocab
-from localr1.errors import ConfigError, ContextOverflowError, ModelLoadError
+from localr1.errors import ConfigError, ContextOverflowError, ModelLoadError, ModelMemoryError
 from localr1.ggufinfo import GGUFInfo, read_info
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators a template adds around each message
@@ -76,10 +78,14 @@ class _EvalMeter:
 class Engine:
     """One loaded model. `chat` runs in a worker thread; `cancel` may be called from any thread."""
 
-    def __init__(self, model_path: str | Path, load: LoadParams, sampling: SamplingParams) -> None:
+    def __init__(self, model_path: str | Path, load: LoadParams, sampling: SamplingParams, *,
+                 prediction: SpeedPrediction | None = None, plan: dict[str, Any] | None = None) -> None:
         self.info: GGUFInfo = read_info(model_path)
         self.load_params = load.resolved()
         self.sampling = sampling
+        self.prediction = prediction  # the planner's steady-state speed: the first seconds are checked against it
+        self.plan = plan  # how the planner chose this load (shown by describe())
+        self.watch_window_s = WINDOW_S  # decode this long before comparing with the prediction
         self._cancel = threading.Event()
         self._check_params()
         if self.info.chat_template:
@@ -116,33 +122,46 @@ class Engine:
     def _open(self) -> llama_cpp.Llama:
         p = self.load_params
         kv_type = GGML_KV_TYPES[p.kv_cache_type]
+        with captured_log() as log:
+            try:
+                return self._open_with(kv_type)
+            except (ValueError, RuntimeError) as exc:
+                failure = memory_failure(log)
+                if failure is not None:
+                    raise ModelMemoryError(
+                        f"llama.cpp could not allocate the memory to load {self.info.path.name} with "
+                        f"{p.context_size} tokens of context ({failure}): try a smaller --ctx, a smaller "
+                        "--quant or fewer --gpu-layers"
+                    ) from None
+                raise ModelLoadError(
+                    f"llama.cpp could not load {self.info.path.name}: {exc} "
+                    "(try a smaller --ctx, fewer --gpu-layers, or re-convert the file)"
+                ) from None
+
+    def _open_with(self, kv_type: int) -> llama_cpp.Llama:
+        p = self.load_params
         devices: tuple[int, ...] = ()
         if p.workers:  # only in a child process (engine/isolated.py): a lost worker aborts the process
             from localr1.engine.rpc import local_gpu_devices, worker_devices
 
             devices = worker_devices(p.workers) + local_gpu_devices()
-        try:
-            return open_llama(
-                devices,
-                model_path=str(self.info.path),
-                n_ctx=p.context_size,
-                n_batch=p.batch_size,
-                n_threads=p.threads,
-                n_threads_batch=p.batch_threads,
-                n_gpu_layers=p.gpu_layers,
-                type_k=kv_type,
-                type_v=kv_type,
-                flash_attn=p.flash_attention,
-                use_mmap=p.use_mmap,
-                seed=p.seed,
-                tensor_split=list(p.tensor_split) or None,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(
-                f"llama.cpp could not load {self.info.path.name}: {exc} "
-                "(try a smaller --ctx, fewer --gpu-layers, or re-convert the file)"
-            ) from None
+        return open_llama(
+            devices,
+            model_path=str(self.info.path),
+            n_ctx=p.context_size,
+            n_batch=p.batch_size,
+            n_threads=p.threads,
+            n_threads_batch=p.batch_threads,
+            n_gpu_layers=p.gpu_layers,
+            type_k=kv_type,
+            type_v=kv_type,
+            flash_attn=p.flash_attention,
+            use_mmap=p.use_mmap,
+            use_mlock=p.use_mlock,
+            seed=p.seed,
+            tensor_split=list(p.tensor_split) or None,
+            verbose=False,
+        )
 
     @property
     def context_size(self) -> int:
@@ -254,6 +273,8 @@ class Engine:
         error: str | None = None
         self._meter.start_turn()
         evaluated_before = self._meter.evaluated
+        watch = DecodeWatch(self.prediction, depth=len(prepared.tokens), context=self.context_size,
+                            window_s=self.watch_window_s)
         tokens = self._token_source(prepared, sp)
         try:
             for token in tokens:
@@ -266,6 +287,9 @@ class Engine:
                     break
                 generated += 1
                 last_token_at = now
+                slow = watch.token(now, generated)
+                if slow is not None:
+                    yield slow
                 yield from reply.feed(token)
                 if self._cancel.is_set():
                     stop = "cancelled"
@@ -313,6 +337,8 @@ class Engine:
             "quant": self.info.file_type,
             "load": self.load_params.as_dict(),
             "load_seconds": round(self.load_seconds, 3),
+            "predicted_tokens_per_s": round(self.prediction.decode_tps, 2) if self.prediction else None,
+            "plan": self.plan,
         }
 
 

@@ -65,4 +65,12 @@ class Finished:
     error: str | None = None
 
 
-Event = ThinkingDelta | AnswerDelta | ContextTrimmed | Finished
+@dataclass(frozen=True)
+class SlowDecoding:
+    """The first seconds of decoding ran far below the planner's steady-state prediction (sent once a turn)."""
+
+    measured_tps: float
+    predicted_tps: float
+
+
+Event = ThinkingDelta | AnswerDelta | ContextTrimmed | SlowDecoding | Finished

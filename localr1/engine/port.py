@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from localr1.engine.events import Event
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.params import LoadParams, LoadRequest, SamplingParams
 from localr1.engine.template import ChatMessage
 
 
@@ -42,4 +42,4 @@ class ChatEngine(Protocol):
         ...
 
 
-EngineFactory = Callable[[str, LoadParams, dict[str, Any]], ChatEngine]
+EngineFactory = Callable[[str, LoadRequest, dict[str, Any]], ChatEngine]

@@ -15,7 +15,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ListView
 
-from localr1.engine.params import LoadParams
+from localr1.engine.params import LoadRequest
 from localr1.engine.port import ChatEngine, EngineFactory
 from localr1.errors import LocalR1Error, StoreError
 from localr1.paths import data_dir
@@ -25,7 +25,7 @@ from localr1.store import ConversationStore, SearchHit
 from localr1.store.export import export_conversation
 from localr1.tui import activity, gc_policy
 from localr1.tui.chat import ChatController
-from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed
+from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed, SlowNotice
 from localr1.tui.model_slot import ModelSlot
 from localr1.tui.monitor import SystemMonitor
 from localr1.tui.screens.help import HelpScreen
@@ -197,7 +197,7 @@ class LocalR1App(App[None]):
     @work(thread=True, group="load")
     def _load_model_worker(self, model: str, seq: int) -> None:
         """Load a model in a thread; the app stays usable meanwhile and after a failure."""
-        load = LoadParams(context_size=self.settings.context_size)
+        load = LoadRequest(context_size=self.settings.context_size, use_mlock=self.settings.use_mlock)
         try:
             engine = self.engine_factory(model, load, self.settings.sampling_overrides())
         except Exception as exc:  # whatever a load raises (a template syntax error too): one line, app stays up
@@ -221,6 +221,9 @@ class LocalR1App(App[None]):
             self.model_failed(model, one_line(exc), seq)
             return
         self.models.swap(engine, in_use=self.chat.generating)
+        plan = engine.describe().get("plan")
+        for fallback in plan.get("fallbacks") or () if isinstance(plan, dict) else ():
+            self.notify(str(fallback), severity="warning", timeout=15)  # a smaller plan after llama.cpp's refusal
         if self.settings.model != model:
             self.update_settings(Settings(**{**self.settings.__dict__, "model": model}))
 
@@ -271,6 +274,10 @@ class LocalR1App(App[None]):
     def on_context_notice(self, message: ContextNotice) -> None:
         """Older turns were dropped from the prompt."""
         self.chat.on_context_notice(message)
+
+    def on_slow_notice(self, message: SlowNotice) -> None:
+        """Decoding runs far below the predicted speed: say why it may be and what helps."""
+        self.notify(message.text, severity="warning", timeout=20)
 
     # routing: actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -57,6 +57,10 @@ class Notify(Protocol):
         """Show `message`."""
 
 
+def _k(n: int) -> str:
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
+
+
 class ChatController:
     """Owns the open conversation's views and the generation in flight.
 
@@ -105,7 +109,11 @@ class ChatController:
     def show_model(self, engine: ChatEngine) -> None:
         """Model name and quant in the status bar."""
         facts = engine.describe()
-        self.status_bar.set_model(f"{facts.get('model') or '?'} · {facts.get('quant') or '?'}")
+        label = f"{facts.get('model') or '?'} · {facts.get('quant') or '?'}"
+        plan = facts.get("plan")
+        if isinstance(plan, dict):  # the planner's choice: the context it holds and where the layers run
+            label += f" · {_k(engine.context_size)} ctx · {plan.get('device_split') or '?'}"
+        self.status_bar.set_model(label)
         self.status_bar.set_context(self._context_used, engine.context_size)
 
     # conversations

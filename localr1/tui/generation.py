@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from localr1.engine.events import AnswerDelta, ContextTrimmed, Finished, ThinkingDelta
+from localr1.engine.events import AnswerDelta, ContextTrimmed, Finished, SlowDecoding, ThinkingDelta
 from localr1.engine.params import SamplingParams
 from localr1.engine.port import ChatEngine
 from localr1.engine.template import ChatMessage
+from localr1.residency import lock_status_from, slow_decoding_notice
 from localr1.tui.text import one_line
 
 # How often the UI drains the buffer; the model never waits for the UI. Rendering competes with
@@ -102,6 +103,14 @@ class ContextNotice(Message):
         self.dropped = dropped
 
 
+class SlowNotice(Message):
+    """Decoding started far below the planner's prediction: the one line to show."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class PromptTrimmed(Message):
     """The newest message was cut to fit the context."""
 
@@ -161,6 +170,9 @@ def run_generation(
                 buffer.add(answer=event.text)
             elif isinstance(event, ContextTrimmed):
                 target.post_message(ContextNotice(event.dropped_messages))
+            elif isinstance(event, SlowDecoding):
+                lock = lock_status_from(engine.describe().get("plan"))
+                target.post_message(SlowNotice(slow_decoding_notice(event.measured_tps, event.predicted_tps, lock)))
             elif isinstance(event, Finished):
                 target.post_message(GenerationDone(event))
                 return

@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 
 from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, StopReason, ThinkingDelta
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.params import LoadParams, LoadRequest, SamplingParams
 from localr1.engine.template import ChatMessage
 from localr1.errors import ModelLoadError
 
@@ -115,17 +115,17 @@ class FakeFactory:
     def __init__(self, script: FakeScript | None = None, load_delay_s: float = 0.0) -> None:
         self.script = script or FakeScript()
         self.load_delay_s = load_delay_s
-        self.loads: list[tuple[str, LoadParams, dict[str, Any]]] = []
+        self.loads: list[tuple[str, LoadRequest, dict[str, Any]]] = []
         self.engines: list[FakeEngine] = []
 
-    def __call__(self, model: str, load: LoadParams, overrides: dict[str, Any]) -> FakeEngine:
+    def __call__(self, model: str, load: LoadRequest, overrides: dict[str, Any]) -> FakeEngine:
         self.loads.append((model, load, overrides))
         time.sleep(self.load_delay_s)
         if "broken" in model:
             raise ModelLoadError(f"llama.cpp could not load {model}: bad tensor data")
         if "badtemplate" in model:
             broken_template()
-        engine = FakeEngine(self.script, load)
+        engine = FakeEngine(self.script, LoadParams(context_size=load.context_size or 4096))
         engine.model = model
         self.engines.append(engine)
         return engine

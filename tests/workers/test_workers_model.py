@@ -17,9 +17,10 @@ import pytest
 
 from localr1.engine import AnswerDelta, ChatMessage, Finished, LoadParams, SamplingParams, ThinkingDelta
 from localr1.engine.engine import Engine
+from localr1.engine.params import LoadRequest
 from localr1.engine.port import ChatEngine
 from localr1.errors import WorkerError
-from localr1.loader import open_chat_engine
+from localr1.loader import open_engine
 from localr1.store import ConversationStore
 from localr1.tui.session import ChatSession
 from localr1.workers import parse_endpoint, probe_worker
@@ -50,7 +51,9 @@ def test_split_across_two_workers_gives_the_local_greedy_output(two_workers: tup
         expected = answer_of(local, "Name three colors and say why you like them.")
     finally:
         local.close()
-    split = open_chat_engine("demo", LoadParams(context_size=1024, threads=1, seed=1, workers=two_workers), GREEDY)
+    request = LoadRequest(context_size=1024, threads=1, gpu_layers=-1, kv_cache_type="f16", flash_attention=False,
+                          workers=two_workers)  # the local engine's cache: the same greedy output
+    split = open_engine("demo", request, GREEDY)
     try:
         got = answer_of(split, "Name three colors and say why you like them.")
         load = split.describe()["load"]
@@ -75,7 +78,7 @@ def test_an_unreachable_worker_is_a_one_line_error_naming_it() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and endpoint in lines[0] and "localr1 worker" in lines[0]
     with pytest.raises(WorkerError, match=endpoint):
-        open_chat_engine("demo", LoadParams(workers=(endpoint,)))
+        open_engine("demo", LoadRequest(workers=(endpoint,)))
 
 
 @pytest.fixture
@@ -104,14 +107,14 @@ def not_a_worker() -> Iterator[str]:
 
 def test_another_program_on_the_port_is_an_error_not_a_crash(not_a_worker: str) -> None:
     with pytest.raises(WorkerError, match="not a compatible worker"):
-        open_chat_engine("demo", LoadParams(workers=(not_a_worker,)))
+        open_engine("demo", LoadRequest(workers=(not_a_worker,)))
 
 
 def test_killing_a_worker_mid_answer_ends_that_answer_and_nothing_else(start_worker: StartWorker,
                                                                       tmp_path: Path) -> None:
     doomed, doomed_proc = start_worker()
     survivor, _ = start_worker()
-    engine = open_chat_engine("demo", LoadParams(context_size=1024, threads=1, workers=(doomed, survivor)),
+    engine = open_engine("demo", LoadRequest(context_size=1024, threads=1, gpu_layers=-1, workers=(doomed, survivor)),
                               {**GREEDY, "max_tokens": 400})
     store = ConversationStore(tmp_path / "chat.db")
     session = ChatSession(store)

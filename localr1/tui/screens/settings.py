@@ -46,8 +46,8 @@ class SettingsScreen(ModalScreen[Settings | None]):
                 yield Input(text(s.top_p), id="top_p", type="number")
                 yield Label("max tokens (empty: model default)")
                 yield Input(text(s.max_tokens), id="max_tokens", type="integer")
-                yield Label("context size (tokens)")
-                yield Input(str(s.context_size), id="context_size", type="integer")
+                yield Label("context size (empty: the planner's)")
+                yield Input(text(s.context_size), id="context_size", type="integer")
                 yield Label("show thinking")
                 yield Switch(s.show_thinking, id="show_thinking")
             yield Static("", id="settings-error", markup=False)  # echoes what was typed
@@ -66,8 +66,9 @@ class SettingsScreen(ModalScreen[Settings | None]):
             temperature=temperature,
             top_p=top_p,
             max_tokens=int(max_tokens) if max_tokens is not None else None,
-            context_size=int(context) if context is not None else self._settings.context_size,
+            context_size=int(context) if context is not None else None,
             show_thinking=self.query_one("#show_thinking", Switch).value,
+            use_mlock=self._settings.use_mlock,
         ).validated()
 
     def action_save(self) -> None:
