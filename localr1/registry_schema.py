@@ -131,7 +131,7 @@ def parse_gguf_repos(path: Path, key: str, raw: list[Any]) -> tuple[GGUFRepo, ..
                 raise _fail(path, key, f"{field}.file", f"= {spec.get('file')!r} should be a .gguf path in the repo "
                                                          "(or a list of the parts of a split file)")
             size = spec.get("size_gb")
-            if not _is(size, (int, float)) or size <= 0:
+            if not isinstance(size, int | float) or isinstance(size, bool) or size <= 0:
                 raise _fail(path, key, f"{field}.size_gb", f"= {size!r} should be a size in GB above 0")
             parsed[quant] = GGUFFile(quant, tuple(names), float(size))
         repos.append(GGUFRepo(repo, parsed, revision))
