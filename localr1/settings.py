@@ -25,6 +25,7 @@ class Settings:
     max_tokens: int | None = None
     context_size: int = 4096
     show_thinking: bool = True
+    model_folders: tuple[str, ...] = ()  # more folders of GGUFs for `localr1 models` and model names
 
     def sampling_overrides(self) -> dict[str, Any]:
         """The sampling values the user set, for the engine loader."""
@@ -50,6 +51,7 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "max_tokens": ((int,), "a whole number"),
     "context_size": ((int,), "a whole number"),
     "show_thinking": ((bool,), "true or false"),
+    "model_folders": ((list,), "a list of folder paths"),
 }
 
 
@@ -71,8 +73,11 @@ def load_settings(path: Path | None = None) -> Settings:
     values = {k: v for k, v in raw.items() if k in known}
     for name, value in values.items():
         kinds, what = _KINDS[name]
-        if isinstance(value, bool) is not (bool in kinds) or not isinstance(value, kinds):
+        if isinstance(value, bool) is not (bool in kinds) or not isinstance(value, kinds) or (
+                isinstance(value, list) and not all(isinstance(v, str) for v in value)):
             raise ConfigError(f"bad settings in {path}: {name} = {value!r} should be {what} (fix or delete the line)")
+    if "model_folders" in values:
+        values["model_folders"] = tuple(values["model_folders"])
     return Settings(**values).validated()
 
 
@@ -80,7 +85,8 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write settings atomically; None values are left out (TOML has no null)."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {k: v for k, v in asdict(settings.validated()).items() if v is not None}
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings.validated()).items()
+            if v is not None and v != ()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
     try:
         with os.fdopen(fd, "wb") as fh:
