@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from localr1.discovery import LocalModel, Scan, scan
-from localr1.pull_choice import DEFAULT_MIN_TPS, FamilyRow, rank_family
-from localr1.registry import installed_path, load_registry, user_models_path
+from localr1.commands.pull import DEFAULT_MIN_TPS
+
+if TYPE_CHECKING:  # imported when the command runs, not when the parser is built
+    from localr1.discovery import LocalModel, Scan
+    from localr1.pull_choice import FamilyRow
 
 SOURCES = {"localr1": "localr1", "hub-cache": "Hugging Face cache", "lm-studio": "LM Studio", "ollama": "Ollama",
            "folder": "folder (settings)"}
@@ -45,6 +47,8 @@ def _where(model: LocalModel) -> str:
 
 
 def _family_table(found: Scan) -> Table:
+    from localr1.registry import installed_path, load_registry
+
     table = Table(title="the model family")
     table.add_column("name", no_wrap=True)
     for column in ("model", "arch", "layers", "Q4_K_M GB", "on this disk"):
@@ -80,12 +84,16 @@ def _fit_table(rows: list[FamilyRow], min_tps: float) -> Table:
 
 def models_command(args: argparse.Namespace) -> int:
     """List the family and the local models (and with --fit the ranking); JSON with --json."""
+    from localr1.discovery import scan
+    from localr1.registry import load_registry, user_models_path
+
     console = Console(stderr=args.json)
     registry = load_registry()
     found = scan(registry.values())
     rows: list[FamilyRow] | None = None
     if args.fit:
         from localr1.commands.plan import hardware_for
+        from localr1.pull_choice import rank_family
 
         rows = rank_family(hardware_for(args, console), args.min_tps)
     if args.json:

@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.text import Text
 
 from localr1.errors import ConfigError, ModelNotFoundError
-from localr1.hub.cache import snapshot_path
-from localr1.hub.client import RepoSnapshot, repo_snapshot, require_online
-from localr1.hub.download import Fetched, check_space, fetch_file
-from localr1.paths import models_dir
-from localr1.plan import Wishes
-from localr1.pull_choice import DEFAULT_MIN_TPS, FAMILY, Choice, FamilyRow, choose, family_choice, source_of
-from localr1.pulled import Pull, link_into_models, save_pull
-from localr1.registry import ModelEntry, load_registry
 
+if TYPE_CHECKING:  # the modules behind these are imported when the command runs, not when the parser is built
+    from localr1.hub.client import RepoSnapshot
+    from localr1.hub.download import Fetched
+    from localr1.pull_choice import Choice, FamilyRow
+    from localr1.registry import ModelEntry
+
+FAMILY = "r1"
+DEFAULT_MIN_TPS = 5.0  # localr1.pull_choice.DEFAULT_MIN_TPS (a test keeps them equal)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 CHECKPOINT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                     "special_tokens_map.json", "model.safetensors.index.json")
@@ -50,6 +49,8 @@ def add_pull_parser(subparsers: Any) -> None:
 
 
 def _entry(name: str) -> ModelEntry:
+    from localr1.registry import load_registry
+
     registry = load_registry()
     entry = registry.get(name)
     if entry is None:
@@ -85,6 +86,9 @@ def _hardware(args: argparse.Namespace, console: Console) -> Any:
 
 
 def _choose(args: argparse.Namespace, console: Console) -> Choice:
+    from localr1.plan import Wishes
+    from localr1.pull_choice import Choice, choose, family_choice, source_of
+
     checkpoint = args.source == "checkpoint"
     if args.model == FAMILY:
         chosen, runner_up = family_choice(_hardware(args, console), args.min_tps)
@@ -109,6 +113,15 @@ class _Bars:
     """One rich progress bar per file, on stderr."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                  TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=False)
         self.tasks: dict[str, Any] = {}
@@ -120,6 +133,8 @@ class _Bars:
 
 
 def _download(snapshot: RepoSnapshot, names: list[str], console: Console) -> list[Fetched]:
+    from localr1.hub.download import check_space, fetch_file
+
     missing = [n for n in names if n not in snapshot.files]
     if missing:
         raise ModelNotFoundError(f"{snapshot.repo} at commit {snapshot.commit[:12]} has no {', '.join(missing)}: the "
@@ -133,6 +148,9 @@ def _download(snapshot: RepoSnapshot, names: list[str], console: Console) -> lis
 
 
 def _pull_gguf(choice: Choice, console: Console) -> int:
+    from localr1.hub.client import repo_snapshot
+    from localr1.pulled import Pull, link_into_models, save_pull
+
     assert choice.repo is not None and choice.file is not None
     snapshot = repo_snapshot(choice.repo.repo, choice.repo.revision)
     fetched = _download(snapshot, list(choice.file.files), console)
@@ -165,6 +183,10 @@ def _types(choice: Choice) -> str:
 
 
 def _pull_checkpoint(choice: Choice, args: argparse.Namespace, console: Console) -> int:
+    from localr1.hub.cache import snapshot_path
+    from localr1.hub.client import repo_snapshot
+    from localr1.paths import models_dir
+    from localr1.pulled import Pull, save_pull
     from quantize.ladder import LadderOptions, build_ladder
     from quantize.ladder.qtypes import parse_types
     from quantize.outlock import locked_dir
@@ -207,6 +229,8 @@ def _evaluate(out: Path, types: list[str], console: Console) -> None:
 
 def pull_command(args: argparse.Namespace) -> int:
     """Choose, check the disk, download, install, record."""
+    from localr1.hub.client import require_online
+
     require_online()  # offline: fail at once, before measuring or planning anything
     if args.source == "gguf" and "," in args.quant:
         raise ConfigError("--quant takes one type for a GGUF download (a list only with --source checkpoint)")

@@ -9,8 +9,6 @@ from rich.console import Console
 from rich.text import Text
 
 from localr1.errors import ModelNotFoundError
-from localr1.paths import models_dir
-from localr1.pulled import load_record, remove_model
 
 
 def add_rm_parser(subparsers: Any) -> None:
@@ -23,6 +21,9 @@ def add_rm_parser(subparsers: Any) -> None:
 
 def rm_command(args: argparse.Namespace) -> int:
     """Remove models/MODEL and the Hub cache files localr1 downloaded for it; say what stays and why."""
+    from localr1.paths import models_dir
+    from localr1.pulled import load_record, remove_model
+
     key = args.model
     if not load_record(key)["pulls"] and not (models_dir() / key).exists():
         raise ModelNotFoundError(f"localr1 did not download or build '{key}': nothing to remove (copies other tools "

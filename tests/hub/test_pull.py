@@ -147,3 +147,10 @@ def test_rm_deletes_a_blob_localr1_downloaded(published: FakeHub, capsys: pytest
     assert main(["rm", "tiny-demo"]) == 0
     assert not blob.exists() and not (models_dir() / "tiny-demo").exists()
     assert "removed" in capsys.readouterr().out
+
+
+def test_the_command_line_default_speed_wish_is_the_planners() -> None:
+    from localr1.commands import pull
+    from localr1.pull_choice import DEFAULT_MIN_TPS, FAMILY
+
+    assert (pull.DEFAULT_MIN_TPS, pull.FAMILY) == (DEFAULT_MIN_TPS, FAMILY)
