@@ -85,19 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_info)
 
-    models = sub.add_parser("models", help="list the installed variants, how each fits this machine, and the family")
-    models.add_argument("--json", action="store_true", help="print JSON")
-    models.set_defaults(handler=_models)
-
     from localr1.commands.convert import add_convert_parsers
+    from localr1.commands.models import add_models_parser
     from localr1.commands.plan import add_plan_parser
+    from localr1.commands.pull import add_pull_parser
     from localr1.commands.quantize import add_quantize_parsers
+    from localr1.commands.rm import add_rm_parser
     from localr1.commands.worker import add_worker_parser
 
+    add_models_parser(sub)
     add_convert_parsers(sub)
     add_worker_parser(sub)
     add_quantize_parsers(sub)
     add_plan_parser(sub)
+    add_pull_parser(sub)
+    add_rm_parser(sub)
     return parser
 
 
@@ -117,12 +119,6 @@ def _info(args: argparse.Namespace) -> int:
     from localr1.commands.info import info_command
 
     return info_command(args.model, as_json=args.json)
-
-
-def _models(args: argparse.Namespace) -> int:
-    from localr1.commands.models import models_command
-
-    return models_command(as_json=args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

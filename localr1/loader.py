@@ -16,7 +16,7 @@ from localr1.errors import ConfigError, ModelMemoryError
 from localr1.ggufinfo import read_info
 from localr1.hardware import HardwareProfile, cached_speed, probe, with_speed
 from localr1.plan import GPU_MARGIN_FRACTION, GPU_MARGIN_MIN, NoFitError, Plan, Wishes, plan_model
-from localr1.registry import ResolvedModel, default_sampling, resolve_model
+from localr1.registry import ResolvedModel, default_sampling, installed_path, resolve_model
 from localr1.residency import LOCK_HEADROOM, LockStatus, memlock_limit, raise_limit_hint
 
 if TYPE_CHECKING:
@@ -137,8 +137,11 @@ def plan_for(model: str, request: LoadRequest, hardware: HardwareProfile | None 
 
 
 def _target(model: str, resolved: ResolvedModel) -> str:
-    """What the planner is asked about: the key, or the file a path names."""
-    return str(resolved.path) if resolved.entry is None and resolved.path.is_file() else model
+    """What the planner is asked about: the key, or the file a path names or discovery found (a copy another
+    tool downloaded is the only variant on disk, not the key's standard ladder)."""
+    if resolved.path.is_file() and (resolved.entry is None or installed_path(resolved.entry) is None):
+        return str(resolved.path)
+    return model
 
 
 def load_planned(model: str, request: LoadRequest, overrides: dict[str, Any] | None, make: Callable[[LoadAttempt], E],

@@ -27,6 +27,7 @@ class Settings:
     show_thinking: bool = True
     workers: str | None = None  # RPC workers, "host:port,host:port" (see `localr1 worker`)
     use_mlock: bool = False  # lock the weights in RAM (needs RLIMIT_MEMLOCK of the model's size)
+    model_folders: tuple[str, ...] = ()  # more folders of GGUFs for `localr1 models` and model names
 
     def sampling_overrides(self) -> dict[str, Any]:
         """The sampling values the user set, for the engine loader."""
@@ -64,6 +65,7 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "show_thinking": ((bool,), "true or false"),
     "workers": ((str,), 'a list of workers, "host:port,host:port"'),
     "use_mlock": ((bool,), "true or false"),
+    "model_folders": ((list,), "a list of folder paths"),
 }
 
 
@@ -85,8 +87,11 @@ def load_settings(path: Path | None = None) -> Settings:
     values = {k: v for k, v in raw.items() if k in known}
     for name, value in values.items():
         kinds, what = _KINDS[name]
-        if isinstance(value, bool) is not (bool in kinds) or not isinstance(value, kinds):
+        if isinstance(value, bool) is not (bool in kinds) or not isinstance(value, kinds) or (
+                isinstance(value, list) and not all(isinstance(v, str) for v in value)):
             raise ConfigError(f"bad settings in {path}: {name} = {value!r} should be {what} (fix or delete the line)")
+    if "model_folders" in values:
+        values["model_folders"] = tuple(values["model_folders"])
     return Settings(**values).validated()
 
 
@@ -94,7 +99,8 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write settings atomically; None values are left out (TOML has no null)."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {k: v for k, v in asdict(settings.validated()).items() if v is not None}
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings.validated()).items()
+            if v is not None and v != ()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
     try:
         with os.fdopen(fd, "wb") as fh:

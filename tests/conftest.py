@@ -20,6 +20,10 @@ def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     """Point LOCALR1_HOME at a fresh folder so no test touches the user's files."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("LOCALR1_HOME", str(home))
+    # Model discovery looks in other tools' folders: give each test empty ones, never the user's.
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-hub"))
+    monkeypatch.setenv("OLLAMA_MODELS", str(home / "ollama-models"))
+    monkeypatch.setenv("LOCALR1_LMSTUDIO_MODELS", str(home / "lmstudio-models"))
     return home
 
 

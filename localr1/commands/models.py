@@ -1,134 +1,131 @@
-"""`localr1 models`: every installed variant with its size, measured quality and how it fits this machine,
-then the model family of models.toml."""
+"""`localr1 models`: the installed variants with their quality and fit, the model family, every GGUF found on this
+disk and where, and (--fit) which distill suits this machine best."""
 
 from __future__ import annotations
 
+import argparse
 import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from localr1.errors import LocalR1Error
-from localr1.hardware import HardwareProfile
-from localr1.plan import NoFitError, make_plan
-from localr1.planner.candidates import ModelCandidates, Variant, model_candidates
-from localr1.registry import installed_keys, installed_path, load_registry, variant_files
+from localr1.commands.pull import DEFAULT_MIN_TPS
+
+if TYPE_CHECKING:  # imported when the command runs, not when the parser is built
+    from localr1.discovery import LocalModel, Scan
+    from localr1.pull_choice import FamilyRow
+
+SOURCES = {"localr1": "localr1", "hub-cache": "Hugging Face cache", "lm-studio": "LM Studio", "ollama": "Ollama",
+           "folder": "folder (settings)"}
 
 
-@dataclass(frozen=True)
-class Fit:
-    """How one variant fits this machine, from the planner."""
-
-    fits: bool
-    text: str
-    context: int | None = None
-    gpu_layers: int = 0
-    layers: int = 0
-    kv_type: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {"fits": self.fits, "text": self.text, "context": self.context, "gpu_layers": self.gpu_layers,
-                "layers": self.layers, "kv_type": self.kv_type}
+def add_models_parser(subparsers: Any) -> None:
+    """Register `models` on an argparse subparsers object."""
+    p = subparsers.add_parser("models", help="list the model family, the models on this disk and where they are")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--fit", action="store_true", help="rank every R1 distill for this machine (the planner)")
+    p.add_argument("--min-tps", type=float, default=DEFAULT_MIN_TPS,
+                   help=f"with --fit: the least decode speed wanted, tokens/s (default: {DEFAULT_MIN_TPS:g})")
+    p.add_argument("--hardware", metavar="FILE|PROFILE", help="with --fit: rank for a hardware profile")
+    p.add_argument("--measure", action="store_true", help="with --fit: measure this CPU's speed again")
+    p.set_defaults(handler=models_command)
 
 
-def variant_fit(c: ModelCandidates, v: Variant, hardware: HardwareProfile) -> Fit:
-    """The planner's best way to run this one variant here, in words."""
-    try:
-        plan = make_plan(c.name, c.shape, [v], hardware, reasoning=c.reasoning)
-    except NoFitError:
-        return Fit(False, "does not fit")
-    cfg = plan.config
-    if not plan.budget.gpus:
-        where = "fits in RAM"
-    elif cfg.n_gpu_layers >= plan.slots:
-        where = "fits entirely on the GPU"
-    else:
-        where = f"fits with {cfg.n_gpu_layers} of {plan.slots} layers on the GPU"
-    kv = f", {cfg.kv_type} KV" if cfg.kv_type != "f16" else ""
-    return Fit(True, f"{where}, {cfg.context} tokens{kv}", cfg.context, cfg.n_gpu_layers, plan.slots, cfg.kv_type)
+def _fit_json(row: FamilyRow) -> dict[str, Any]:
+    c = row.choice.plan.config if row.choice and row.choice.plan else None
+    return {"key": row.entry.key, "verdict": row.verdict, "reason": row.reason,
+            "quant": row.choice.quant if row.choice else None,
+            "size_gb": row.choice.size_gb if row.choice else None,
+            "repo": row.choice.repo.repo if row.choice and row.choice.repo else None,
+            "context": c.context if c else None, "decode_tps": c.speed.decode_tps if c and c.speed else None}
 
 
-def _chosen(key: str, hardware: HardwareProfile) -> Path | None:
-    from localr1.plan import plan_model
-
-    try:
-        return plan_model(key, hardware).config.variant.path
-    except LocalR1Error:
-        return None
+def _where(model: LocalModel) -> str:
+    return SOURCES.get(model.source, model.source)
 
 
-def installed_rows(hardware: HardwareProfile) -> list[dict[str, Any]]:
-    """One row per installed variant: key, type, file, size, mean KLD (measured or reference), fit, chosen."""
-    registry = load_registry()
-    keys = [e.key for e in registry.values() if installed_path(e) is not None] + installed_keys()
-    rows: list[dict[str, Any]] = []
-    for key in keys:
-        try:
-            candidates = model_candidates(key)
-        except LocalR1Error:
-            continue
-        chosen = _chosen(key, hardware)
-        for v in candidates.variants:
-            rows.append({
-                "key": key, "type": v.file_type, "file": str(v.path) if v.path else None,
-                "size": v.file_size, "kld": v.kld, "kld_measured": v.kld_source.startswith("measured"),
-                "fit": variant_fit(candidates, v, hardware).as_dict(),
-                "chosen": v.path is not None and v.path == chosen,
-            })
-    return rows
+def _family_table(found: Scan) -> Table:
+    from localr1.registry import installed_path, load_registry
+
+    table = Table(title="the model family")
+    table.add_column("name", no_wrap=True)
+    for column in ("model", "arch", "layers", "Q4_K_M GB", "on this disk"):
+        table.add_column(column)
+    for entry in load_registry().values():
+        path = installed_path(entry)
+        places = sorted({_where(m) for m in found.models if m.key == entry.key})
+        here = ", ".join(places) or ("yes" if path else "no")
+        cells = (entry.key, entry.display_name, entry.architecture, str(entry.layers),
+                 f"{entry.sizes_gb['Q4_K_M']:.2f}" if "Q4_K_M" in entry.sizes_gb else "-", here)
+        table.add_row(*(Text(cell) for cell in cells))
+    return table
 
 
-def family_rows() -> list[dict[str, Any]]:
-    """models.toml's entries, with how many variants of each are installed."""
-    rows = []
-    for e in load_registry().values():
-        path = installed_path(e)
-        count = 0 if path is None else (1 if path.is_file() else len(variant_files(path)))
-        rows.append({"key": e.key, "name": e.display_name, "architecture": e.architecture, "layers": e.layers,
-                     "q4_k_m_gb": e.sizes_gb.get("Q4_K_M"), "installed_variants": count})
-    return rows
+def _local_table(found: Scan) -> Table:
+    table = Table("name", "model", "family", "quant", "GB", "where found", "path", title="models on this disk")
+    for m in found.models:
+        cells = (m.name, m.key or "-", m.family, m.quant, f"{m.size / 1e9:.2f}", _where(m), str(m.path))
+        table.add_row(*(Text(cell) for cell in cells))
+    return table
 
 
-def _size(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+def _fit_table(rows: list[FamilyRow], min_tps: float) -> Table:
+    table = Table("model", "verdict", "quant", "GB", "context", "tokens/s", "why",
+                  title=f"which distill fits (largest at {min_tps:g}+ tokens/s with a useful context)")
+    for row in rows:
+        f = _fit_json(row)
+        cells = (f["key"], f["verdict"], f["quant"] or "-", f"{f['size_gb']:.2f}" if f["size_gb"] else "-",
+                 str(f["context"] or "-"), f"{f['decode_tps']:.1f}" if f["decode_tps"] else "-", f["reason"])
+        table.add_row(*(Text(str(cell)) for cell in cells))
+    return table
 
 
-def _kld(row: dict[str, Any]) -> str:
-    if row["kld"] is None:
-        return "-"
-    return f"{row['kld']:.4f}" + ("" if row["kld_measured"] else " (ref.)")
-
-
-def models_command(as_json: bool = False) -> int:
-    """Print the installed variants and the family (every name as plain text)."""
+def models_command(args: argparse.Namespace) -> int:
+    """List the family and the local models (and with --fit the ranking); JSON with --json."""
+    from localr1.commands.installed_variants import installed_rows, installed_table
+    from localr1.discovery import scan
     from localr1.loader import runtime_hardware
+    from localr1.registry import load_registry, user_models_path
 
+    console = Console(stderr=args.json)
+    registry = load_registry()
+    found = scan(registry.values())
     hardware = runtime_hardware()
-    installed, family = installed_rows(hardware), family_rows()
-    if as_json:
-        print(json.dumps({"hardware": hardware.name, "installed": installed, "family": family}, indent=2))
+    installed = installed_rows(hardware)
+    rows: list[FamilyRow] | None = None
+    if args.fit:
+        from localr1.commands.plan import hardware_for
+        from localr1.pull_choice import rank_family
+
+        rows = rank_family(hardware_for(args, console), args.min_tps)
+    if args.json:
+        payload: dict[str, Any] = {
+            "hardware": hardware.name,
+            "installed": installed,
+            "family": [{"key": e.key, "name": e.display_name, "architecture": e.architecture, "layers": e.layers,
+                        "checkpoint_repo": e.checkpoint_repo, "license": e.license,
+                        "context_length": e.context_length, "gguf_quants": e.gguf_quants(), "origin": e.origin}
+                       for e in registry.values()],
+            "local": [m.to_json() for m in found.models],
+            "warnings": found.warnings,
+        }
+        if rows is not None:
+            payload["fit"] = [_fit_json(r) for r in rows]
+        print(json.dumps(payload, indent=2))
         return 0
-    console = Console()
-    table = Table("key", "type", "file", "size", "mean KLD", "on this machine",
-                  title="installed variants (* the planner's pick)")
-    for row in installed:
-        name = Path(row["file"]).name if row["file"] else "-"
-        table.add_row(Text(("* " if row["chosen"] else "  ") + row["key"]), Text(row["type"]), Text(name),
-                      _size(row["size"]), _kld(row), Text(row["fit"]["text"]))
     if installed:
-        console.print(table)
+        console.print(installed_table(installed))
     else:
-        console.print(Text("no model installed yet besides the demo: 'localr1 quantize CHECKPOINT' installs one"))
-    fam = Table("name", "model", "arch", "layers", "Q4_K_M GB", "installed", title="the model family (models.toml)")
-    for row in family:
-        cells = (row["key"], row["name"], row["architecture"], str(row["layers"]),
-                 "-" if row["q4_k_m_gb"] is None else f"{row['q4_k_m_gb']:.2f}",
-                 f"{row['installed_variants']} variant(s)" if row["installed_variants"] else "no")
-        fam.add_row(*(Text(cell) for cell in cells))
-    console.print(fam)
+        console.print(Text("nothing installed yet besides the demo: 'localr1 pull r1' downloads the distill that "
+                           "suits this machine"), soft_wrap=True)
+    console.print(_family_table(found))
+    if found.models:
+        console.print(_local_table(found))
+    if rows is not None:
+        console.print(_fit_table(rows, args.min_tps))
+    for warning in found.warnings:
+        console.print(Text(f"warning: {warning}"), style="dim", soft_wrap=True)
+    console.print(Text(f"your own entries: {user_models_path()}"), style="dim", soft_wrap=True)
     return 0
