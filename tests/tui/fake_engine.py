@@ -29,6 +29,7 @@ class FakeScript:
     stop: StopReason = "eos"  # how a stream that ran to its end stops ("length": cut at the token limit)
     name: str = "Fake R1"  # what describe() reports as the model's name (from its GGUF in real life)
     describe_error: Exception | None = None  # describe() raises this
+    start_gate: threading.Event | None = None  # when given, chat() waits for it before it starts (and resets cancel)
 
 
 class FakeEngine:
@@ -43,6 +44,7 @@ class FakeEngine:
         self.closed = False
         self.model = ""
         self.holding = threading.Event()  # set while the stream waits on script.hold
+        self.starting = threading.Event()  # set while chat() waits on script.start_gate
 
     @property
     def context_size(self) -> int:
@@ -64,7 +66,10 @@ class FakeEngine:
 
     def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None) -> Iterator[Event]:
         self.calls.append((list(messages), sampling or self.sampling))
-        self.cancelled.clear()
+        if self.script.start_gate is not None:
+            self.starting.set()
+            self.script.start_gate.wait(60)
+        self.cancelled.clear()  # as the real engine does: a cancel from before this call is forgotten
         thinking: list[str] = []
         answer: list[str] = []
         stop: StopReason = self.script.stop
@@ -117,10 +122,14 @@ class FakeFactory:
         self.load_delay_s = load_delay_s
         self.loads: list[tuple[str, LoadParams, dict[str, Any]]] = []
         self.engines: list[FakeEngine] = []
+        self.gates: dict[str, threading.Event] = {}  # a load of this model waits until its event is set
 
     def __call__(self, model: str, load: LoadParams, overrides: dict[str, Any]) -> FakeEngine:
         self.loads.append((model, load, overrides))
         time.sleep(self.load_delay_s)
+        gate = self.gates.get(model)
+        if gate is not None and not gate.wait(60):
+            raise ModelLoadError(f"test gate for {model} never opened")
         if "broken" in model:
             raise ModelLoadError(f"llama.cpp could not load {model}: bad tensor data")
         if "badtemplate" in model:
