@@ -29,6 +29,7 @@ class FakeScript:
     stop: StopReason = "eos"  # how a stream that ran to its end stops ("length": cut at the token limit)
     name: str = "Fake R1"  # what describe() reports as the model's name (from its GGUF in real life)
     describe_error: Exception | None = None  # describe() raises this
+    pace: threading.Semaphore | None = None  # when given, each piece waits for one release (a step-by-step stream)
     start_gate: threading.Event | None = None  # when given, chat() waits for it before it starts (and resets cancel)
 
 
@@ -82,6 +83,11 @@ class FakeEngine:
                     break
                 if self.script.delay_s:
                     time.sleep(self.script.delay_s)
+                if self.script.pace is not None:
+                    self._wait_for_pace()
+                    if self.cancelled.is_set():
+                        stop = "cancelled"
+                        break
                 if channel == "thinking":
                     thinking.append(piece)
                     yield ThinkingDelta(piece)
@@ -98,6 +104,11 @@ class FakeEngine:
                                 time_to_first_token_s=0.25, decode_s=1.0, decode_tokens_per_s=42.0,
                                 stop_reason=stop)
         yield Finished("".join(thinking), "".join(answer), stats)
+
+    def _wait_for_pace(self) -> None:
+        assert self.script.pace is not None
+        while not self.script.pace.acquire(timeout=0.01) and not self.cancelled.is_set():
+            pass
 
     def _wait_for_hold(self) -> None:
         if self.script.hold is None:
