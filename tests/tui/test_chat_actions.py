@@ -457,12 +457,12 @@ async def test_a_stale_load_never_replaces_the_newest_model(make_app: AppMaker) 
         await wait_for(pilot, lambda: len(factory.loads) == 3)
         gate_b.set()  # the newest load finishes first...
         await wait_for(pilot, lambda: app.loading_model is None)
-        newest = app.engine
-        assert newest is not None and newest.model == "/models/b.gguf"  # type: ignore[attr-defined]
+        newest, first_engine = app.engine, factory.engines[0]
+        assert isinstance(newest, FakeEngine) and newest.model == "/models/b.gguf" and first is first_engine
         gate_a.set()  # ...and the stale one last
         await wait_for(pilot, lambda: len(factory.engines) == 3)
         stale = factory.engines[-1]
         await wait_for(pilot, lambda: stale.closed or app.engine is stale)
         assert stale.model == "/models/a.gguf" and stale.closed
-        assert app.engine is newest and not newest.closed and first.closed  # type: ignore[union-attr]
+        assert app.engine is newest and not newest.closed and first_engine.closed
         assert app.settings.model == "/models/b.gguf"

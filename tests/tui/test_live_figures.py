@@ -37,7 +37,7 @@ async def test_live_speed_thinking_time_and_timed_saves_follow_the_clock(make_ap
         assert cid is not None
 
         def row_text() -> tuple[str, str, str]:
-            row = app.store.messages(cid)[-1]  # type: ignore[arg-type]
+            row = app.store.messages(cid)[-1]
             return row.thinking, row.content, row.status
 
         pace.release()  # first token at t=0: no speed yet
