@@ -46,7 +46,7 @@ async def test_the_views_streamed_answer_equals_a_full_render(size: int) -> None
             full_renders.append(markdown)
             await render_again(markdown)
 
-        view.answer.update = counted  # type: ignore[method-assign]
+        view.answer.update = counted  # type: ignore[method-assign,assignment]
         await view.finish(TRICKY, "")
         full = app.query_one("#full", Markdown)
         await full.update(TRICKY)
