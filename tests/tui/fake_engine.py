@@ -10,7 +10,15 @@ from typing import Any
 
 import jinja2
 
-from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, StopReason, ThinkingDelta
+from localr1.engine.events import (
+    AnswerDelta,
+    ContextTrimmed,
+    Event,
+    Finished,
+    GenerationStats,
+    StopReason,
+    ThinkingDelta,
+)
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.template import ChatMessage
 from localr1.errors import ModelLoadError
@@ -30,6 +38,8 @@ class FakeScript:
     name: str = "Fake R1"  # what describe() reports as the model's name (from its GGUF in real life)
     describe_error: Exception | None = None  # describe() raises this
     pace: threading.Semaphore | None = None  # when given, each piece waits for one release (a step-by-step stream)
+    dropped: int = 0  # the engine left this many older messages out of the prompt (a ContextTrimmed event first)
+    fail_after: int | None = None  # raise mid-stream after this many answer pieces
     start_gate: threading.Event | None = None  # when given, chat() waits for it before it starts (and resets cancel)
 
 
@@ -71,11 +81,15 @@ class FakeEngine:
             self.starting.set()
             self.script.start_gate.wait(60)
         self.cancelled.clear()  # as the real engine does: a cancel from before this call is forgotten
+        if self.script.dropped:
+            yield ContextTrimmed(self.script.dropped, self.context_size - 200, self.context_size)
         thinking: list[str] = []
         answer: list[str] = []
         stop: StopReason = self.script.stop
         for channel, pieces in (("thinking", self.script.thinking), ("answer", self.script.answer)):
             for index, piece in enumerate(pieces):
+                if channel == "answer" and index == self.script.fail_after:
+                    raise RuntimeError("llama_decode returned -3: the KV cache is full")
                 if channel == "answer" and index == self.script.hold_at:
                     self._wait_for_hold()
                 if self.cancelled.is_set():
