@@ -34,6 +34,18 @@ def _note_llama_use(name: str) -> None:
         _llama_used.add(test)
 
 
+# Fixtures that hold a model or vocabulary loaded in llama.cpp: a test using one is marked `model` for it.
+MODEL_FIXTURES = frozenset({"engine", "demo_vocab", "r1_vocab", "r1_vocab_path", "demo_f16", "demo_ladder",
+                            "demo_ladder_without_imatrix"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use a llama.cpp fixture as `model`."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("model") is None:
+            item.add_marker(pytest.mark.model)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Watch llama.cpp here and in child processes (their sitecustomize.py writes to a log)."""
     from tests.llama_watch.watch import LOG_ENV, install

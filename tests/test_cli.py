@@ -18,12 +18,14 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.strip() == f"localr1 {__version__}"
 
 
+@pytest.mark.model
 def test_run_streams_answer_to_stdout() -> None:
     result = localr1("run", "-t", "0", "-n", "16", "What is the capital of France? Answer in one sentence.")
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
 
 
+@pytest.mark.model
 def test_run_json_has_thinking_answer_and_stats() -> None:
     result = localr1("run", "--json", "-t", "0", "-n", "8", "Say hello.")
     assert result.returncode == 0, result.stderr
@@ -35,6 +37,7 @@ def test_run_json_has_thinking_answer_and_stats() -> None:
     assert data["answer"]
 
 
+@pytest.mark.model
 def test_run_reads_prompt_from_stdin() -> None:
     prompt = "What is the capital of France? Answer in one sentence."
     result = localr1("run", "--json", "-t", "0", "-n", "16", "-", stdin=prompt)
@@ -42,11 +45,13 @@ def test_run_reads_prompt_from_stdin() -> None:
     assert "Paris" in json.loads(result.stdout)["answer"]
 
 
+@pytest.mark.model
 def test_demo_sampling_defaults_come_from_models_toml() -> None:
     data = json.loads(localr1("run", "--json", "-n", "2", "hi").stdout)
     assert data["sampling"]["temperature"] == 0.2 and data["sampling"]["top_p"] == 0.9
 
 
+@pytest.mark.model
 def test_r1_model_gets_r1_sampling_and_thinking_channel(r1_demo_path: Path) -> None:
     result = localr1("run", "--json", "-m", str(r1_demo_path), "-n", "12", "--seed", "3", "Hi")
     assert result.returncode == 0, result.stderr
@@ -58,6 +63,7 @@ def test_r1_model_gets_r1_sampling_and_thinking_channel(r1_demo_path: Path) -> N
     assert data["stop_reason"] == "length" and data["truncated"] is True
 
 
+@pytest.mark.model
 def test_hide_thinking_prints_no_reasoning_and_showing_prints_all_of_it(r1_demo_path: Path) -> None:
     args = ("run", "-m", str(r1_demo_path), "-n", "8", "-t", "0", "Hi")
     reference = json.loads(localr1(*args[:1], "--json", *args[1:]).stdout)
@@ -122,6 +128,7 @@ STATS = re.compile(r"^\[(\d+) prompt tokens \((\d+) evaluated\), (\d+) generated
                    r"stop: (\w+)\]$", re.M)
 
 
+@pytest.mark.model
 def test_ctrl_c_stops_cleanly_and_keeps_the_partial_answer() -> None:
     proc = start("run", "--stats", "-t", "0", "-n", "3000", "--ctx", "4096", STORY)
     first = read_until(proc, lambda out: len(out.strip()) > 0, timeout=240)  # the answer is streaming
@@ -140,6 +147,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_partial_answer() -> None:
     assert json.loads(full.stdout)["answer"] == partial[:-1]
 
 
+@pytest.mark.model
 def test_ctrl_c_with_json_reports_cancelled(demo_path: Path) -> None:
     args = ("run", "-t", "0", "-n", "3000", "--ctx", "4096", STORY)
     first_token = cpu_to_first_output(demo_path, *args)  # measured on the same run that streams

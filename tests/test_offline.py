@@ -13,6 +13,8 @@ import pytest
 
 from tests.cli_helpers import LOCALR1
 
+pytestmark = pytest.mark.model
+
 AUDITED_CHAT = textwrap.dedent(
     """
     import sys
