@@ -159,3 +159,30 @@ def test_ctrl_c_with_json_reports_cancelled(demo_path: Path) -> None:
     data = json.loads(out)
     assert data["stop_reason"] == data["stats"]["stop_reason"] == "cancelled"
     assert 0 < data["stats"]["generated_tokens"] < 3000 and data["answer"].strip()
+
+
+@pytest.mark.model
+def test_run_loading_and_sampling_options_reach_the_engine(r1_demo_path: Path) -> None:
+    base = ("run", "--json", "-m", str(r1_demo_path), "-t", "0", "-n", "4", "--ctx", "512")
+    plain = json.loads(localr1(*base, "Say hello.").stdout)
+    result = localr1(*base, "--system", "You are a pirate. Always answer like one.", "--top-k", "7", "--threads",
+                     "1", "--no-mmap", "--flash-attn", "Say hello.")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["load"]["threads"] == 1 and data["load"]["use_mmap"] is False
+    assert data["load"]["flash_attention"] is True and data["load"]["context_size"] == 512
+    assert data["sampling"]["top_k"] == 7 and plain["sampling"]["top_k"] != 7
+    assert plain["load"]["use_mmap"] is True and plain["load"]["flash_attention"] is False
+    # R1 has no system turn: the text is folded into the user's message, so the prompt grows by about its length
+    assert data["stats"]["prompt_tokens"] >= plain["stats"]["prompt_tokens"] + 8
+    assert data["stats"]["generated_tokens"] > 0
+
+
+@pytest.mark.model
+def test_run_stats_prints_one_timing_line() -> None:
+    result = localr1("run", "--stats", "-t", "0", "-n", "4", "Say hello.")
+    assert result.returncode == 0, result.stderr
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("[")]
+    stats = STATS.match(line)
+    assert stats is not None, line
+    assert int(stats.group(3)) == 4 and stats.group(4) == "length" and int(stats.group(1)) > 0
