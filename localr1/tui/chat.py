@@ -86,8 +86,8 @@ class ChatController:
         self.settings = settings
         self.notify = notify
         self.conversations_changed = conversations_changed
-        self.clock = clock  # for what is displayed (thinking time, speed); tests fix it
-        self.session = ChatSession(store)
+        self.clock = clock  # for what is displayed (thinking time, speed) and timed saves; tests step it
+        self.session = ChatSession(store, clock)  # the same clock times the saves while streaming
         self.pager = TranscriptPager(self.session, transcript, busy=lambda: self.generating,
                                      notify=lambda text: notify(text, severity="error"))
         self.generating = False

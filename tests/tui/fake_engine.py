@@ -10,7 +10,15 @@ from typing import Any
 
 import jinja2
 
-from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, StopReason, ThinkingDelta
+from localr1.engine.events import (
+    AnswerDelta,
+    ContextTrimmed,
+    Event,
+    Finished,
+    GenerationStats,
+    StopReason,
+    ThinkingDelta,
+)
 from localr1.engine.params import LoadParams, LoadRequest, SamplingParams
 from localr1.engine.template import ChatMessage
 from localr1.errors import ModelLoadError
@@ -29,6 +37,10 @@ class FakeScript:
     stop: StopReason = "eos"  # how a stream that ran to its end stops ("length": cut at the token limit)
     name: str = "Fake R1"  # what describe() reports as the model's name (from its GGUF in real life)
     describe_error: Exception | None = None  # describe() raises this
+    pace: threading.Semaphore | None = None  # when given, each piece waits for one release (a step-by-step stream)
+    dropped: int = 0  # the engine left this many older messages out of the prompt (a ContextTrimmed event first)
+    fail_after: int | None = None  # raise mid-stream after this many answer pieces
+    start_gate: threading.Event | None = None  # when given, chat() waits for it before it starts (and resets cancel)
 
 
 class FakeEngine:
@@ -43,6 +55,7 @@ class FakeEngine:
         self.closed = False
         self.model = ""
         self.holding = threading.Event()  # set while the stream waits on script.hold
+        self.starting = threading.Event()  # set while chat() waits on script.start_gate
 
     @property
     def context_size(self) -> int:
@@ -64,12 +77,19 @@ class FakeEngine:
 
     def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None) -> Iterator[Event]:
         self.calls.append((list(messages), sampling or self.sampling))
-        self.cancelled.clear()
+        if self.script.start_gate is not None:
+            self.starting.set()
+            self.script.start_gate.wait(60)
+        self.cancelled.clear()  # as the real engine does: a cancel from before this call is forgotten
+        if self.script.dropped:
+            yield ContextTrimmed(self.script.dropped, self.context_size - 200, self.context_size)
         thinking: list[str] = []
         answer: list[str] = []
         stop: StopReason = self.script.stop
         for channel, pieces in (("thinking", self.script.thinking), ("answer", self.script.answer)):
             for index, piece in enumerate(pieces):
+                if channel == "answer" and index == self.script.fail_after:
+                    raise RuntimeError("llama_decode returned -3: the KV cache is full")
                 if channel == "answer" and index == self.script.hold_at:
                     self._wait_for_hold()
                 if self.cancelled.is_set():
@@ -77,6 +97,11 @@ class FakeEngine:
                     break
                 if self.script.delay_s:
                     time.sleep(self.script.delay_s)
+                if self.script.pace is not None:
+                    self._wait_for_pace()
+                    if self.cancelled.is_set():
+                        stop = "cancelled"
+                        break
                 if channel == "thinking":
                     thinking.append(piece)
                     yield ThinkingDelta(piece)
@@ -93,6 +118,11 @@ class FakeEngine:
                                 time_to_first_token_s=0.25, decode_s=1.0, decode_tokens_per_s=42.0,
                                 stop_reason=stop)
         yield Finished("".join(thinking), "".join(answer), stats)
+
+    def _wait_for_pace(self) -> None:
+        assert self.script.pace is not None
+        while not self.script.pace.acquire(timeout=0.01) and not self.cancelled.is_set():
+            pass
 
     def _wait_for_hold(self) -> None:
         if self.script.hold is None:
@@ -117,10 +147,14 @@ class FakeFactory:
         self.load_delay_s = load_delay_s
         self.loads: list[tuple[str, LoadRequest, dict[str, Any]]] = []
         self.engines: list[FakeEngine] = []
+        self.gates: dict[str, threading.Event] = {}  # a load of this model waits until its event is set
 
     def __call__(self, model: str, load: LoadRequest, overrides: dict[str, Any]) -> FakeEngine:
         self.loads.append((model, load, overrides))
         time.sleep(self.load_delay_s)
+        gate = self.gates.get(model)
+        if gate is not None and not gate.wait(60):
+            raise ModelLoadError(f"test gate for {model} never opened")
         if "broken" in model:
             raise ModelLoadError(f"llama.cpp could not load {model}: bad tensor data")
         if "badtemplate" in model:
