@@ -6,10 +6,13 @@ from localr1.engine.events import (
     Event,
     Finished,
     GenerationStats,
+    LoopDetected,
+    ThinkingClosed,
     ThinkingDelta,
 )
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import ThinkingControl
 
 __all__ = [
     "AnswerDelta",
@@ -19,6 +22,9 @@ __all__ = [
     "Finished",
     "GenerationStats",
     "LoadParams",
+    "LoopDetected",
     "SamplingParams",
+    "ThinkingClosed",
+    "ThinkingControl",
     "ThinkingDelta",
 ]
