@@ -7,6 +7,9 @@ out (`token_key`): a loop whose copies are joined once by " " and once by a blan
   times back to back (and at least `min_span` tokens in all). Per token this costs one numpy
   comparison of the last `max_period` tokens: for every period p a counter of how many tokens
   in a row equalled the token p back. A loop of period p is seen the moment its third copy ends.
+  Data and markup repeat legitimately (a row of zeros, `0x00, 0x00, …`, `<col></col> <col></col>`),
+  prose does not: a unit with fewer than `min_words` distinct words (alphabetic tokens of two
+  letters or more, marked in the key's low bit) must span `data_span` tokens before it counts.
 - diversity: over the last `window` tokens, fewer than `min_distinct` of the n-grams are distinct
   (a near-loop whose copies vary a little). Kept with a rolling n-gram count: O(1) per token.
 """
@@ -41,7 +44,9 @@ class LoopGuardConfig:
     min_period: int = 4
     max_period: int = 256
     repeats: int = 3
-    min_span: int = 24  # a 4-token unit must repeat 6 times: short units recur in tables and data
+    min_span: int = 24  # a 4-token unit must repeat 6 times
+    min_words: int = 3
+    data_span: int = 96
     window: int = 512
     ngram: int = 4
     min_distinct: float = 0.25
@@ -101,6 +106,10 @@ class LoopGuard:
         # The run may be made of a shorter unit (a row of dashes): leave that to the diversity rule.
         if np.any(self._run[: self.config.min_period - 1] + np.arange(1, self.config.min_period) >= span):
             return None
+        if span < self.config.data_span:
+            unit = self._history[self._end - period: self._end]
+            if np.unique(unit[(unit & 1) == 1]).size < self.config.min_words:
+                return None
         return LoopHit("repeat", period, self._count + 1 - span, self._count + 1)
 
     def _feed_diversity(self, token: int) -> LoopHit | None:
@@ -124,9 +133,14 @@ class LoopGuard:
 
 
 def token_key(piece: bytes) -> int | None:
-    """What the guard compares for a token: its text without surrounding whitespace; None for whitespace only."""
+    """What the guard compares for a token: its text without surrounding whitespace, the low bit set for a
+    word (two letters or more); None for whitespace only."""
     stripped = piece.strip()
-    return hash(stripped) if stripped else None  # never -1, the history's "nothing" mark
+    if not stripped:
+        return None
+    text = stripped.decode("utf-8", "replace")
+    word = len(text) >= 2 and text.isalpha()
+    return (hash(stripped) & 0x3FFF_FFFF_FFFF_FFFF) << 1 | word  # never negative: -1 marks "nothing"
 
 
 def scan(keys: list[int], config: LoopGuardConfig | None = None) -> LoopHit | None:
