@@ -129,8 +129,8 @@ def scripted_loops(tok: Tokenizer, docs: list[Document], rng: random.Random, per
             kinds = {
                 "exact": [t for _ in range(copies) for t in unit],
                 "joined by ' ' or blank line": [t for i in range(copies) for t in unit + (space if i % 2 else blank)],
-                "one token changed per copy": [t for i in range(copies)
-                                               for t in unit[:-1] + [rng.randrange(tok.vocab.size)]],
+                "one token changed per copy": [t for _ in range(copies)
+                                               for t in [*unit[:-1], rng.randrange(tok.vocab.size)]],
             }
             for kind, loop in kinds.items():
                 if kind.startswith("one token") and period < 8:
