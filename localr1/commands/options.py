@@ -88,3 +88,17 @@ def size_bytes(text: str) -> int:
     except SizeError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
+
+
+def think_budget(text: str) -> tuple[int | None, float | None]:
+    """An argparse type for --think-budget: tokens (2000) or time (90s, 2m)."""
+    from localr1.engine.thinking import parse_budget
+    from localr1.errors import ConfigError
+
+    try:
+        return parse_budget(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+THINK_BUDGET = think_budget
