@@ -25,4 +25,6 @@ def open_engine(model: str, load: LoadParams, sampling_overrides: dict[str, Any]
     from localr1.engine.engine import Engine
 
     resolved = resolve_model(model)
-    return Engine(resolved.path, load, sampling_for(resolved, sampling_overrides or {}))
+    engine = Engine(resolved.path, load, sampling_for(resolved, sampling_overrides or {}))
+    engine.display_name = resolved.entry.display_name if resolved.entry is not None else None
+    return engine

@@ -11,8 +11,10 @@ from typing import Any
 
 import tomli_w
 
+from localr1.engine.thinking import ThinkingControl, parse_budget
 from localr1.errors import ConfigError
 from localr1.paths import config_dir
+from localr1.presets import check_preset
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,9 @@ class Settings:
     max_tokens: int | None = None
     context_size: int = 4096
     show_thinking: bool = True
+    think_budget: str = ""  # "2000" tokens or "90s"; empty: unlimited (a conversation may set its own)
+    loop_guard: str = "act"
+    preset: str = "plain"
 
     def sampling_overrides(self) -> dict[str, Any]:
         """The sampling values the user set, for the engine loader."""
@@ -40,7 +45,15 @@ class Settings:
             raise ConfigError(f"max tokens {self.max_tokens} must be at least 1")
         if not 256 <= self.context_size <= 1_048_576:
             raise ConfigError(f"context size {self.context_size} is out of range (256 to 1048576)")
+        self.thinking_control()  # a bad budget or loop guard mode raises here
+        check_preset(self.preset)
         return self
+
+    def thinking_control(self, budget: str | None = None) -> ThinkingControl:
+        """The reasoning controls, with a conversation's own budget instead of the default when given."""
+        tokens, seconds = parse_budget(self.think_budget if budget is None else budget)
+        return ThinkingControl(budget_tokens=tokens, budget_seconds=seconds,
+                               loop_guard=self.loop_guard)  # type: ignore[arg-type]
 
 
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -50,6 +63,9 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "max_tokens": ((int,), "a whole number"),
     "context_size": ((int,), "a whole number"),
     "show_thinking": ((bool,), "true or false"),
+    "think_budget": ((str,), 'a budget in tokens or seconds, e.g. "2000" or "90s"'),
+    "loop_guard": ((str,), '"off", "warn" or "act"'),
+    "preset": ((str,), '"plain", "math" or "code"'),
 }
 
 

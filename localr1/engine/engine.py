@@ -86,6 +86,7 @@ class Engine:
         self.load_params = load.resolved()
         self.sampling = sampling
         self.thinking = ThinkingControl()  # the default reasoning controls: no budget, loop guard on
+        self.display_name: str | None = None  # the registry's name for the model, when it is a known one
         self._cancel = threading.Event()
         self._answer_now = threading.Event()
         self._check_params()
@@ -399,6 +400,8 @@ class Engine:
         """Model and load facts, for `--json` output and the UI status bar."""
         return {
             "model": self.info.name,
+            "display_name": self.display_name,
+            "reasoning": self.info.is_r1,  # replies start inside <think>: the thinking controls apply
             "path": str(self.info.path),
             "architecture": self.info.architecture,
             "quant": self.info.file_type,

@@ -10,9 +10,19 @@ from typing import Any
 
 import jinja2
 
-from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, StopReason, ThinkingDelta
+from localr1.engine.events import (
+    AnswerDelta,
+    Event,
+    Finished,
+    GenerationStats,
+    StopReason,
+    ThinkingClosed,
+    ThinkingDelta,
+    ThinkingEnd,
+)
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import ThinkingControl
 from localr1.errors import ModelLoadError
 
 
@@ -29,6 +39,9 @@ class FakeScript:
     stop: StopReason = "eos"  # how a stream that ran to its end stops ("length": cut at the token limit)
     name: str = "Fake R1"  # what describe() reports as the model's name (from its GGUF in real life)
     describe_error: Exception | None = None  # describe() raises this
+    think_hold: threading.Event | None = None  # when given, the thinking waits for it (or answer-now) at its end
+    display_name: str | None = None  # the registry's name, as the real loader sets it
+    loop_after: int | None = None  # stats: the loop guard fired after this many tokens
 
 
 class FakeEngine:
@@ -39,7 +52,9 @@ class FakeEngine:
         self.load_params = load or LoadParams(context_size=4096)
         self.sampling = SamplingParams(temperature=0.6, top_p=0.95, max_tokens=1024)
         self.calls: list[tuple[list[ChatMessage], SamplingParams]] = []
+        self.controls: list[ThinkingControl | None] = []
         self.cancelled = threading.Event()
+        self.answer_asked = threading.Event()
         self.closed = False
         self.model = ""
         self.holding = threading.Event()  # set while the stream waits on script.hold
@@ -54,21 +69,35 @@ class FakeEngine:
     def describe(self) -> dict[str, Any]:
         if self.script.describe_error is not None:
             raise self.script.describe_error
-        return {"model": self.script.name, "quant": "Q4_K_M", "load": self.load_params.as_dict()}
+        return {"model": self.script.name, "display_name": self.script.display_name, "quant": "Q4_K_M",
+                "reasoning": bool(self.script.thinking), "load": self.load_params.as_dict()}
 
     def cancel(self) -> None:
         self.cancelled.set()
 
+    def answer_now(self) -> None:
+        self.answer_asked.set()
+
     def close(self) -> None:
         self.closed = True
 
-    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None) -> Iterator[Event]:
+    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None,
+             thinking: ThinkingControl | None = None) -> Iterator[Event]:
         self.calls.append((list(messages), sampling or self.sampling))
+        self.controls.append(thinking)
         self.cancelled.clear()
-        thinking: list[str] = []
+        self.answer_asked.clear()
+        thought: list[str] = []
         answer: list[str] = []
         stop: StopReason = self.script.stop
+        ended: ThinkingEnd | None = None
         for channel, pieces in (("thinking", self.script.thinking), ("answer", self.script.answer)):
+            if channel == "answer" and self.script.think_hold is not None:
+                while not (self.script.think_hold.wait(0.01) or self.answer_asked.is_set() or self.cancelled.is_set()):
+                    pass
+                if self.answer_asked.is_set():
+                    ended = "answer_now"
+                    yield ThinkingClosed("answer_now", len(thought))
             for index, piece in enumerate(pieces):
                 if channel == "answer" and index == self.script.hold_at:
                     self._wait_for_hold()
@@ -78,7 +107,7 @@ class FakeEngine:
                 if self.script.delay_s:
                     time.sleep(self.script.delay_s)
                 if channel == "thinking":
-                    thinking.append(piece)
+                    thought.append(piece)
                     yield ThinkingDelta(piece)
                 else:
                     answer.append(piece)
@@ -88,11 +117,12 @@ class FakeEngine:
                 stop = "cancelled" if self.cancelled.is_set() else stop
             if stop == "cancelled":
                 break
-        n = len(thinking) + len(answer)
+        n = len(thought) + len(answer)
         stats = GenerationStats(prompt_tokens=100, prompt_eval_tokens=100, cached_tokens=0, generated_tokens=n,
                                 time_to_first_token_s=0.25, decode_s=1.0, decode_tokens_per_s=42.0,
-                                stop_reason=stop)
-        yield Finished("".join(thinking), "".join(answer), stats)
+                                stop_reason=stop, thinking_tokens=len(thought), thinking_ended_by=ended,
+                                loop_detected_after=self.script.loop_after)
+        yield Finished("".join(thought), "".join(answer), stats)
 
     def _wait_for_hold(self) -> None:
         if self.script.hold is None:
