@@ -54,11 +54,11 @@ def test_first_ctrl_c_while_thinking_answers_now_and_a_second_one_stops(r1_demo_
 
 @pytest.mark.model
 def test_sigusr1_ends_the_thinking_and_the_answer_follows(r1_demo_path: Path) -> None:
-    proc = _start(["run", "-m", str(r1_demo_path), "-t", "0", "-n", "120", "--ctx", "1024", "--loop-guard", "off",
+    proc = _start(["run", "-m", str(r1_demo_path), "-t", "0", "-n", "30", "--ctx", "1024", "--loop-guard", "off",
                    "Explain why the sky is blue"])
     early = _wait_for_thinking(proc)
     proc.send_signal(signal.SIGUSR1)
-    out, err = proc.communicate(timeout=300)
+    out, err = proc.communicate(timeout=600)
     err = early + err
     assert proc.returncode == 0, err
     assert "answering now, as asked]" in err

@@ -145,7 +145,7 @@ async def test_single_newlines_are_line_breaks_streamed_and_final(make_app: AppM
         answer = app.transcript.views[-1].answer
         paragraph = next(child for child in answer.children if type(child).__name__ == "MarkdownParagraph")
         assert str(paragraph._content) == "Roses are red,\nviolets are blue."  # type: ignore[attr-defined]
-        full = Markdown(poem, parser_factory=answer._parser_factory)  # type: ignore[attr-defined]
+        full = Markdown(poem, parser_factory=answer._parser_factory)
         await app.mount(full)
         await pilot.pause(0.1)
         def blocks(md: Markdown) -> list[str]:
