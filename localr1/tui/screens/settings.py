@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
@@ -12,8 +12,7 @@ from localr1.errors import ConfigError
 from localr1.presets import preset_names
 from localr1.settings import Settings
 
-LOOP_GUARD_CHOICES = [("act: end the thinking, stop a looping answer", "act"), ("warn: only say so", "warn"),
-                      ("off", "off")]
+LOOP_GUARD_CHOICES = [("act (end thinking, stop answer)", "act"), ("warn (only say so)", "warn"), ("off", "off")]
 
 
 def _parse(value: str, kind: type[int] | type[float], name: str) -> int | float | None:
@@ -43,7 +42,7 @@ class SettingsScreen(ModalScreen[Settings | None]):
 
         with Vertical(classes="dialog"):
             yield Static("Settings", classes="dialog-title")
-            with Grid(id="settings-grid"):
+            with VerticalScroll(id="settings-scroll"), Grid(id="settings-grid"):
                 yield Label("temperature (empty: model default)")
                 yield Input(text(s.temperature), id="temperature", type="number")
                 yield Label("top_p (empty: model default)")
@@ -54,7 +53,7 @@ class SettingsScreen(ModalScreen[Settings | None]):
                 yield Input(str(s.context_size), id="context_size", type="integer")
                 yield Label("show thinking")
                 yield Switch(s.show_thinking, id="show_thinking")
-                yield Label("thinking budget (2000 tokens, 90s; empty: none)")
+                yield Label("thinking budget (2000 tokens or 90s)")
                 yield Input(s.think_budget, id="think_budget", placeholder="unlimited")
                 yield Label("loop guard")
                 yield Select(LOOP_GUARD_CHOICES, value=s.loop_guard, allow_blank=False, id="loop_guard")
