@@ -11,7 +11,7 @@ from typing import Any
 
 import tomli_w
 
-from localr1.engine.thinking import ThinkingControl, parse_budget
+from localr1.budget import check_loop_mode, parse_budget
 from localr1.errors import ConfigError
 from localr1.paths import config_dir
 from localr1.presets import check_preset
@@ -45,15 +45,10 @@ class Settings:
             raise ConfigError(f"max tokens {self.max_tokens} must be at least 1")
         if not 256 <= self.context_size <= 1_048_576:
             raise ConfigError(f"context size {self.context_size} is out of range (256 to 1048576)")
-        self.thinking_control()  # a bad budget or loop guard mode raises here
+        parse_budget(self.think_budget)
+        check_loop_mode(self.loop_guard)
         check_preset(self.preset)
         return self
-
-    def thinking_control(self, budget: str | None = None) -> ThinkingControl:
-        """The reasoning controls, with a conversation's own budget instead of the default when given."""
-        tokens, seconds = parse_budget(self.think_budget if budget is None else budget)
-        return ThinkingControl(budget_tokens=tokens, budget_seconds=seconds,
-                               loop_guard=self.loop_guard)  # type: ignore[arg-type]
 
 
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {

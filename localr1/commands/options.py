@@ -92,7 +92,7 @@ def size_bytes(text: str) -> int:
 
 def think_budget(text: str) -> tuple[int | None, float | None]:
     """An argparse type for --think-budget: tokens (2000) or time (90s, 2m)."""
-    from localr1.engine.thinking import parse_budget
+    from localr1.budget import parse_budget
     from localr1.errors import ConfigError
 
     try:

@@ -256,7 +256,11 @@ class Engine:
         """Tokens of text fed as if generated (the closing tag parsed as the special token it may be)."""
         return self.vocab.tokenize(text, add_bos=False, special=True)
 
-    def _token_source(self, tokens: list[int], sp: SamplingParams) -> Generator[int, Any, None]:
+    def _token_source(self, prepared: PreparedPrompt, sp: SamplingParams) -> Generator[int, Any, None]:
+        """Evaluate the prompt (reusing the cached prefix) and sample the reply's tokens."""
+        return self._sample_after(prepared.tokens, sp)
+
+    def _sample_after(self, tokens: list[int], sp: SamplingParams) -> Generator[int, Any, None]:
         """Evaluate `tokens` (reusing the cached prefix) and sample what follows."""
         if sp.seed is not None:  # a restart after a forced close draws on, not from the seed's start again
             self._llm.set_seed((sp.seed + self._llm.n_tokens) % 2**32)
@@ -289,7 +293,7 @@ class Engine:
         error: str | None = None
         self._meter.start_turn()
         evaluated_before = self._meter.evaluated
-        tokens = self._token_source(prepared.tokens, sp)
+        tokens = self._token_source(prepared, sp)
         try:
             while True:
                 token = next(tokens, None)
@@ -364,7 +368,7 @@ class Engine:
                     break
                 if restart is not None:
                     tokens.close()
-                    tokens = self._token_source(restart, sp)
+                    tokens = self._sample_after(restart, sp)
         except RuntimeError as exc:  # llama_decode failures surface here, an abort among them
             if self._abort.tripped:
                 stop = "cancelled"

@@ -22,8 +22,6 @@ from typing import Literal
 
 import numpy as np
 
-LoopMode = Literal["off", "warn", "act"]
-LOOP_MODES: tuple[LoopMode, ...] = ("off", "warn", "act")
 LoopRule = Literal["repeat", "diversity"]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from localr1.budget import LoopMode, check_loop_mode, format_budget, parse_budget
 from localr1.engine.events import ThinkingEnd
-from localr1.engine.loop_guard import LOOP_MODES, LoopMode
 from localr1.engine.reasoning import THINK_CLOSE
 from localr1.errors import ConfigError
 
@@ -27,7 +27,6 @@ SENTENCE_GRACE = 16  # tokens past the budget spent looking for a sentence or li
 GRACE_TOKENS = 24  # then a word end; at this many tokens past the budget the thinking ends regardless
 
 _SENTENCE_END = re.compile(r"(?:[.!?…。！？]['\"”’)\]*_]*|:\n|\n)[ \t]*\Z")
-_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds|m|min|mins|minutes)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -39,8 +38,7 @@ class ThinkingControl:
     loop_guard: LoopMode = "act"
 
     def __post_init__(self) -> None:
-        if self.loop_guard not in LOOP_MODES:
-            raise ConfigError(f"unknown loop guard mode '{self.loop_guard}' (choose from {', '.join(LOOP_MODES)})")
+        check_loop_mode(self.loop_guard)
         if self.budget_tokens is not None and self.budget_tokens < 0:
             raise ConfigError(f"a thinking budget of {self.budget_tokens} tokens is negative (use 0 or more)")
         if self.budget_seconds is not None and not self.budget_seconds >= 0:
@@ -64,30 +62,6 @@ class ThinkingControl:
         if self.budget_seconds is not None:
             return f"{self.budget_seconds:g} s"
         return None
-
-
-def parse_budget(text: str) -> tuple[int | None, float | None]:
-    """'2000' -> (2000, None); '90s' / '1.5m' -> (None, seconds); 'none' or 'off' -> (None, None)."""
-    if text.strip().lower() in ("", "none", "off", "unlimited"):
-        return None, None
-    match = _BUDGET.match(text)
-    if match is None:
-        raise ConfigError(f"a thinking budget must be tokens (2000) or time (90s, 2m), not {text!r}")
-    value, unit = float(match.group(1)), (match.group(2) or "").lower()
-    if not unit:
-        if value != int(value):
-            raise ConfigError(f"a thinking budget in tokens must be a whole number, not {text!r}")
-        return int(value), None
-    return None, value * 60 if unit.startswith("m") else value
-
-
-def format_budget(tokens: int | None, seconds: float | None) -> str:
-    """The inverse of parse_budget: '2000', '90s' or '' for unlimited."""
-    if tokens is not None:
-        return str(tokens)
-    if seconds is not None:
-        return f"{seconds:g}s"
-    return ""
 
 
 def ends_sentence(text: str) -> bool:

@@ -16,9 +16,9 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ListView
 
+from localr1.budget import parse_budget
 from localr1.engine.params import LoadParams
 from localr1.engine.port import ChatEngine, EngineFactory
-from localr1.engine.thinking import parse_budget
 from localr1.errors import LocalR1Error, StoreError
 from localr1.paths import data_dir
 from localr1.registry import installed_models

@@ -11,8 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from localr1.budget import check_loop_mode, parse_budget
 from localr1.engine.params import SamplingParams
 from localr1.engine.port import ChatEngine
+from localr1.engine.thinking import ThinkingControl
 from localr1.errors import LocalR1Error, StoreError
 from localr1.presets import apply_preset, last_boxed
 from localr1.settings import Settings
@@ -50,6 +52,13 @@ def stats_line(stats: dict[str, Any]) -> str:
     except (KeyError, TypeError, ValueError):
         return ""
     return "  ".join([line, *reasoning_notices(stats)])
+
+
+def thinking_control(settings: Settings, budget: str | None = None) -> ThinkingControl:
+    """The reasoning controls from the settings, with a conversation's own budget when it has one."""
+    tokens, seconds = parse_budget(settings.think_budget if budget is None else budget)
+    mode = check_loop_mode(settings.loop_guard)
+    return ThinkingControl(budget_tokens=tokens, budget_seconds=seconds, loop_guard=mode)
 
 
 def reasoning_notices(stats: dict[str, Any]) -> list[str]:
@@ -211,11 +220,11 @@ class ChatController:
         conversation = self.session.conversation_id
         budget = self.session.store.think_budget(conversation) if conversation is not None else None
         try:
-            control = settings.thinking_control(budget)
+            control = thinking_control(settings, budget)
         except LocalR1Error as exc:  # a stored budget this version cannot read: the default one
             self.notify(f"This conversation's thinking budget is unusable ({exc}); using the default",
                         severity="warning")
-            control = settings.thinking_control()
+            control = thinking_control(settings)
         if messages and messages[-1].role == "user":
             messages[-1] = replace(messages[-1], content=apply_preset(messages[-1].content, settings.preset))
         self._preset = settings.preset
