@@ -56,6 +56,20 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=SEED, help=f"0 to {UINT32_MAX}")
 
 
+def _add_reasoning_options(parser: argparse.ArgumentParser) -> None:
+    from localr1.commands.options import THINK_BUDGET
+    from localr1.presets import preset_names
+
+    group = parser.add_argument_group("reasoning")
+    group.add_argument("--think-budget", type=THINK_BUDGET, metavar="N|Ns",
+                       help="end the thinking after N tokens (2000) or seconds (90s); 0 answers directly")
+    group.add_argument("--loop-guard", choices=("off", "warn", "act"), default="act",
+                       help="on a repetition loop: end the thinking or stop the answer (act, default), "
+                            "only say so (warn), or nothing (off)")
+    group.add_argument("--preset", choices=preset_names(), default="plain",
+                       help="instructions folded into the prompt: math asks for a \\boxed{} answer (default: plain)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = OneLineParser(prog="localr1", description="Local, offline R1-style reasoning.")
@@ -76,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hide-thinking", action="store_true", help="do not print the model's reasoning")
     run.add_argument("--json", action="store_true", help="print one JSON object with thinking, answer and stats")
     run.add_argument("--stats", action="store_true", help="print timing stats to stderr at the end")
+    _add_reasoning_options(run)
     _add_load_options(run)
     _add_sampling_options(run)
     run.set_defaults(handler=_run)

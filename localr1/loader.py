@@ -38,6 +38,7 @@ class LoadAttempt:
     sampling: SamplingParams
     prediction: SpeedPrediction | None
     facts: dict[str, Any]
+    display_name: str | None = None  # the registry's name, when the model is a known one
 
 
 def sampling_for(resolved: ResolvedModel, overrides: dict[str, Any]) -> SamplingParams:
@@ -99,7 +100,8 @@ def _attempt(resolved: ResolvedModel, plan: Plan, request: LoadRequest, override
     speed = plan.config.speed
     prediction = SpeedPrediction(speed.decode_tps, speed.decode_tps_full) if speed else None
     sampling = sampling_for(ResolvedModel(path, resolved.entry), overrides)
-    return LoadAttempt(path, params, sampling, prediction, _facts(plan, lock, fallbacks))
+    name = resolved.entry.display_name if resolved.entry is not None else None
+    return LoadAttempt(path, params, sampling, prediction, _facts(plan, lock, fallbacks), name)
 
 
 def _shrunk(hardware: HardwareProfile, plan: Plan) -> HardwareProfile:
@@ -181,7 +183,9 @@ def _engine(attempt: LoadAttempt) -> ChatEngine:
         from localr1.engine.isolated import IsolatedEngine
 
         return IsolatedEngine(attempt.path, attempt.params, attempt.sampling, probed=True)
-    return Engine(attempt.path, attempt.params, attempt.sampling, prediction=attempt.prediction, plan=attempt.facts)
+    engine = Engine(attempt.path, attempt.params, attempt.sampling, prediction=attempt.prediction, plan=attempt.facts)
+    engine.display_name = attempt.display_name
+    return engine
 
 
 def open_engine(model: str, request: LoadRequest, sampling_overrides: dict[str, Any] | None = None, *,

@@ -11,8 +11,10 @@ from typing import Any
 
 import tomli_w
 
+from localr1.budget import check_loop_mode, parse_budget
 from localr1.errors import ConfigError
 from localr1.paths import config_dir
+from localr1.presets import check_preset
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class Settings:
     workers: str | None = None  # RPC workers, "host:port,host:port" (see `localr1 worker`)
     use_mlock: bool = False  # lock the weights in RAM (needs RLIMIT_MEMLOCK of the model's size)
     model_folders: tuple[str, ...] = ()  # more folders of GGUFs for `localr1 models` and model names
+    think_budget: str = ""  # "2000" tokens or "90s"; empty: unlimited (a conversation may set its own)
+    loop_guard: str = "act"
+    preset: str = "plain"
 
     def sampling_overrides(self) -> dict[str, Any]:
         """The sampling values the user set, for the engine loader."""
@@ -47,6 +52,9 @@ class Settings:
             from localr1.workers import parse_workers
 
             parse_workers(self.workers)
+        parse_budget(self.think_budget)
+        check_loop_mode(self.loop_guard)
+        check_preset(self.preset)
         return self
 
     def worker_list(self) -> tuple[str, ...]:
@@ -66,6 +74,9 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "workers": ((str,), 'a list of workers, "host:port,host:port"'),
     "use_mlock": ((bool,), "true or false"),
     "model_folders": ((list,), "a list of folder paths"),
+    "think_budget": ((str,), 'a budget in tokens or seconds, e.g. "2000" or "90s"'),
+    "loop_guard": ((str,), '"off", "warn" or "act"'),
+    "preset": ((str,), '"plain", "math" or "code"'),
 }
 
 

@@ -27,6 +27,7 @@ from localr1 import errors
 from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, ThinkingDelta
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import ThinkingControl
 from localr1.errors import LocalR1Error, WorkerError
 from localr1.workers import Endpoint, lost_workers, parse_endpoint, probe_workers
 
@@ -164,13 +165,15 @@ class IsolatedEngine:
             assert isinstance(reply, _Count)
             return reply.tokens
 
-    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None) -> Iterator[Event]:
+    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None,
+             thinking: ThinkingControl | None = None) -> Iterator[Event]:
         """Stream the reply from the child; a lost worker ends it with an error and what arrived."""
         with self._lock:
             self._ensure_started()
-            yield from self._relay(messages, sampling or self.sampling)
+            yield from self._relay(messages, sampling or self.sampling, thinking)
 
-    def _relay(self, messages: list[ChatMessage], sampling: SamplingParams) -> Iterator[Event]:
+    def _relay(self, messages: list[ChatMessage], sampling: SamplingParams,
+               control: ThinkingControl | None) -> Iterator[Event]:
         assert self._conn is not None
         thinking: list[str] = []
         answer: list[str] = []
@@ -178,7 +181,7 @@ class IsolatedEngine:
         first: float | None = None
         finished = False
         try:
-            self._send(("chat", messages, sampling))
+            self._send(("chat", messages, sampling, control))
             while True:
                 try:
                     event = self._conn.recv()
@@ -240,6 +243,11 @@ class IsolatedEngine:
         with contextlib.suppress(EOFError, OSError):
             self._send(("cancel",))
 
+    def answer_now(self) -> None:
+        """End the thinking and answer with what was thought so far (from any thread)."""
+        with contextlib.suppress(EOFError, OSError):
+            self._send(("answer_now",))
+
     def close(self) -> None:
         """Stop the child and free the model (the workers free their buffers when it disconnects)."""
         with contextlib.suppress(EOFError, OSError):
@@ -281,9 +289,9 @@ def _serve(conn: Connection, engine: Any) -> None:
         with send_lock:
             conn.send(message)
 
-    def answer(messages: list[ChatMessage], sampling: SamplingParams) -> None:
+    def answer(messages: list[ChatMessage], sampling: SamplingParams, control: ThinkingControl | None) -> None:
         try:
-            for event in engine.chat(messages, sampling):
+            for event in engine.chat(messages, sampling, control):
                 if stop.is_set():  # a cancel that came before the engine cleared its own flag
                     engine.cancel()
                 send(event)
@@ -305,6 +313,8 @@ def _serve(conn: Connection, engine: Any) -> None:
         elif op == "cancel":
             stop.set()
             engine.cancel()
+        elif op == "answer_now":
+            engine.answer_now()
         elif op == "count":
             try:
                 send(_Count(engine.count_tokens(request[1])))

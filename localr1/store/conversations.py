@@ -201,6 +201,22 @@ class ConversationStore:
         with self._writing() as conn:
             conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
+    def think_budget(self, conversation_id: int) -> str | None:
+        """The conversation's own thinking budget ("2000", "90s"), or None to use the settings'."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT think_budget FROM conversation_settings WHERE conversation_id = ?",
+                               (conversation_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_think_budget(self, conversation_id: int, budget: str | None) -> None:
+        """Store (or with None, forget) the conversation's thinking budget."""
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT INTO conversation_settings (conversation_id, think_budget) VALUES (?, ?) "
+                "ON CONFLICT(conversation_id) DO UPDATE SET think_budget = excluded.think_budget",
+                (conversation_id, budget),
+            )
+
     # messages
     def add_message(
         self,

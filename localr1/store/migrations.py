@@ -136,6 +136,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX conversations_by_recency ON conversations(updated_at, id);
         """,
     ),
+    (
+        # Per-conversation reasoning settings (the thinking budget, as typed: "2000", "90s"), in a table
+        # of their own so the conversation rows stay as they are; deleting a conversation deletes them.
+        "0006_conversation_settings",
+        """
+        CREATE TABLE conversation_settings (
+            conversation_id INTEGER PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+            think_budget TEXT
+        );
+        """,
+    ),
 )
 
 class MigrationError(Exception):

@@ -15,6 +15,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ListView
 
+from localr1.budget import parse_budget
 from localr1.engine.params import LoadRequest
 from localr1.engine.port import ChatEngine, EngineFactory
 from localr1.errors import LocalR1Error, StoreError
@@ -49,6 +50,7 @@ class LocalR1App(App[None]):
     TITLE = "localr1"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop generation"),
+        Binding("f5", "answer_now", "Answer now (end the thinking)"),
         Binding("ctrl+r", "regenerate", "Regenerate last answer"),
         Binding("ctrl+l", "edit_last", "Edit and resend last message"),
         Binding("ctrl+o", "copy_answer", "Copy last answer"),
@@ -61,6 +63,7 @@ class LocalR1App(App[None]):
         Binding("ctrl+s", "export", "Export conversation (Markdown + JSON)"),
         Binding("f3", "pick_model", "Switch model"),
         Binding("f4", "settings", "Settings"),
+        Binding("f9", "conversation_budget", "Thinking budget for this conversation"),
         Binding("ctrl+b", "toggle_sidebar", "Show or hide conversations"),
         Binding("f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit"),
@@ -148,6 +151,8 @@ class LocalR1App(App[None]):
         conversations = self.store.conversations(limit=1)
         if conversations:
             await self.chat.open(conversations[0].id)
+        else:
+            await self.chat.show_welcome()
         if interrupted:
             self.notify(f"{interrupted} answer(s) were interrupted when the app last closed; kept as they were.")
         await self.refresh_sidebar()
@@ -287,6 +292,35 @@ class LocalR1App(App[None]):
     def action_stop(self) -> None:
         """Stop the answer being generated."""
         self.chat.stop()
+
+    def action_answer_now(self) -> None:
+        """End the model's thinking and let it answer now."""
+        if self.chat.answer_now():
+            self.notify("Answering now: the thinking so far is kept")
+        elif self.chat.generating:
+            self.notify("The model is not thinking now (answer-now applies while it thinks)", severity="warning")
+
+    def action_conversation_budget(self) -> None:
+        """Set this conversation's own thinking budget (empty: the one in settings)."""
+        conversation_id = self.chat.session.conversation_id
+        if conversation_id is None:
+            self.notify("Send a message first: the budget belongs to a conversation", severity="warning")
+            return
+        current = self.store.think_budget(conversation_id) or ""
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                parse_budget(text)
+                self.store.set_think_budget(conversation_id, text.strip() or None)
+            except LocalR1Error as exc:
+                self.notify(f"Budget not set: {exc}", severity="error", timeout=10)
+                return
+            self.notify(f"Thinking budget for this conversation: {text.strip() or 'as in settings'}")
+
+        self.push_screen(TextPrompt("Thinking budget (tokens like 2000, or time like 90s; empty: as in settings)",
+                                    current), done)
 
     async def action_regenerate(self) -> None:
         """Generate the last answer again."""

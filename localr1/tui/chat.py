@@ -10,9 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from localr1.budget import check_loop_mode, parse_budget
 from localr1.engine.params import SamplingParams
 from localr1.engine.port import ChatEngine
-from localr1.errors import StoreError
+from localr1.engine.thinking import ThinkingControl
+from localr1.errors import LocalR1Error, StoreError
+from localr1.presets import apply_preset, last_boxed
 from localr1.settings import Settings
 from localr1.store import ConversationStore
 from localr1.tui import gc_policy
@@ -33,6 +36,7 @@ from localr1.tui.session import ChatSession, Turn
 from localr1.tui.widgets.message_view import MessageView
 from localr1.tui.widgets.status_bar import StatusBar
 from localr1.tui.widgets.transcript import Transcript
+from localr1.tui.widgets.welcome import Welcome
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -42,12 +46,36 @@ CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 
 
 def stats_line(stats: dict[str, Any]) -> str:
-    """A short summary under an answer."""
+    """A short summary under an answer, with what ended the thinking and any loop."""
     try:
-        return (f"{stats['generated_tokens']} tokens · {float(stats['decode_tokens_per_s']):.1f} tok/s · "
+        line = (f"{stats['generated_tokens']} tokens · {float(stats['decode_tokens_per_s']):.1f} tok/s · "
                 f"ttft {float(stats['time_to_first_token_s']):.2f}s")
     except (KeyError, TypeError, ValueError):
         return ""
+    return "  ".join([line, *reasoning_notices(stats)])
+
+
+def thinking_control(settings: Settings, budget: str | None = None) -> ThinkingControl:
+    """The reasoning controls from the settings, with a conversation's own budget when it has one."""
+    tokens, seconds = parse_budget(settings.think_budget if budget is None else budget)
+    mode = check_loop_mode(settings.loop_guard)
+    return ThinkingControl(budget_tokens=tokens, budget_seconds=seconds, loop_guard=mode)
+
+
+def reasoning_notices(stats: dict[str, Any]) -> list[str]:
+    """'thinking ended by the budget' and 'loop detected after N tokens', when they happened."""
+    notices = []
+    ended = stats.get("thinking_ended_by")
+    if ended in ENDED_BY:
+        notices.append(f"⏱ {ENDED_BY[ended]} after {stats.get('thinking_tokens', 0)} tokens")
+    if stats.get("loop_detected_after") is not None:
+        what = "answer stopped" if stats.get("stop_reason") == "repetition" else "noted"
+        notices.append(f"↻ loop detected after {stats['loop_detected_after']} tokens ({what})")
+    return notices
+
+
+ENDED_BY = {"budget": "thinking ended by the budget", "answer_now": "thinking ended: answer now",
+            "loop": "thinking ended: it went in a loop"}
 
 
 class Notify(Protocol):
@@ -104,23 +132,46 @@ class ChatController:
         self._outcome: GenerationDone | GenerationFailed | None = None
         self._stop = threading.Event()
         self._context_used = 0
+        self._preset = "plain"
+        self.facts: dict[str, Any] | None = None  # the loaded model's describe()
+        self.thinking_live = False  # the reply in flight is thinking now (answer-now applies)
 
     # model facts
     def show_model(self, engine: ChatEngine) -> None:
-        """Model name and quant in the status bar."""
+        """Model name (the registry's when known) and quant in the status bar; the welcome says which."""
         facts = engine.describe()
-        label = f"{facts.get('model') or '?'} · {facts.get('quant') or '?'}"
+        self.facts = facts
+        name = facts.get("display_name") or facts.get("model") or "?"
+        label = f"{name} · {facts.get('quant') or '?'}"
         plan = facts.get("plan")
         if isinstance(plan, dict):  # the planner's choice: the context it holds and where the layers run
             label += f" · {_k(engine.context_size)} ctx · {plan.get('device_split') or '?'}"
         self.status_bar.set_model(label)
         self.status_bar.set_context(self._context_used, engine.context_size)
+        welcome = self._welcome()
+        if welcome is not None:
+            self.transcript.call_later(welcome.show_model, facts)
+
+    def _welcome(self) -> Welcome | None:
+        found = list(self.transcript.query(Welcome))
+        return found[0] if found else None
+
+    async def show_welcome(self) -> None:
+        """An empty conversation shows the welcome."""
+        if self._welcome() is None and not self.transcript.views:
+            await self.transcript.mount(Welcome(self.facts))
+
+    async def _hide_welcome(self) -> None:
+        welcome = self._welcome()
+        if welcome is not None:
+            await welcome.remove()
 
     # conversations
     async def new(self) -> None:
         """Clear the transcript for a new conversation."""
         self._context_used = 0
         await self.pager.clear()
+        await self.show_welcome()
         gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     async def open(self, conversation_id: int, around: int | None = None) -> None:
@@ -129,6 +180,7 @@ class ChatController:
             await self.pager.show_newest(conversation_id)
         else:
             await self.pager.show_around(conversation_id, around)
+        await self.show_welcome()
         gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     # sending
@@ -152,6 +204,7 @@ class ChatController:
         except StoreError as exc:
             self.notify(f"Message not sent: {exc}", severity="error", timeout=15)
             return False
+        await self._hide_welcome()
         self._user_view = await self.pager.append(MessageView("user", text, message_id=turn.id))
         await self.conversations_changed()
         await self._generate()
@@ -173,13 +226,26 @@ class ChatController:
         self.transcript.anchor()
         sampling = self._sampling(engine)
         messages = self.session.engine_messages()  # the empty streaming turn is left out
+        settings = self.settings()
+        conversation = self.session.conversation_id
+        budget = self.session.store.think_budget(conversation) if conversation is not None else None
+        try:
+            control = thinking_control(settings, budget)
+        except LocalR1Error as exc:  # a stored budget this version cannot read: the default one
+            self.notify(f"This conversation's thinking budget is unusable ({exc}); using the default",
+                        severity="warning")
+            control = thinking_control(settings)
+        if messages and messages[-1].role == "user":
+            messages[-1] = replace(messages[-1], content=apply_preset(messages[-1].content, settings.preset))
+        self._preset = settings.preset
+        self.thinking_live = False
         buffer = self._buffer = StreamBuffer()
         stop = self._stop = threading.Event()
         self._refresh = self.transcript.set_interval(REFRESH_INTERVAL_S, self._drain)
         target = self.transcript  # its messages bubble up to the app, which routes them back here
 
         def work() -> None:
-            run_generation(target, engine, messages, sampling, buffer, stop=stop)
+            run_generation(target, engine, messages, sampling, buffer, stop=stop, thinking=control)
 
         target.run_worker(work, thread=True, exclusive=True, group="generation", exit_on_error=False)
 
@@ -213,6 +279,13 @@ class ChatController:
         if self.generating and self.models.engine is not None:
             self._stop.set()  # seen by the worker even if the engine had not started yet
             self.models.engine.cancel()
+
+    def answer_now(self) -> bool:
+        """End the thinking now and let the model answer; False when nothing is thinking."""
+        if not (self.generating and self.thinking_live and self.models.engine is not None):
+            return False
+        self.models.engine.answer_now()
+        return True
 
     def save_on_exit(self) -> None:
         """The app is closing: save all text received so far (shown or still buffered) and stop.
@@ -250,8 +323,11 @@ class ChatController:
             self._first_token_at = now
             self._tokens_at_first = self._thinking_tokens + self._answer_tokens
         await self._view.append(batch.thinking, batch.answer)
+        self.thinking_live = self._view.thinking.live
         if self._view.thinking.live or (batch.answer and self._view.thinking.tokens == 0 and self._thinking_tokens):
-            self._view.thinking.update_label(self._thinking_tokens, now - self._started)
+            thought_s = now - (self._first_token_at or now)
+            speed = (self._thinking_tokens - self._tokens_at_first) / thought_s if thought_s > 0 else None
+            self._view.thinking.update_label(self._thinking_tokens, now - self._started, speed)
         elapsed = now - self._first_token_at
         tokens = self._thinking_tokens + self._answer_tokens
         if elapsed > 0:
@@ -281,7 +357,10 @@ class ChatController:
         if view.thinking.text and not view.thinking.tokens:
             view.thinking.update_label(self._thinking_tokens, self.clock() - self._started)
         stats = final.stats
-        view.set_status(status, f"error: {final.error}" if final.error else stats_line(stats.__dict__))
+        self.thinking_live = False
+        boxed = last_boxed(final.answer) if self._preset == "math" else None
+        footer = f"error: {final.error}" if final.error else stats_line(stats.__dict__)
+        view.set_status(status, f"final answer: {boxed}  {footer}" if boxed is not None else footer)
         self.status_bar.set_speed(stats.decode_tokens_per_s, stats.time_to_first_token_s)
         engine = self.models.engine
         self._context_used = stats.prompt_tokens + stats.generated_tokens

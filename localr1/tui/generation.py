@@ -14,6 +14,7 @@ from localr1.engine.events import AnswerDelta, ContextTrimmed, Finished, SlowDec
 from localr1.engine.params import SamplingParams
 from localr1.engine.port import ChatEngine
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import ThinkingControl
 from localr1.residency import lock_status_from, slow_decoding_notice
 from localr1.tui.text import one_line
 
@@ -149,6 +150,7 @@ def run_generation(
     buffer: StreamBuffer,
     *,
     stop: threading.Event | None = None,
+    thinking: ThinkingControl | None = None,
 ) -> None:
     """Thread body: fit the newest message, then stream the reply into `buffer`.
 
@@ -161,7 +163,7 @@ def run_generation(
         if trim.text != messages[-1].content:
             messages = [*messages[:-1], ChatMessage("user", trim.text)]
             target.post_message(PromptTrimmed(trim.text, trim.kept_tokens, trim.total_tokens))
-        for event in engine.chat(messages, sampling):
+        for event in engine.chat(messages, sampling, thinking):
             if stop is not None and stop.is_set():
                 engine.cancel()
             if isinstance(event, ThinkingDelta):
