@@ -25,8 +25,11 @@ def _start(args: list[str]) -> subprocess.Popen[str]:
 
 
 def _wait_for_thinking(proc: subprocess.Popen[str]) -> str:
-    """Read stderr until the model has written some thinking (stderr is not a terminal: no colour codes)."""
+    """Read stderr until the model has written some thinking (stderr is not a terminal: no colour codes); the
+    planner's one-line choice comes first and is not thinking."""
     assert proc.stderr is not None
+    plan = proc.stderr.readline()
+    assert plan.startswith("localr1: plan: "), plan
     seen = ""
     deadline = time.monotonic() + 300
     while len(seen.split()) < 4 and time.monotonic() < deadline:
@@ -35,7 +38,7 @@ def _wait_for_thinking(proc: subprocess.Popen[str]) -> str:
             break
         seen += char
     assert len(seen.split()) >= 4, seen
-    return seen
+    return plan + seen
 
 
 @pytest.mark.model
@@ -82,7 +85,8 @@ def test_stats_start_on_their_own_line() -> None:
     result = localr1("run", "--stats", "-t", "0", "-n", "6", "Say hello.", timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("\n")
-    assert result.stderr.lstrip().startswith("[")
+    plan, rest = result.stderr.split("\n", 1)  # the planner's one-line choice, then the stats on a line of their own
+    assert plan.startswith("localr1: plan: ") and rest.lstrip().startswith("[")
 
 
 @pytest.mark.parametrize(("value", "message"), [("lots", "tokens (2000) or time (90s, 2m)"), ("1.5", "whole number")])

@@ -85,9 +85,6 @@ class Notify(Protocol):
         """Show `message`."""
 
 
-def _k(n: int) -> str:
-    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
-
 
 class ChatController:
     """Owns the open conversation's views and the generation in flight.
@@ -144,8 +141,8 @@ class ChatController:
         name = facts.get("display_name") or facts.get("model") or "?"
         label = f"{name} · {facts.get('quant') or '?'}"
         plan = facts.get("plan")
-        if isinstance(plan, dict):  # the planner's choice: the context it holds and where the layers run
-            label += f" · {_k(engine.context_size)} ctx · {plan.get('device_split') or '?'}"
+        if isinstance(plan, dict):  # where the planner put the layers (the context is on the right: ctx used/size)
+            label += f" · {plan.get('device_split') or '?'}"
         self.status_bar.set_model(label)
         self.status_bar.set_context(self._context_used, engine.context_size)
         welcome = self._welcome()

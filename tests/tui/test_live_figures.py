@@ -47,7 +47,7 @@ async def test_live_speed_thinking_time_and_timed_saves_follow_the_clock(make_ap
         clock.advance(2.0)
         pace.release()  # one more token 2 s after the first
         await wait_for(pilot, lambda: speed(app) == "0.5 tok/s")
-        assert str(view.thinking.title) == "thinking… 2 tokens, 2 s"
+        assert str(view.thinking.title) == "thinking… 2 tokens, 2 s, 0.5 tok/s"
         assert row_text() == ("Step one. Step two. ", "", "streaming")  # half a second passed: saved
 
         pace.release()  # no time passed: shown, not saved again
