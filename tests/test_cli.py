@@ -77,7 +77,7 @@ def test_hide_thinking_prints_no_reasoning_and_showing_prints_all_of_it(r1_demo_
     assert plan.startswith("localr1: plan: Q4_1 (r1-demo.gguf)") and shown.stderr.startswith(plan + "\n")
     assert rest == notice  # nothing else but the notice that the limit ended the thinking
     assert shown.stderr == plan + "\n" + thinking + "\n" + notice  # the reasoning, the notice (no tty, no colour)
-    assert shown.stdout == hidden.stdout == "\n"  # no answer either way
+    assert shown.stdout == hidden.stdout == ""  # no answer either way: nothing on stdout
 
 
 @pytest.mark.parametrize(
