@@ -16,10 +16,13 @@ from rich.table import Table
 from rich.text import Text
 
 from localr1.errors import ConfigError
+from localr1.commands.options import number
 from localr1.hardware import CPUSpeed, HardwareProfile, cached_speed, load_profile, probe, save_speed, with_speed
 from localr1.plan import Config, Plan, Wishes, plan_model
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
+GIGABYTES = number(0.0, 1_000_000.0, what="a number of GB from 0 to 1000000")
+TOKENS_PER_S = number(0.0, 1_000_000.0, what="a number of tokens/s from 0 to 1000000")
 
 
 def add_plan_parser(subparsers: Any) -> None:
@@ -34,10 +37,10 @@ def add_plan_parser(subparsers: Any) -> None:
     p.add_argument("--ctx", type=int, help="plan exactly this context size")
     p.add_argument("--min-ctx", type=int, help="the least context worth having (default: 8192 for R1 models)")
     p.add_argument("--max-ctx", type=int, default=32768, help="the most context to plan (default: 32768)")
-    p.add_argument("--min-tps", type=float, help="the least decode speed wanted, in tokens/s")
+    p.add_argument("--min-tps", type=TOKENS_PER_S, help="the least decode speed wanted, in tokens/s")
     p.add_argument("--prefer", choices=("quality", "speed"), default="quality", help="what wins a trade-off")
-    p.add_argument("--max-memory", type=float, metavar="GB", help="use at most this much RAM")
-    p.add_argument("--reserve", type=float, metavar="GB", help="RAM left free for other programs (default: 5%%)")
+    p.add_argument("--max-memory", type=GIGABYTES, metavar="GB", help="use at most this much RAM")
+    p.add_argument("--reserve", type=GIGABYTES, metavar="GB", help="RAM left free for other programs (default: 5%%)")
     p.add_argument("--quant", help="use this variant type (e.g. Q4_K_M); the planner fills in the rest")
     p.add_argument("--kv-type", choices=KV_TYPES, help="KV cache type (q8_0 and q4_0 imply flash attention)")
     p.add_argument("--gpu-layers", type=int, help="layers to offload (llama.cpp's count, the output head included)")
