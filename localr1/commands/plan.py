@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from localr1.errors import ConfigError
 from localr1.commands.options import number
+from localr1.errors import ConfigError
 from localr1.hardware import CPUSpeed, HardwareProfile, cached_speed, load_profile, probe, save_speed, with_speed
 from localr1.plan import Config, Plan, Wishes, plan_model
 
