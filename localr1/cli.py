@@ -23,6 +23,7 @@ from localr1.commands.options import (
 )
 from localr1.errors import LocalR1Error
 from localr1.oserrors import file_system_error
+from localr1.plaintext import printable
 
 KV_TYPES = ("f16", "q8_0", "q4_0", "f32", "bf16")
 
@@ -141,7 +142,7 @@ def _report(exc: Exception, code: int, debug: bool) -> int:
     """One line on stderr (the traceback too with --debug); returns the exit code."""
     if debug:
         traceback.print_exc()
-    print(f"localr1: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    print(f"localr1: error: {printable(' '.join(str(exc).split()))}", file=sys.stderr)
     return code
 
 

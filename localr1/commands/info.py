@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from localr1.ggufinfo import GGUFInfo, read_info
+from localr1.plaintext import plain
 from localr1.registry import installed_path, load_registry, resolve_model
 
 
@@ -67,7 +68,7 @@ def info_command(model: str, as_json: bool) -> int:
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # a long path is folded, not cut
     for label, value in info_rows(info):
-        table.add_row(Text(label, style="bold"), Text(value))  # values come from the file: never markup
+        table.add_row(Text(label, style="bold"), plain(value))  # values come from the file: never markup
     Console().print(table)
     return 0
 
@@ -82,6 +83,6 @@ def models_command() -> int:
             f"{entry.sizes_gb['Q4_K_M']:.2f}" if "Q4_K_M" in entry.sizes_gb else "-",
             "yes" if path else "no",
         )
-        table.add_row(*(Text(cell) for cell in cells))
+        table.add_row(*(plain(cell) for cell in cells))
     Console().print(table)
     return 0

@@ -18,6 +18,7 @@ from rich.text import Text
 from localr1.commands.options import number
 from localr1.errors import ConfigError
 from localr1.hardware import CPUSpeed, HardwareProfile, cached_speed, load_profile, probe, save_speed, with_speed
+from localr1.plaintext import plain
 from localr1.plan import Config, Plan, Wishes, plan_model
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -123,7 +124,7 @@ def _kld(c: Config) -> str:
 def render_plan(plan: Plan, console: Console) -> None:
     """The chosen plan, its memory per device, and the alternatives (plain text for every name)."""
     c = plan.config
-    console.print(Text(f"Plan for {plan.model} on {plan.hardware}", style="bold"))
+    console.print(plain(f"Plan for {plan.model} on {plan.hardware}", style="bold"))
     summary = Table(show_header=False, box=None, pad_edge=False)
     rows = [
         ("variant", c.variant.label),
@@ -137,7 +138,7 @@ def render_plan(plan: Plan, console: Console) -> None:
         rows.append(("speed", f"{c.speed.decode_tps:.1f} tokens/s decoding ({c.speed.decode_tps_full:.1f} with the "
                               f"context full), {c.speed.prompt_tps:.0f} tokens/s reading a prompt"))
     for label, value in rows:
-        summary.add_row(Text(label, style="bold"), Text(value))
+        summary.add_row(Text(label, style="bold"), plain(value))
     console.print(summary)
     memory = Table("device", "weights", "KV cache", "compute", "runtime", "total", "budget",
                    title="predicted memory (GB)")
@@ -145,18 +146,18 @@ def render_plan(plan: Plan, console: Console) -> None:
     names = ["", *plan.gpu_names]
     for d, budget, name in zip(c.memory.devices, budgets, names, strict=False):
         label = f"{d.device} ({name})" if name else d.device
-        memory.add_row(Text(label), _gb(d.weights), _gb(d.kv_cache), _gb(d.compute), _gb(d.overhead),
+        memory.add_row(plain(label), _gb(d.weights), _gb(d.kv_cache), _gb(d.compute), _gb(d.overhead),
                        _gb(d.total), _gb(budget))
     console.print(memory)
     for note in plan.notes:
-        console.print(Text(f"note: {note}"))
+        console.print(plain(f"note: {note}"))
     if plan.alternatives:
         alt = Table("variant", "context", "KV", "memory GB", "tokens/s", "mean KLD", "why not", title="alternatives")
         for a in plan.alternatives:
             ac = a.config
-            alt.add_row(Text(a.variant.label), str(ac.context) if ac else "-", ac.kv_type if ac else "-",
-                        Text(_memory(ac)) if ac else "-", _speed(ac) if ac else "-",
-                        f"{a.variant.kld:.4f}" if a.variant.kld is not None else "-", Text(a.reason))
+            alt.add_row(plain(a.variant.label), str(ac.context) if ac else "-", ac.kv_type if ac else "-",
+                        plain(_memory(ac)) if ac else "-", _speed(ac) if ac else "-",
+                        f"{a.variant.kld:.4f}" if a.variant.kld is not None else "-", plain(a.reason))
         console.print(alt)
 
 
