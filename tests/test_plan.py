@@ -228,3 +228,22 @@ def test_a_speed_measured_on_a_busy_machine_is_flagged() -> None:
     busy = replace(profile, cpu_speed=replace(profile.cpu_speed, busy=True))
     assert not any("--measure" in note for note in _plan("r1-qwen-7b", profile).notes)
     assert any("--measure" in note for note in _plan("r1-qwen-7b", busy).notes)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("llama__block_count", 0, "layers is 0"),
+    ("llama__block_count", 20, "block_count 20 but tensors for layers 0 to 29"),  # was an IndexError traceback
+    ("llama__block_count", 40, "block_count 40 but tensors for layers 0 to 29"),  # was planned with 10 empty layers
+    ("llama__attention__head_count_kv", 0, "kv_heads is 0"),  # was planned with no KV cache at all
+])
+def test_a_header_with_an_impossible_shape_is_a_one_line_error(demo_path: Path, tmp_path: Path, key: str,
+                                                               value: int, message: str) -> None:
+    import gguf
+
+    from localr1.errors import ModelFileError
+    from localr1.planner.candidates import file_variant
+    from tests.gguf_edit import rewrite_gguf
+
+    bad = rewrite_gguf(demo_path, tmp_path / "bad.gguf", **{key: (gguf.GGUFValueType.UINT32, value)})
+    with pytest.raises(ModelFileError, match=f"declares an impossible model shape \\({message}\\)"):
+        file_variant(bad)
