@@ -117,8 +117,11 @@ def _models(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `localr1` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # building the parser imports every command: a second or more on a busy machine
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -128,14 +131,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LocalR1Error as exc:
         return _report(exc, exc.exit_code, args.debug)
     except KeyboardInterrupt:
-        print("localr1: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         # The reader of our output went away (`localr1 run ... | head`): nothing left to say to anyone.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:  # the last resort: a file error no command put in words
         return _report(file_system_error(exc), 1, args.debug)
+
+
+def _interrupted() -> int:
+    print("localr1: interrupted", file=sys.stderr)
+    return 130
 
 
 def _report(exc: Exception, code: int, debug: bool) -> int:

@@ -149,3 +149,31 @@ def test_ctrl_c_with_json_reports_cancelled() -> None:
     # Ctrl-C now stops the prompt reading too: on a slow machine no token may have come yet.
     if data["stats"]["generated_tokens"] > 2:
         assert data["answer"]
+
+
+_CTRL_C_WHILE_IMPORTING = """
+import runpy, sys
+
+TARGET = sys.argv[1]
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == TARGET:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while this module was being imported
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["localr1", "plan", "r1-qwen-7b", "--hardware", "laptop-8gb"]
+runpy.run_module("localr1", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module", ["localr1.cli", "localr1.commands.plan"])
+def test_ctrl_c_while_the_command_line_is_imported_is_one_line(module: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_IMPORTING, module], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ), check=False)
+    assert result.returncode == 130 and result.stderr == "localr1: interrupted\n"
