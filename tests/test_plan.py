@@ -247,3 +247,20 @@ def test_a_header_with_an_impossible_shape_is_a_one_line_error(demo_path: Path, 
     bad = rewrite_gguf(demo_path, tmp_path / "bad.gguf", **{key: (gguf.GGUFValueType.UINT32, value)})
     with pytest.raises(ModelFileError, match=f"declares an impossible model shape \\({message}\\)"):
         file_variant(bad)
+
+
+def test_a_context_the_model_cannot_hold_is_not_blamed_on_memory() -> None:
+    # 48 GB of GPU: memory is not what limits the 7B's context; its 131072 trained tokens are
+    plan = _plan("r1-qwen-7b", "workstation-2x24gb", min_context=1_048_576, max_context=1_048_576)
+    assert plan.config.context == 131_072
+    assert plan.notes[0] == ("r1-qwen-7b is planned with at most 131072 tokens of context (the 131072 it was "
+                             "trained on), less than the 1048576 wanted")
+    assert not any("closing programs" in note for note in plan.notes)
+    capped = _plan("r1-qwen-7b", "workstation-2x24gb", min_context=65_536, max_context=32_768)
+    assert "(--max-ctx 32768)" in capped.notes[0]
+
+
+def test_an_exact_context_beyond_the_trained_one_says_so() -> None:
+    plan = _plan("r1-qwen-7b", "workstation-2x24gb", context=262_144)
+    assert plan.config.context == 262_144
+    assert "262144 tokens is beyond the 131072 r1-qwen-7b was trained on" in plan.notes[0]

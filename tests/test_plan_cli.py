@@ -108,3 +108,10 @@ def test_all_profiles_markdown_is_the_doc() -> None:
     result = localr1("plan", "--all-profiles", "--markdown", timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout == DOC_PATH.read_text(encoding="utf-8")
+
+
+def test_a_minimum_context_above_the_maximum_is_a_one_line_error() -> None:
+    result = localr1("plan", "r1-qwen-7b", "--hardware", "laptop-8gb", "--min-ctx", "65536")  # --max-ctx is 32768
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == ("localr1: error: --min-ctx 65536 is above --max-ctx 32768: raise --max-ctx or lower "
+                             "--min-ctx\n")
