@@ -61,7 +61,8 @@ def _wishes(args: argparse.Namespace) -> Wishes:
         if value is not None and not 256 <= value <= 1_048_576:
             raise ConfigError(f"--{name.replace('_', '-')} {value} is out of range (256 to 1048576)")
     if args.min_ctx is not None and args.min_ctx > args.max_ctx:
-        raise ConfigError(f"--min-ctx {args.min_ctx} is above --max-ctx {args.max_ctx}: raise --max-ctx or lower --min-ctx")
+        raise ConfigError(f"--min-ctx {args.min_ctx} is above --max-ctx {args.max_ctx}: "
+                          "raise --max-ctx or lower --min-ctx")
     if args.gpu_layers is not None and args.gpu_layers < 0:
         raise ConfigError(f"--gpu-layers {args.gpu_layers} must be 0 or more")
     for name in ("max_memory", "reserve", "min_tps"):
