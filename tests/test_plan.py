@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,7 +245,8 @@ def test_a_header_with_an_impossible_shape_is_a_one_line_error(demo_path: Path, 
     from localr1.planner.candidates import file_variant
     from tests.gguf_edit import rewrite_gguf
 
-    bad = rewrite_gguf(demo_path, tmp_path / "bad.gguf", **{key: (gguf.GGUFValueType.UINT32, value)})
+    changes: dict[str, Any] = {key: (gguf.GGUFValueType.UINT32, value)}
+    bad = rewrite_gguf(demo_path, tmp_path / "bad.gguf", **changes)
     with pytest.raises(ModelFileError, match=f"declares an impossible model shape \\({message}\\)"):
         file_variant(bad)
 
