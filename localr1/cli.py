@@ -24,6 +24,7 @@ from localr1.commands.options import (
 )
 from localr1.errors import LocalR1Error
 from localr1.oserrors import file_system_error
+from localr1.plaintext import printable
 
 KV_TYPES = ("f16", "q8_0", "q4_0", "f32", "bf16")
 
@@ -138,8 +139,11 @@ def _info(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `localr1` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # building the parser imports every command: a second or more on a busy machine
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -149,8 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LocalR1Error as exc:
         return _report(exc, exc.exit_code, args.debug)
     except KeyboardInterrupt:
-        print("localr1: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         # The reader of our output went away (`localr1 run ... | head`): nothing left to say to anyone.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -159,11 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(file_system_error(exc), 1, args.debug)
 
 
+def _interrupted() -> int:
+    print("localr1: interrupted", file=sys.stderr)
+    return 130
+
+
 def _report(exc: Exception, code: int, debug: bool) -> int:
     """One line on stderr (the traceback too with --debug); returns the exit code."""
     if debug:
         traceback.print_exc()
-    print(f"localr1: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    print(f"localr1: error: {printable(' '.join(str(exc).split()))}", file=sys.stderr)
     return code
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -93,7 +94,10 @@ class HardwareProfile:
         """Build a profile from its JSON form; a wrong or missing field is a ConfigError naming it."""
         try:
             values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-            values["cpu_flags"] = tuple(values.get("cpu_flags", ()))
+            flags = values.get("cpu_flags", ())
+            if isinstance(flags, str):
+                raise TypeError("'cpu_flags' must be a list, not a string")
+            values["cpu_flags"] = tuple(flags)
             values["gpus"] = tuple(GPU(**g) for g in values.get("gpus", ()))
             speed = values.get("cpu_speed")
             if speed:
@@ -102,10 +106,49 @@ class HardwareProfile:
             profile = cls(**values)
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{origin} is not a valid hardware profile ({exc}); see localr1/profiles/") from None
-        for name in ("ram_total", "ram_available", "physical_cores"):
-            if not isinstance(getattr(profile, name), int) or getattr(profile, name) <= 0:
-                raise ConfigError(f"{origin}: '{name}' must be a positive integer")
+        problem = profile_problem(profile)
+        if problem:
+            raise ConfigError(f"{origin}: {problem}; see localr1/profiles/")
         return profile
+
+
+def _whole(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _real(value: object, *, positive: bool) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return value > 0 if positive else value >= 0
+
+
+def speed_problem(speed: CPUSpeed) -> str | None:
+    """What is wrong with a measured speed (a zero, negative or non-finite figure), or None."""
+    for table in ("type_bandwidth", "type_flops"):
+        values = getattr(speed, table)
+        if not isinstance(values, dict) or not all(_real(v, positive=True) for v in values.values()):
+            return f"cpu_speed '{table}' must map each type to a positive number"
+    for name, positive in (("ram_bandwidth", True), ("token_overhead_s", False), ("layer_overhead_s", False)):
+        if not _real(getattr(speed, name), positive=positive):
+            return f"cpu_speed '{name}' must be a {'positive' if positive else 'non-negative'} number"
+    if not _whole(speed.threads, 1):
+        return "cpu_speed 'threads' must be a positive integer"
+    return None
+
+
+def profile_problem(profile: HardwareProfile) -> str | None:
+    """What is wrong with a profile's figures (wrong type, zero, negative, NaN), or None."""
+    for name in ("ram_total", "ram_available", "physical_cores", "logical_cpus"):
+        if not _whole(getattr(profile, name), 1):
+            return f"'{name}' must be a positive integer"
+    if not all(isinstance(f, str) for f in profile.cpu_flags):
+        return "'cpu_flags' must be a list of strings"
+    for i, gpu in enumerate(profile.gpus):
+        if not (_whole(gpu.total, 1) and _whole(gpu.free, 0) and gpu.free <= gpu.total):
+            return f"GPU {i}: 'total' must be a positive integer and 'free' an integer from 0 to 'total'"
+        if not (_real(gpu.bandwidth, positive=True) and _real(gpu.flops, positive=True)):
+            return f"GPU {i}: 'bandwidth' and 'flops' must be positive numbers"
+    return speed_problem(profile.cpu_speed) if profile.cpu_speed is not None else None
 
 
 def shipped_profiles() -> list[str]:
@@ -308,9 +351,10 @@ def cached_speed(profile: HardwareProfile, threads: int) -> CPUSpeed | None:
     """The cached measurement for this machine, or None (never measured, other build, unreadable)."""
     try:
         data = json.loads(speed_cache_path(profile, threads).read_text(encoding="utf-8"))
-        return CPUSpeed(**{**data, "repacked_types": tuple(data.get("repacked_types", ()))})
+        speed = CPUSpeed(**{**data, "repacked_types": tuple(data.get("repacked_types", ()))})
     except (OSError, ValueError, TypeError):
         return None
+    return None if speed_problem(speed) else speed
 
 
 def save_speed(profile: HardwareProfile, speed: CPUSpeed) -> Path:

@@ -374,10 +374,19 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
     wanted = [c for c in pool if (wishes.context is not None or c.context >= useful)
               and (wishes.min_tokens_per_s is None or _tps(c) >= wishes.min_tokens_per_s)]
     notes: list[str] = []
+    trained = shape.context_length
+    if wishes.context is not None and trained and wishes.context > trained:
+        notes.append(f"{wishes.context} tokens is beyond the {trained} {model} was trained on: "
+                     "text past that point may degrade")
     if not wanted and pool:
         wanted = pool
         longest = max(c.context for c in pool)
-        if longest < useful:
+        cap = min(trained or DEFAULT_MAX_CONTEXT, wishes.max_context)
+        if longest < useful and longest >= cap:  # the limit is the model's or the wish's, not memory
+            why = f"the {trained} it was trained on" if cap == trained else f"--max-ctx {cap}"
+            notes.append(f"{model} is planned with at most {cap} tokens of context ({why}), "
+                         f"less than the {useful} wanted")
+        elif longest < useful:
             notes.append(f"only {longest} tokens of context fit: long reasoning may be cut off "
                          f"(a smaller model or closing programs would allow {useful})")
         elif wishes.min_tokens_per_s is not None:

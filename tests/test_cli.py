@@ -163,6 +163,34 @@ def test_ctrl_c_with_json_reports_cancelled(demo_path: Path) -> None:
     assert 0 < data["stats"]["generated_tokens"] < 3000 and data["answer"].strip()
 
 
+_CTRL_C_WHILE_IMPORTING = """
+import runpy, sys
+
+TARGET = sys.argv[1]
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == TARGET:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while this module was being imported
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["localr1", "plan", "r1-qwen-7b", "--hardware", "laptop-8gb"]
+runpy.run_module("localr1", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module", ["localr1.cli", "localr1.commands.plan"])
+def test_ctrl_c_while_the_command_line_is_imported_is_one_line(module: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_IMPORTING, module], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ), check=False)
+    assert result.returncode == 130 and result.stderr == "localr1: interrupted\n"
+
+
 @pytest.mark.model
 def test_run_loading_and_sampling_options_reach_the_engine(r1_demo_path: Path) -> None:
     base = ("run", "--json", "-m", str(r1_demo_path), "-t", "0", "-n", "4", "--ctx", "512")

@@ -25,6 +25,28 @@ def test_info_shows_a_name_with_brackets_as_written(demo_path: Path, tmp_path: P
     assert json.loads(localr1("info", "--json", str(model)).stdout)["name"] == name
 
 
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m"  # retitle the terminal, clear the screen, a one-byte CSI
+
+
+def test_info_never_sends_escape_sequences_from_a_file(demo_path: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    model = rewrite_gguf(demo_path, tmp_path / "esc.gguf", general__name=(STRING, f"Evil{ESCAPES}" + "N" * 100_000))
+    result = localr1("info", str(model))
+    assert result.returncode == 0, result.stderr
+    assert not any(c in result.stdout for c in "\x1b\x07\x9b")
+    assert "Evil\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m" in result.stdout  # shown, as escapes
+    assert len(result.stdout) < 5000  # a 100,000-character name is cut, and says so
+    assert "more characters)" in result.stdout
+
+
+def test_error_lines_never_send_escape_sequences(demo_path: Path, tmp_path: Path) -> None:
+    model = rewrite_gguf(demo_path, tmp_path / "arch.gguf", general__architecture=(STRING, f"evil{ESCAPES}"))
+    result = localr1("info", str(model))
+    assert result.returncode == 1 and "unknown model architecture 'evil\\x1b]0;pwned" in result.stderr
+    assert not any(c in result.stderr for c in "\x1b\x07\x9b")
+
+
 def test_chat_on_a_locked_database_is_one_line_and_moves_nothing() -> None:
     path = data_dir() / "conversations.db"
     store = ConversationStore(path)

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,47 @@ def test_measured_speed_is_cached_per_machine(tmp_path: Path) -> None:
     assert cached_speed(profile, 4) is None  # another thread count is another measurement
     other = HardwareProfile(**{**profile.__dict__, "cpu_model": "another CPU"})
     assert cached_speed(other, 2) is None
+
+
+def _edited(name: str, edit: Any) -> dict[str, Any]:
+    data = load_profile(name).to_json()
+    edit(data)
+    return data
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["gpus"][0].update(total=-12 * GiB, free=-1), "GPU 0: 'total' must be a positive integer"),
+    (lambda d: d["gpus"][0].update(total="12G"), "GPU 0: 'total' must be a positive integer"),
+    (lambda d: d["gpus"][0].update(free=d["gpus"][0]["total"] + 1), "'free' an integer from 0 to 'total'"),
+    (lambda d: d["gpus"][0].update(bandwidth=0), "GPU 0: 'bandwidth' and 'flops' must be positive"),
+    (lambda d: d["cpu_speed"]["type_bandwidth"].update(Q4_K=0.0), "'type_bandwidth' must map each type"),
+    (lambda d: d["cpu_speed"]["type_flops"].update(Q4_K=-1.0), "'type_flops' must map each type"),
+    (lambda d: d["cpu_speed"].update(token_overhead_s=float("nan")), "'token_overhead_s' must be a non-negative"),
+    (lambda d: d["cpu_speed"].update(ram_bandwidth=0), "'ram_bandwidth' must be a positive number"),
+    (lambda d: d["cpu_speed"].update(threads=0), "'threads' must be a positive integer"),
+    (lambda d: d.update(ram_total=True), "'ram_total' must be a positive integer"),
+    (lambda d: d.update(logical_cpus=0), "'logical_cpus' must be a positive integer"),
+    (lambda d: d.update(cpu_flags="avx2"), "'cpu_flags' must be a list"),
+])
+def test_hostile_profile_figures_are_one_line_errors(tmp_path: Path, edit: Any, message: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_edited("desktop-32gb-rtx3060", edit)))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_profile(str(bad))
+
+
+def test_plan_with_a_zero_bandwidth_profile_is_one_line(tmp_path: Path) -> None:
+    from tests.cli_helpers import localr1
+
+    bad = tmp_path / "zero.json"
+    bad.write_text(json.dumps(_edited("laptop-8gb", lambda d: d["cpu_speed"]["type_bandwidth"].update(
+        {k: 0.0 for k in d["cpu_speed"]["type_bandwidth"]}))))
+    result = localr1("plan", "r1-qwen-7b", "--hardware", str(bad))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "'type_bandwidth' must map each type to a positive number" in result.stderr
+
+
+def test_a_cached_speed_with_impossible_figures_is_measured_again(tmp_path: Path) -> None:
+    profile = probe(tmp_path, check_offload=False)
+    save_speed(profile, CPUSpeed({"Q8_0": 0.0}, {"Q8_0": 1e11}, 1e-4, 1e-5, 2e10, 2, "test"))
+    assert cached_speed(profile, 2) is None

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -228,3 +229,40 @@ def test_a_speed_measured_on_a_busy_machine_is_flagged() -> None:
     busy = replace(profile, cpu_speed=replace(profile.cpu_speed, busy=True))
     assert not any("--measure" in note for note in _plan("r1-qwen-7b", profile).notes)
     assert any("--measure" in note for note in _plan("r1-qwen-7b", busy).notes)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("llama__block_count", 0, "layers is 0"),
+    ("llama__block_count", 20, "block_count 20 but tensors for layers 0 to 29"),  # was an IndexError traceback
+    ("llama__block_count", 40, "block_count 40 but tensors for layers 0 to 29"),  # was planned with 10 empty layers
+    ("llama__attention__head_count_kv", 0, "kv_heads is 0"),  # was planned with no KV cache at all
+])
+def test_a_header_with_an_impossible_shape_is_a_one_line_error(demo_path: Path, tmp_path: Path, key: str,
+                                                               value: int, message: str) -> None:
+    import gguf
+
+    from localr1.errors import ModelFileError
+    from localr1.planner.candidates import file_variant
+    from tests.gguf_edit import rewrite_gguf
+
+    changes: dict[str, Any] = {key: (gguf.GGUFValueType.UINT32, value)}
+    bad = rewrite_gguf(demo_path, tmp_path / "bad.gguf", **changes)
+    with pytest.raises(ModelFileError, match=f"declares an impossible model shape \\({message}\\)"):
+        file_variant(bad)
+
+
+def test_a_context_the_model_cannot_hold_is_not_blamed_on_memory() -> None:
+    # 48 GB of GPU: memory is not what limits the 7B's context; its 131072 trained tokens are
+    plan = _plan("r1-qwen-7b", "workstation-2x24gb", min_context=1_048_576, max_context=1_048_576)
+    assert plan.config.context == 131_072
+    assert plan.notes[0] == ("r1-qwen-7b is planned with at most 131072 tokens of context (the 131072 it was "
+                             "trained on), less than the 1048576 wanted")
+    assert not any("closing programs" in note for note in plan.notes)
+    capped = _plan("r1-qwen-7b", "workstation-2x24gb", min_context=65_536, max_context=32_768)
+    assert "(--max-ctx 32768)" in capped.notes[0]
+
+
+def test_an_exact_context_beyond_the_trained_one_says_so() -> None:
+    plan = _plan("r1-qwen-7b", "workstation-2x24gb", context=262_144)
+    assert plan.config.context == 262_144
+    assert "262144 tokens is beyond the 131072 r1-qwen-7b was trained on" in plan.notes[0]

@@ -58,6 +58,16 @@ def test_bad_options_are_one_line_errors(args: list[str], message: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("option, value", [
+    ("--max-memory", "nan"), ("--max-memory", "1e300"), ("--reserve", "inf"), ("--min-tps", "nan"),
+])
+def test_float_options_refuse_non_finite_and_huge_values(option: str, value: str) -> None:
+    result = localr1("plan", "r1-qwen-7b", "--hardware", "laptop-8gb", f"{option}={value}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert f"argument {option}: must be a number of" in result.stderr
+
+
 def test_names_are_printed_as_plain_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     from localr1.planner.mix import mixed_tensors
@@ -98,3 +108,10 @@ def test_all_profiles_markdown_is_the_doc() -> None:
     result = localr1("plan", "--all-profiles", "--markdown", timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout == DOC_PATH.read_text(encoding="utf-8")
+
+
+def test_a_minimum_context_above_the_maximum_is_a_one_line_error() -> None:
+    result = localr1("plan", "r1-qwen-7b", "--hardware", "laptop-8gb", "--min-ctx", "65536")  # --max-ctx is 32768
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == ("localr1: error: --min-ctx 65536 is above --max-ctx 32768: raise --max-ctx or lower "
+                             "--min-ctx\n")

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from localr1.ggufinfo import GGUFInfo, read_info
+from localr1.plaintext import plain
 from localr1.registry import resolve_model
 
 
@@ -73,6 +74,6 @@ def info_command(model: str, as_json: bool) -> int:
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # a long path is folded, not cut
     for label, value in info_rows(info):
-        table.add_row(Text(label, style="bold"), Text(value))  # values come from the file: never markup
+        table.add_row(Text(label, style="bold"), plain(value))  # values come from the file: never markup
     Console().print(table)
     return 0

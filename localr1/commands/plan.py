@@ -15,12 +15,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from localr1.commands.options import add_workers_option
+from localr1.commands.options import add_workers_option, number
 from localr1.errors import ConfigError
 from localr1.hardware import CPUSpeed, HardwareProfile, cached_speed, load_profile, probe, save_speed, with_speed
+from localr1.plaintext import plain
 from localr1.plan import Config, Plan, Wishes, plan_model
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
+GIGABYTES = number(0.0, 1_000_000.0, what="a number of GB from 0 to 1000000")
+TOKENS_PER_S = number(0.0, 1_000_000.0, what="a number of tokens/s from 0 to 1000000")
 
 
 def add_plan_parser(subparsers: Any) -> None:
@@ -35,10 +38,10 @@ def add_plan_parser(subparsers: Any) -> None:
     p.add_argument("--ctx", type=int, help="plan exactly this context size")
     p.add_argument("--min-ctx", type=int, help="the least context worth having (default: 8192 for R1 models)")
     p.add_argument("--max-ctx", type=int, default=32768, help="the most context to plan (default: 32768)")
-    p.add_argument("--min-tps", type=float, help="the least decode speed wanted, in tokens/s")
+    p.add_argument("--min-tps", type=TOKENS_PER_S, help="the least decode speed wanted, in tokens/s")
     p.add_argument("--prefer", choices=("quality", "speed"), default="quality", help="what wins a trade-off")
-    p.add_argument("--max-memory", type=float, metavar="GB", help="use at most this much RAM")
-    p.add_argument("--reserve", type=float, metavar="GB", help="RAM left free for other programs (default: 5%%)")
+    p.add_argument("--max-memory", type=GIGABYTES, metavar="GB", help="use at most this much RAM")
+    p.add_argument("--reserve", type=GIGABYTES, metavar="GB", help="RAM left free for other programs (default: 5%%)")
     p.add_argument("--quant", help="use this variant type (e.g. Q4_K_M); the planner fills in the rest")
     p.add_argument("--kv-type", choices=KV_TYPES, help="KV cache type (q8_0 and q4_0 imply flash attention)")
     p.add_argument("--gpu-layers", type=int, help="layers to offload (llama.cpp's count, the output head included)")
@@ -58,6 +61,9 @@ def _wishes(args: argparse.Namespace) -> Wishes:
         value = getattr(args, name)
         if value is not None and not 256 <= value <= 1_048_576:
             raise ConfigError(f"--{name.replace('_', '-')} {value} is out of range (256 to 1048576)")
+    if args.min_ctx is not None and args.min_ctx > args.max_ctx:
+        raise ConfigError(f"--min-ctx {args.min_ctx} is above --max-ctx {args.max_ctx}: "
+                          "raise --max-ctx or lower --min-ctx")
     if args.gpu_layers is not None and args.gpu_layers < 0:
         raise ConfigError(f"--gpu-layers {args.gpu_layers} must be 0 or more")
     for name in ("max_memory", "reserve", "min_tps"):
@@ -122,7 +128,7 @@ def _kld(c: Config) -> str:
 def render_plan(plan: Plan, console: Console) -> None:
     """The chosen plan, its memory per device, and the alternatives (plain text for every name)."""
     c = plan.config
-    console.print(Text(f"Plan for {plan.model} on {plan.hardware}", style="bold"))
+    console.print(plain(f"Plan for {plan.model} on {plan.hardware}", style="bold"))
     summary = Table(show_header=False, box=None, pad_edge=False)
     rows = [
         ("variant", c.variant.label),
@@ -136,7 +142,7 @@ def render_plan(plan: Plan, console: Console) -> None:
         rows.append(("speed", f"{c.speed.decode_tps:.1f} tokens/s decoding ({c.speed.decode_tps_full:.1f} with the "
                               f"context full), {c.speed.prompt_tps:.0f} tokens/s reading a prompt"))
     for label, value in rows:
-        summary.add_row(Text(label, style="bold"), Text(value))
+        summary.add_row(Text(label, style="bold"), plain(value))
     console.print(summary)
     memory = Table("device", "weights", "KV cache", "compute", "runtime", "total", "budget",
                    title="predicted memory (GB)")
@@ -144,18 +150,18 @@ def render_plan(plan: Plan, console: Console) -> None:
     names = ["", *plan.gpu_names]
     for d, budget, name in zip(c.memory.devices, budgets, names, strict=False):
         label = f"{d.device} ({name})" if name else d.device
-        memory.add_row(Text(label), _gb(d.weights), _gb(d.kv_cache), _gb(d.compute), _gb(d.overhead),
+        memory.add_row(plain(label), _gb(d.weights), _gb(d.kv_cache), _gb(d.compute), _gb(d.overhead),
                        _gb(d.total), _gb(budget))
     console.print(memory)
     for note in plan.notes:
-        console.print(Text(f"note: {note}"))
+        console.print(plain(f"note: {note}"))
     if plan.alternatives:
         alt = Table("variant", "context", "KV", "memory GB", "tokens/s", "mean KLD", "why not", title="alternatives")
         for a in plan.alternatives:
             ac = a.config
-            alt.add_row(Text(a.variant.label), str(ac.context) if ac else "-", ac.kv_type if ac else "-",
-                        Text(_memory(ac)) if ac else "-", _speed(ac) if ac else "-",
-                        f"{a.variant.kld:.4f}" if a.variant.kld is not None else "-", Text(a.reason))
+            alt.add_row(plain(a.variant.label), str(ac.context) if ac else "-", ac.kv_type if ac else "-",
+                        plain(_memory(ac)) if ac else "-", _speed(ac) if ac else "-",
+                        f"{a.variant.kld:.4f}" if a.variant.kld is not None else "-", plain(a.reason))
         console.print(alt)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from localr1.errors import ModelFileError, ModelNotFoundError
-from localr1.gguf_header import HeaderError, read_header
+from localr1.gguf_header import GGUFHeader, HeaderError, read_header
 from localr1.planner.mix import FILE_TYPE_NAMES, FILE_TYPES
 from localr1.planner.shape import ModelShape
 from localr1.planner.weights import WeightsLayout
@@ -72,6 +72,9 @@ def file_variant(path: Path, quality: dict[str, float] | None = None) -> tuple[M
     except (OSError, ValueError, HeaderError) as exc:
         raise ModelFileError(f"cannot read the GGUF header of {path}: {exc}") from None
     shape = ModelShape.from_header(header)
+    problem = _shape_problem(shape, header)
+    if problem:
+        raise ModelFileError(f"{path} declares an impossible model shape ({problem}); download or convert it again")
     file_type = FILE_TYPE_NAMES.get(int(header.metadata.get("general.file_type") or -1), "unknown")
     measured = (quality or {}).get(path.name)
     kld, source = ((measured, f"measured ({QUALITY_FILE})") if measured is not None
@@ -79,6 +82,23 @@ def file_variant(path: Path, quality: dict[str, float] | None = None) -> tuple[M
     variant = Variant(file_type, WeightsLayout.from_header(header, shape.layers), kld, source, path,
                       path.stat().st_size)
     return shape, variant
+
+
+def _shape_problem(shape: ModelShape, header: GGUFHeader) -> str | None:
+    """What in a header's shape cannot be a real model (llama.cpp would refuse it), or None."""
+    for name in ("layers", "hidden", "heads", "kv_heads", "head_dim"):
+        if getattr(shape, name) < 1:
+            return f"{name} is {getattr(shape, name)}"
+    indices = set()
+    for tensor in header.tensors:
+        if tensor.name.startswith("blk."):
+            index = tensor.name.split(".", 2)[1]
+            if not index.isdigit():
+                return f"tensor {tensor.name!r} names no layer"
+            indices.add(int(index))
+    if indices and (max(indices) >= shape.layers or shape.layers > max(indices) + 1):
+        return f"block_count {shape.layers} but tensors for layers 0 to {max(indices)}"
+    return None
 
 
 def is_reasoning_file(path: Path) -> bool:

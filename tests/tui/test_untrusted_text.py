@@ -26,6 +26,24 @@ async def test_hostile_model_names_are_shown_as_written(make_app: AppMaker, tmp_
             assert app.chat.session.turns[-1].status == "complete"
 
 
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m"  # retitle the terminal, clear the screen, a one-byte CSI
+
+
+async def test_escape_sequences_in_model_names_and_errors_are_shown_not_sent(make_app: AppMaker) -> None:
+    factory = FakeFactory(FakeScript(name=f"Evil{ESCAPES}"))
+    app = make_app(settings=Settings(model="/models/hostile.gguf"), factory=factory)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await ready(pilot)
+        shown = str(app.status_bar.model_label.render())
+        assert shown == "Evil\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m · Q4_K_M"
+        factory.script = FakeScript(describe_error=ValueError(f"bad name {ESCAPES}"))
+        app.load_model("/models/odd.gguf")
+        await wait_for(pilot, lambda: any("Could not load" in n for n in notifications(app)))
+        message = next(n for n in notifications(app) if "Could not load" in n)
+        assert message.endswith("bad name \\x1b]0;pwned\\x07\\x1b[2J\\x9b31m")
+        assert not any(c in message + screen_text(app) for c in "\x1b\x07\x9b")
+
+
 async def test_a_model_whose_facts_cannot_be_shown_never_becomes_the_saved_default(
         make_app: AppMaker, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"

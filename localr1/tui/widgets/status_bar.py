@@ -6,6 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
+from localr1.plaintext import printable
+
 
 def _k(n: int) -> str:
     return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
@@ -30,8 +32,8 @@ class StatusBar(Horizontal):
         yield self.memory_label
 
     def set_model(self, text: str) -> None:
-        """Model name and quant type (or a loading/error note)."""
-        self.model_label.update(text)
+        """Model name and quant type (or a loading/error note); escape sequences from the file shown, not sent."""
+        self.model_label.update(printable(text, limit=200))
 
     def set_context(self, used: int, total: int) -> None:
         """Context used out of total, as a bar and a label."""

@@ -6,6 +6,8 @@ from typing import Any
 
 from textual.widgets import Markdown
 
+from localr1.plaintext import printable
+
 GET_R1 = (
     "To run an R1 model, convert and quantize a checkpoint you downloaded from Hugging Face:\n\n"
     "```\n"
@@ -19,8 +21,9 @@ KEYS = ("**Enter** send · **Esc** stop · **F5** answer now (ends the thinking)
 
 
 def _plain(text: str) -> str:
-    """Model names come from files: every Markdown character shown as itself."""
-    return "".join("\\" + c if c in "\\`*_{}[]()<>#+-.!|~" else c for c in " ".join(text.split()))
+    """Model names come from files: every Markdown character shown as itself, escape sequences shown, not sent."""
+    shown = printable(" ".join(text.split()), limit=200)
+    return "".join("\\" + c if c in "\\`*_{}[]()<>#+-.!|~" else c for c in shown)
 
 
 def welcome_text(facts: dict[str, Any] | None) -> str:
