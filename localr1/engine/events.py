@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-StopReason = Literal["eos", "length", "cancelled", "error"]
+StopReason = Literal["eos", "length", "cancelled", "error", "repetition"]
 LengthLimit = Literal["max_tokens", "context"]
 
 
