@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the model family and what is installed")
     models.set_defaults(handler=_models)
 
+    from localr1.commands.batch import add_batch_parser
     from localr1.commands.convert import add_convert_parsers
     from localr1.commands.plan import add_plan_parser
     from localr1.commands.quantize import add_quantize_parsers
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_parsers(sub)
     add_quantize_parsers(sub)
     add_plan_parser(sub)
+    add_batch_parser(sub, _add_load_options, _add_sampling_options)
     return parser
 
 
