@@ -72,9 +72,10 @@ def test_varied_text_never_fires(demo_vocab: VocabFile) -> None:
     assert first_hit(tokens) is None
 
 
-def test_spans_shorter_than_four_tokens_are_not_loops() -> None:
-    assert first_hit([1, 2, 3] * 50) is None
-    assert first_hit([5] * 50) is None
+def test_spans_shorter_than_four_tokens_are_caught_as_a_multiple_of_their_period() -> None:
+    assert first_hit([1, 2, 3] * 50) == 17  # three copies of the 6-token span 1 2 3 1 2 3
+    assert first_hit([5] * 50) == 11  # three copies of 5 5 5 5
+    assert first_hit([1, 2, 1, 2, 1, 2, 9]) is None
 
 
 def test_random_tokens_from_a_small_alphabet_do_not_fire() -> None:
