@@ -84,11 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     from localr1.commands.convert import add_convert_parsers
     from localr1.commands.plan import add_plan_parser
     from localr1.commands.quantize import add_quantize_parsers
+    from localr1.commands.serve import add_serve_parser
 
     add_convert_parsers(sub)
     add_quantize_parsers(sub)
     add_plan_parser(sub)
     add_batch_parser(sub, _add_load_options, _add_sampling_options)
+    add_serve_parser(sub, _add_load_options, _add_sampling_options)
     return parser
 
 
