@@ -111,7 +111,8 @@ class ChatEndpoint:
         return JSONResponse({"status": "ok", "model": self.config.model_id, "slots": engine.parallel,
                              "slot_context": engine.slot_context, "active": engine.active,
                              "waiting": self.scheduler.waiting, "free_slots": engine.free_slots,
-                             "peak_active": engine.peak_active, "steps": engine.steps})
+                             "peak_active": engine.peak_active, "steps": engine.steps,
+                             "stopped": dict(engine.stopped)})
 
     async def chat(self, request: Request) -> Response:
         """POST /v1/chat/completions."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,7 @@ class BatchEngine:
         self._free = list(range(parallel - 1, -1, -1))
         self._active: dict[str, Sequence] = {}
         self.steps = 0  # decode calls so far
+        self.stopped: Counter[str] = Counter()  # finished sequences by stop reason
         self.peak_active = 0  # most sequences in one decode so far
 
     # Preparing prompts (safe from any thread: rendering and tokenizing touch no shared state).
@@ -154,6 +156,7 @@ class BatchEngine:
         out.extend((rid, delta) for delta in deltas)
         out.append((rid, final))
         del self._active[rid]
+        self.stopped[stop] += 1
         self._native.free_sequence(sequence.slot)
         self._free.append(sequence.slot)
 

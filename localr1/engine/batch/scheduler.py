@@ -51,6 +51,9 @@ class Scheduler:
 
     def submit(self, request: SequenceRequest, sink: Sink) -> None:
         """Queue a request; its events go to `sink` from the scheduler thread."""
+        if self._closed or not self._thread.is_alive():
+            sink(_failed("the batch scheduler is not running"))
+            return
         self._inbox.put(_Submit(request, sink))
 
     def cancel(self, request_id: str) -> None:

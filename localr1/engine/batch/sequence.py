@@ -108,14 +108,18 @@ class Sequence:
             self.thinking_tokens += 1
         deltas.extend(self.reply.feed(token))
         self.pending, self.offset = [token], 0
-        if self.guard is not None and self.loop_detected_at is None and self.guard.feed(token):
-            self.loop_detected_at = self.generated
-            if self.controls.loop_guard == "act":
-                if not (thinking and self.reply.in_thinking):
-                    return deltas, "repetition", None
-                self._force_close()
+        if self.guard is not None and self.guard.feed(token):
+            if self.loop_detected_at is None:
+                self.loop_detected_at = self.generated
+            if self.controls.loop_guard != "act":
+                self.guard = None  # "warn": noted once
+            elif thinking and self.reply.in_thinking and not self.forced_close:
+                self._force_close()  # a loop while thinking ends the thinking; the answer is watched afresh
+                self.guard = LoopGuard()
                 deltas.extend(self.pending_deltas)
                 self.pending_deltas = []
+            else:
+                return deltas, "repetition", None
         budget = self.controls.thinking_budget
         if budget is not None and not self.forced_close and self.reply.in_thinking and self.thinking_tokens >= budget:
             self._force_close()
