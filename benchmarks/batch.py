@@ -23,6 +23,7 @@ import llama_cpp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from localr1.engine import ChatMessage, Finished, LoadParams, SamplingParams  # noqa: E402
 from localr1.engine.batch import BatchEngine, ReasoningControls, SequenceFinished, SequenceRequest  # noqa: E402
@@ -38,7 +39,7 @@ TOPICS = ["a dragon who bakes bread", "the history of the bicycle", "a lighthous
 def model_path(spec: str) -> Path:
     """`demo`, a registry key, a path, or `SHAPE:QTYPE` of benchmarks/synthetic_models.py."""
     if ":" in spec and not Path(spec).exists():
-        from benchmarks.synthetic_models import variant
+        from synthetic_models import variant
 
         shape, qtype = spec.split(":")
         return variant(shape, qtype)
