@@ -6,6 +6,7 @@ b/c is the batch engine's own overhead. Runs are interleaved (the order rotates 
 and b/c as the median of per-round ratios. Model loads are not timed.
 
     .venv/bin/python benchmarks/batch.py [--models demo,r1-1.5b:Q8_0] [--n 1,2,4,8,16] [--rounds 3] [--tokens 32]
+    .venv/bin/python benchmarks/batch.py --cpu-split --models demo --n 16 --tokens 16
 """
 
 from __future__ import annotations
@@ -176,6 +177,37 @@ def bench_model(spec: str, sizes: list[int], rounds: int, tokens: int, load: Loa
     return rows
 
 
+def cpu_split(spec: str, n: int, tokens: int, load: LoadParams) -> str:
+    """(b)'s thread CPU time inside llama_decode against everything else (with one thread, decode runs here)."""
+    from localr1.engine.batch import native
+
+    path = model_path(spec)
+    sampling = SamplingParams(temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, max_tokens=tokens, seed=1)
+    engine = BatchEngine(path, replace(load, threads=1, batch_threads=1), sampling, parallel=n)
+    inside = [0.0]
+    original = native.BatchContext.decode
+
+    def measured(self: native.BatchContext, entries: list[native.BatchEntry]) -> dict[int, int]:
+        started = time.thread_time()
+        try:
+            return original(self, entries)
+        finally:
+            inside[0] += time.thread_time() - started
+
+    native.BatchContext.decode = measured  # type: ignore[method-assign]
+    requests = [SequenceRequest(str(i), engine.prepare([ChatMessage("user", f"Write a long story about "
+                                                                    f"{TOPICS[i % len(TOPICS)]}.")]),
+                                sampling, ReasoningControls(loop_guard="warn")) for i in range(n)]
+    started = time.thread_time()
+    made = run_batched(engine, requests)
+    total = time.thread_time() - started
+    native.BatchContext.decode = original  # type: ignore[method-assign]
+    engine.close()
+    rest = total - inside[0]
+    return (f"{spec}, N={n}: {made} tokens, {engine.steps} steps; thread CPU {total:.3f} s, inside llama_decode "
+            f"{inside[0]:.3f} s, outside {rest:.3f} s = {rest / total * 100:.1f}% ({rest / made * 1e6:.0f} µs/token)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="demo,r1-1.5b:Q8_0")
@@ -183,9 +215,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--cpu-split", action="store_true",
+                        help="instead: (b)'s CPU time inside llama_decode vs outside, one thread (load-proof)")
     args = parser.parse_args()
     load = replace(LoadParams(context_size=512, seed=1, threads=args.threads).resolved())
     sizes = [int(n) for n in args.n.split(",")]
+    if args.cpu_split:
+        for spec in args.models.split(","):
+            for n in sizes:
+                print(cpu_split(spec, n, args.tokens, load), flush=True)
+        return
     started = os.getloadavg()
     print(f"{datetime.date.today()}, load average at start {started[0]:.2f} (1 min) / {started[1]:.2f} (5 min)")
     out: list[str] = []
