@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localr1.batch_files import PromptLine, ResultsFile, read_prompts
-from localr1.commands.run import load_params_from
+from localr1.commands.run import load_request_from
 from localr1.errors import ConfigError, ContextOverflowError, TemplateError
 
 if TYPE_CHECKING:
@@ -92,14 +92,13 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from localr1.engine.batch import BatchEngine, ReasoningControls, SequenceFinished
-    from localr1.loader import sampling_for
-    from localr1.registry import resolve_model
+    from localr1.loader import planned_batch_load
 
     overrides = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
                  "max_tokens": args.max_tokens, "seed": args.seed}
-    resolved = resolve_model(args.model)
     parallel = min(args.parallel, len(todo))
-    engine = BatchEngine(resolved.path, load_params_from(args), sampling_for(resolved, overrides), parallel)
+    load = planned_batch_load(args.model, load_request_from(args), overrides, parallel)
+    engine = BatchEngine(load.path, load.params, load.sampling, parallel)
     controls = ReasoningControls(thinking_budget=args.think_budget, loop_guard=args.loop_guard)
     answered = skipped = 0
     try:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from localr1.commands.run import load_params_from
+from localr1.commands.run import load_request_from
 from localr1.errors import ConfigError
 from localr1.oserrors import file_system_error
 
@@ -73,7 +73,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from localr1.engine.batch import BatchEngine
     from localr1.engine.batch.scheduler import Scheduler
-    from localr1.loader import sampling_for
+    from localr1.loader import planned_batch_load
     from localr1.registry import resolve_model
     from localr1.server.app import ServerConfig, create_app
 
@@ -86,7 +86,8 @@ def serve_command(args: argparse.Namespace) -> int:
         resolved = resolve_model(args.model)
         overrides = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
                      "max_tokens": args.max_tokens, "seed": args.seed}
-        engine = BatchEngine(resolved.path, load_params_from(args), sampling_for(resolved, overrides), args.parallel)
+        load = planned_batch_load(args.model, load_request_from(args), overrides, args.parallel)
+        engine = BatchEngine(load.path, load.params, load.sampling, args.parallel)
     except BaseException:
         sock.close()
         raise
