@@ -101,12 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_info)
 
+    from localr1.commands.batch import add_batch_parser
     from localr1.commands.convert import add_convert_parsers
     from localr1.commands.models import add_models_parser
     from localr1.commands.plan import add_plan_parser
     from localr1.commands.pull import add_pull_parser
     from localr1.commands.quantize import add_quantize_parsers
     from localr1.commands.rm import add_rm_parser
+    from localr1.commands.serve import add_serve_parser
     from localr1.commands.worker import add_worker_parser
 
     add_models_parser(sub)
@@ -114,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_worker_parser(sub)
     add_quantize_parsers(sub)
     add_plan_parser(sub)
+    add_batch_parser(sub, _add_load_options, _add_sampling_options)
+    add_serve_parser(sub, _add_load_options, _add_sampling_options)
     add_pull_parser(sub)
     add_rm_parser(sub)
     return parser

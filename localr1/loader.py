@@ -146,6 +146,18 @@ def _target(model: str, resolved: ResolvedModel) -> str:
     return model
 
 
+def planned_batch_load(model: str, request: LoadRequest, overrides: dict[str, Any] | None, parallel: int
+                       ) -> LoadAttempt:
+    """The planner's load for `parallel` sequences in one context: without --ctx, the context the planner
+    budgeted for one conversation is shared among the sequences (so the KV cache stays within the plan)."""
+    resolved, plan = plan_for(model, request, runtime_hardware())
+    attempt = _attempt(resolved, plan, request, overrides or {}, [])
+    if request.context_size is None:
+        per_sequence = max(512, attempt.params.context_size // max(1, parallel))
+        attempt = replace(attempt, params=replace(attempt.params, context_size=per_sequence))
+    return attempt
+
+
 def load_planned(model: str, request: LoadRequest, overrides: dict[str, Any] | None, make: Callable[[LoadAttempt], E],
                  *, hardware: HardwareProfile | None = None, notify: Notify | None = None) -> E:
     """Plan, then `make` the engine; on llama.cpp's out-of-memory error try the next, cheaper plan and say so."""

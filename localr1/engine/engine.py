@@ -116,17 +116,7 @@ class Engine:
         return self._meter.evaluated
 
     def _check_params(self) -> None:
-        p = self.load_params
-        if p.context_size < 64:
-            raise ConfigError(f"context size {p.context_size} is too small (use at least 64)")
-        if p.kv_cache_type not in GGML_KV_TYPES:
-            raise ConfigError(
-                f"unknown KV cache type '{p.kv_cache_type}' (choose from {', '.join(GGML_KV_TYPES)})"
-            )
-        if p.kv_cache_type in ("q8_0", "q4_0") and not p.flash_attention:
-            raise ConfigError(
-                f"a {p.kv_cache_type} KV cache needs flash attention (add --flash-attn, or use f16)"
-            )
+        check_load_params(self.load_params)
 
     def _open(self) -> llama_cpp.Llama:
         p = self.load_params
@@ -450,3 +440,13 @@ class Engine:
 def tokenize_prompt(vocab: Vocab, rendered: RenderedPrompt) -> list[int]:
     """Tokenize a rendered prompt (special tokens parsed) with exactly the BOS the model wants, once."""
     return vocab.tokenize(rendered.text, add_bos=vocab.adds_bos and not rendered.starts_with_bos, special=True)
+
+
+def check_load_params(p: LoadParams) -> None:
+    """Refuse load parameters llama.cpp would reject or misuse, with what to do instead."""
+    if p.context_size < 64:
+        raise ConfigError(f"context size {p.context_size} is too small (use at least 64)")
+    if p.kv_cache_type not in GGML_KV_TYPES:
+        raise ConfigError(f"unknown KV cache type '{p.kv_cache_type}' (choose from {', '.join(GGML_KV_TYPES)})")
+    if p.kv_cache_type in ("q8_0", "q4_0") and not p.flash_attention:
+        raise ConfigError(f"a {p.kv_cache_type} KV cache needs flash attention (add --flash-attn, or use f16)")

@@ -1,0 +1,81 @@
+"""`localr1 batch` end to end on the demo model: bad lines reported by number, resume, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from localr1.batch_files import parse_prompts
+from tests.cli_helpers import LOCALR1, localr1
+
+GOOD = ['{"id": "sum", "prompt": "What is 2+2?"}', '{"prompt": "List three fruits."}',
+        '{"messages": [{"role": "user", "content": "Hi"}], "system": "Be brief."}']
+
+
+def lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_prompt_lines_are_checked_one_by_one() -> None:
+    data = "\n".join([GOOD[0], "{oops", "[1, 2]", '{"prompt": ""}', '{"id": "sum", "prompt": "again"}',
+                      '{"messages": [{"role": "robot", "content": "x"}]}', "", GOOD[1]]).encode() + b"\n\xff\n"
+    prompts, problems = parse_prompts(data)
+    assert [(p.line, p.id) for p in prompts] == [(1, "sum"), (8, "8")]
+    assert [p.split(":")[0] for p in problems] == ["line 2", "line 3", "line 4", "line 5", "line 6", "line 9"]
+    assert "already used on line 1" in problems[3] and "not UTF-8" in problems[5]
+
+
+@pytest.mark.model
+def test_batch_answers_reports_bad_lines_and_resumes(tmp_path: Path) -> None:
+    source, out = tmp_path / "prompts.jsonl", tmp_path / "results.jsonl"
+    source.write_text("\n".join([GOOD[0], "not json", GOOD[1], '{"text": "no prompt"}', GOOD[2]]) + "\n")
+    first = localr1("batch", str(source), "-o", str(out), "-n", "8", "-t", "0", "--parallel", "3", timeout=600)
+    assert first.returncode == 1, first.stderr  # some lines were skipped
+    assert "line 2: not JSON" in first.stderr and 'line 4: no "prompt" or "messages"' in first.stderr
+    results = lines(out)
+    assert [r["id"] for r in results] != [] and sorted(str(r["id"]) for r in results) == ["3", "5", "sum"]
+    assert all(r["answer"] and r["stats"]["generated_tokens"] >= 1 for r in results)  # type: ignore[index]
+    before = out.read_bytes()
+    with source.open("a") as handle:
+        handle.write('{"id": "new", "prompt": "Name a colour."}\n')
+    second = localr1("batch", str(source), "-o", str(out), "-n", "8", "-t", "0", timeout=600)
+    assert "1 answered, 3 were already in" in second.stderr, second.stderr
+    after = out.read_bytes()
+    assert after.startswith(before) and [r["id"] for r in lines(out)][3:] == ["new"]
+
+
+@pytest.mark.model
+def test_an_unfinished_last_line_is_cut_and_its_prompt_answered_again(tmp_path: Path) -> None:
+    source, out = tmp_path / "prompts.jsonl", tmp_path / "results.jsonl"
+    source.write_text(GOOD[0] + "\n" + GOOD[1] + "\n")
+    out.write_text('{"id": "sum", "answer": "4"}\n{"id": "2", "answ')
+    result = localr1("batch", str(source), "-o", str(out), "-n", "6", "-t", "0", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "removed an unfinished last line" in result.stderr
+    assert [r["id"] for r in lines(out)] == ["sum", "2"]
+
+
+@pytest.mark.model
+def test_ctrl_c_keeps_every_finished_result_whole_and_a_rerun_finishes(tmp_path: Path) -> None:
+    source, out = tmp_path / "prompts.jsonl", tmp_path / "results.jsonl"
+    source.write_text("".join(json.dumps({"prompt": f"Count from 1 to {i + 3}."}) + "\n" for i in range(12)))
+    args = [*LOCALR1, "batch", str(source), "-o", str(out), "-n", "24", "-t", "0", "--parallel", "2"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 1):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    done = lines(out)  # every line is whole JSON
+    assert 1 <= len(done) < 12
+    rerun = localr1("batch", str(source), "-o", str(out), "-n", "24", "-t", "0", "--parallel", "2", timeout=900)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(int(str(r["id"])) for r in lines(out)) == list(range(1, 13))
