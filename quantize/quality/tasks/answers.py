@@ -178,9 +178,9 @@ def numbers_match(got: Number, expected: Number) -> bool:
         if percent.value / 100 == other.value:
             return True
     for rounded, exact in ((got, expected), (expected, got)):
-        if rounded.places is not None and rounded.places >= _MIN_ROUNDED_PLACES:
-            if _rounded(exact.value, rounded.places) == rounded.value:
-                return True
+        places = rounded.places
+        if places is not None and places >= _MIN_ROUNDED_PLACES and _rounded(exact.value, places) == rounded.value:
+            return True
     return False
 
 

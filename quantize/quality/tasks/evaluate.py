@@ -25,7 +25,7 @@ from quantize.progress import NullReporter, Reporter
 from quantize.quality.evaluate import base_path, require_ladder
 from quantize.quality.tasks.problems import Problem, ProblemSet, load_problems
 from quantize.quality.tasks.records import ANSWERS_NAME, AnswerRecord, RecordWriter, read_records
-from quantize.quality.tasks.score import ModelAccuracy, score_model
+from quantize.quality.tasks.score import ModelAccuracy, ModelFile, score_model
 from quantize.quality.tasks.solver import (
     ANSWER_TOKENS,
     MATH_PRESET,
@@ -142,6 +142,7 @@ class _Session:
 
     def __init__(self, out_dir: Path, digest: str, reporter: Reporter) -> None:
         self.path = out_dir / ANSWERS_NAME
+        self.total = 0
         self.digest = digest
         self.reporter = reporter
         self.records, bad = read_records(self.path)
@@ -153,6 +154,23 @@ class _Session:
 
     def pending(self, model: _Model, requests: list[SolveRequest]) -> list[SolveRequest]:
         return [r for r in requests if (self.digest, model.sha256, r.problem, r.sample) not in self.records]
+
+    def answer(self, model: _Model, pending: list[SolveRequest], settings: SolveSettings,
+               solver_factory: SolverFactory, writer: RecordWriter) -> None:
+        """Load one model and keep its answers to the pending requests as they come."""
+        self.reporter.note(f"{model.name}: {len(pending)} answers to give")
+        try:
+            solver = solver_factory(model.path, settings)
+        except LocalR1Error as exc:
+            self.reporter.note(f"{model.name}: {exc}; skipped")
+            return
+        try:
+            for solution in solver.solve(pending):
+                self.keep(writer, model, solution)
+                self.done += 1
+                self.reporter.advance(self.done, self.total)
+        finally:
+            solver.close()
 
     def keep(self, writer: RecordWriter, model: _Model, solution: Solution) -> None:
         if solution.error is not None:  # not kept: a re-run asks again
@@ -191,40 +209,24 @@ def _evaluate_locked(out_dir: Path, problem_set: ProblemSet, options: TaskOption
     session = _Session(out_dir, settings_hash(record), reporter)
     requests = _requests(problem_set.problems, options.samples, options.seed)
     work = [(m, session.pending(m, requests)) for m in models]
-    total = sum(len(p) for _, p in work)
+    session.total = total = sum(len(p) for _, p in work)
     already = len(requests) * len(models) - total
     reporter.start(f"answering problems ({already} of {len(requests) * len(models)} kept from earlier runs)"
                    if already else "answering problems", total)
     with RecordWriter(session.path) as writer:
         for model, pending in work:
             if pending:
-                _answer(model, pending, settings, solver_factory, session, writer, total)
+                session.answer(model, pending, settings, solver_factory, writer)
     reporter.finish()
     scored = []
     for model in models:
         answers = {(r.problem, r.sample): r for r in session.records.values()
                    if r.settings == session.digest and r.model_sha256 == model.sha256}
-        scored.append(score_model(model.name, model.path.name, model.sha256, model.path.stat().st_size,
-                                  problem_set.problems, answers, options.samples))
+        identity = ModelFile(model.name, model.path.name, model.sha256, model.path.stat().st_size)
+        scored.append(score_model(identity, problem_set.problems, answers, options.samples))
     return TaskReport(
         source=problem_set.source, sha256=problem_set.sha256, problems=len(problem_set.problems),
         problems_in_file=problem_set.total, samples=options.samples, settings=record,
         settings_hash=session.digest, models=scored, answers_file=ANSWERS_NAME,
     )
 
-
-def _answer(model: _Model, pending: list[SolveRequest], settings: SolveSettings, solver_factory: SolverFactory,
-            session: _Session, writer: RecordWriter, total: int) -> None:
-    session.reporter.note(f"{model.name}: {len(pending)} answers to give")
-    try:
-        solver = solver_factory(model.path, settings)
-    except LocalR1Error as exc:
-        session.reporter.note(f"{model.name}: {exc}; skipped")
-        return
-    try:
-        for solution in solver.solve(pending):
-            session.keep(writer, model, solution)
-            session.done += 1
-            session.reporter.advance(session.done, total)
-    finally:
-        solver.close()

@@ -50,7 +50,7 @@ _FIELDS = {f.name for f in fields(AnswerRecord)}
 def _parse(line: bytes) -> AnswerRecord | None:
     try:
         raw: Any = json.loads(line)
-        if not isinstance(raw, dict) or not _FIELDS <= set(raw):
+        if not isinstance(raw, dict) or not set(raw) >= _FIELDS:
             return None
         record = AnswerRecord(**{k: raw[k] for k in _FIELDS})
     except (ValueError, TypeError):

@@ -40,6 +40,16 @@ def majority_correct(problem: Problem, records: list[AnswerRecord]) -> bool:
     return is_correct(found[winner], problem.answer, problem.kind)
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """Which model answered: its name in the report, file name, sha256 and size."""
+
+    name: str
+    file: str
+    sha256: str
+    size: int
+
+
 @dataclass
 class ModelAccuracy:
     """One model's row: accuracy over the problem set, and what the answers cost."""
@@ -67,8 +77,8 @@ class ModelAccuracy:
         return self.answers == self.problems * self.samples
 
 
-def score_model(name: str, file: str, sha256: str, size: int, problems: list[Problem],
-                answers: dict[tuple[str, int], AnswerRecord], samples: int) -> ModelAccuracy:
+def score_model(model: ModelFile, problems: list[Problem], answers: dict[tuple[str, int], AnswerRecord],
+                samples: int) -> ModelAccuracy:
     """Grade one model's answers to `problems` (keyed by problem id and sample); a missing answer counts as wrong."""
     per_problem: list[float] = []
     votes: list[bool] = []
@@ -88,8 +98,8 @@ def score_model(name: str, file: str, sha256: str, size: int, problems: list[Pro
     accuracy = fmean(per_problem) if per_problem else 0.0
     low, high = wilson(accuracy * n, n)
     return ModelAccuracy(
-        name=name, file=file, sha256=sha256, size=size, problems=n, samples=samples, answers=len(kept),
-        accuracy=accuracy, ci_low=low, ci_high=high,
+        name=model.name, file=model.file, sha256=model.sha256, size=model.size, problems=n, samples=samples,
+        answers=len(kept), accuracy=accuracy, ci_low=low, ci_high=high,
         majority=(fmean(votes) if votes else 0.0) if samples > 1 else None,
         answered=found / len(kept) if kept else 0.0,
         cut_off=sum(r.thinking_cut_off for r in kept),
