@@ -211,8 +211,9 @@ def _evaluate_locked(out_dir: Path, problem_set: ProblemSet, options: TaskOption
     work = [(m, session.pending(m, requests)) for m in models]
     session.total = total = sum(len(p) for _, p in work)
     already = len(requests) * len(models) - total
-    reporter.start(f"answering problems ({already} of {len(requests) * len(models)} kept from earlier runs)"
-                   if already else "answering problems", total)
+    if already:
+        reporter.note(f"{already} of {len(requests) * len(models)} answers kept from earlier runs; {total} to give")
+    reporter.start("answering problems", total)
     with RecordWriter(session.path) as writer:
         for model, pending in work:
             if pending:
