@@ -56,6 +56,7 @@ def tasks_command(args: argparse.Namespace, types: list[str] | None) -> int:
     from quantize.quality.evaluate import require_ladder
     from quantize.quality.report import CHART_NAME, png_chart, read_document, report_from_document
     from quantize.quality.tasks.evaluate import evaluate_tasks
+    from quantize.quality.tasks.problems import load_problems
     from quantize.quality.tasks.records import ANSWERS_NAME
     from quantize.quality.tasks.report import (
         HEADER_NOTE,
@@ -69,6 +70,7 @@ def tasks_command(args: argparse.Namespace, types: list[str] | None) -> int:
 
     options = _options(args, types)
     out_dir = args.out_dir
+    load_problems(options.tasks, options.limit)  # a bad file fails before the ladder is even looked at
     require_ladder(out_dir)
     console = Console()
     if not console.is_terminal:  # a file or a pipe: the whole table, unsqueezed

@@ -157,3 +157,20 @@ def test_resume_after_a_kill_redoes_nothing(ladder: Path, problems: Path) -> Non
     assert len(second_runs) == 1 and second_runs.isdisjoint({r.run for r in first.values()})
     lines = [json.loads(line) for line in answers.read_bytes().splitlines() if line.strip()]
     assert sum(line["settings"] == digest for line in lines) == 9  # one line per answer, none given twice
+
+
+def test_ctrl_c_keeps_the_answers_and_says_how_to_continue(ladder: Path, problems: Path) -> None:
+    options = ("--max-tokens", "30", "--seed", "9")
+    digest = _digest(ladder, *options)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen([sys.executable, "-m", "localr1", *_args(ladder, problems, *options), "--limit", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not _records(ladder, digest) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    kept = _records(ladder, digest)
+    assert process.returncode == 130 and 1 <= len(kept) < 6, err
+    assert f"the answers given so far are kept in {ladder / ANSWERS_NAME}" in err
+    assert "run the same command again to continue" in err and "Traceback" not in err and out == ""
