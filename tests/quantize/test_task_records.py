@@ -74,7 +74,7 @@ def _answers(replies: dict[str, list[str]]) -> dict[tuple[str, int], AnswerRecor
 
 def test_pass_at_1_and_majority_by_hand() -> None:
     replies = {
-        "a": ["12", "so 13", r"\boxed{12}"],  # 2 of 3 right; the majority (12) is right
+        "a": ["so 13", "12", r"\boxed{12}"],  # 2 of 3 right; the majority (12) is right, not the first (13)
         "b": ["(A)", "the answer is A", "**B**"],  # 1 of 3; the majority (A) is wrong
         "c": ["0.5", "", r"\boxed{\frac{2}{3}}"],  # 1 of 3; no majority: the earliest of the tied (0.5) wins
     }
