@@ -83,7 +83,7 @@ def test_pass_at_1_and_majority_by_hand() -> None:
     assert (row.ci_low, row.ci_high) == pytest.approx(wilson(row.accuracy * 3, 3))
     assert row.majority == pytest.approx(2 / 3)
     assert row.answered == pytest.approx(8 / 9) and row.cut_off == 1
-    assert row.mean_thinking_tokens == pytest.approx(10.0) and row.seconds_per_problem == 2.0
+    assert row.mean_thinking_tokens == pytest.approx(10.0) and row.seconds_per_answer == 2.0
     assert row.complete
 
 

@@ -79,7 +79,7 @@ def _row(m: ModelAccuracy, kld: dict[str, float]) -> list[str]:
         row.append(_pct(m.majority))
     known = kld.get(m.file)
     row += [
-        _pct(m.answered), str(m.cut_off), f"{m.mean_thinking_tokens:.0f}", f"{m.seconds_per_problem:.1f}",
+        _pct(m.answered), str(m.cut_off), f"{m.mean_thinking_tokens:.0f}", f"{m.seconds_per_answer:.1f}",
         "-" if known is None else f"{known:.4f}",
         f"{m.answers}/{m.problems * m.samples}",
     ]

@@ -69,7 +69,7 @@ class ModelAccuracy:
     cut_off: int  # answers a token limit or the thinking budget ended while thinking
     mean_thinking_tokens: float
     mean_tokens: float
-    seconds_per_problem: float  # mean seconds for one answer
+    seconds_per_answer: float  # mean seconds for one answer
 
     @property
     def complete(self) -> bool:
@@ -105,5 +105,5 @@ def score_model(model: ModelFile, problems: list[Problem], answers: dict[tuple[s
         cut_off=sum(r.thinking_cut_off for r in kept),
         mean_thinking_tokens=fmean(r.thinking_tokens for r in kept) if kept else 0.0,
         mean_tokens=fmean(r.tokens for r in kept) if kept else 0.0,
-        seconds_per_problem=fmean(r.seconds for r in kept) if kept else 0.0,
+        seconds_per_answer=fmean(r.seconds for r in kept) if kept else 0.0,
     )
