@@ -16,6 +16,8 @@ and of each round's error.
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import statistics
 import sys
 import time
@@ -106,6 +108,7 @@ def main() -> None:
         shape = ModelShape.from_header(header)
         layouts[label] = (shape, WeightsLayout.from_header(header, shape.layers))
     results: dict[str, list[tuple[float, float, float, float]]] = {label: [] for label, _ in models}
+    loads: list[float] = []  # the 1-minute load average before each measurement: how busy the machine was
     for r in range(args.rounds):
         print(f"round {r + 1}", flush=True)
         for label, path in models:
@@ -113,11 +116,17 @@ def main() -> None:
             hardware = with_speed(machine, speed)
             shape, weights = layouts[label]
             predicted = predict_speed(shape, weights, hardware, context=64, kv_type="f16")
+            loads.append(os.getloadavg()[0])
             decode, prompt = time_model(path, threads)
             results[label].append((predicted.decode_tps, decode, predicted.prompt_tps, prompt))
             print(f"  {label}: decode {predicted.decode_tps:.1f} predicted / {decode:.1f} measured, "
                   f"prompt {predicted.prompt_tps:.1f} / {prompt:.1f}; calibration {speed.source.split(' with ')[0]}, "
                   + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in speed.type_bandwidth.items()), flush=True)
+    loads.sort()
+    preamble = (f"{datetime.date.today().isoformat()}, {machine.cpu_model}, {machine.physical_cores} physical cores, "
+              f"{threads} threads, {args.rounds} interleaved rounds; 1-minute load average before each measurement: "
+              f"min {loads[0]:.1f}, median {statistics.median(loads):.1f}, max {loads[-1]:.1f} "
+              f"({'quiet' if loads[-1] < 0.5 * machine.logical_cpus else 'busy'} machine)\n\n")
     rows = ["| model | weights MB | predicted decode | measured decode | error | predicted prompt | measured prompt "
             "| error |", "|" + "---|" * 8]
     worst = 0.0
@@ -130,7 +139,7 @@ def main() -> None:
         rows.append(f"| {label} | {layouts[label][1].total / 1e6:.0f} | {med[0]:.1f} | {med[1]:.1f} | "
                     f"{e_decode:+.0%} | {med[2]:.1f} | {med[3]:.1f} | {e_prompt:+.0%} |")
     rows.append(f"\nLargest decode error (median over {args.rounds} rounds): {worst:.0%}")
-    text = "\n".join(rows)
+    text = preamble + "\n".join(rows)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")

@@ -3,7 +3,9 @@
 A fake engine (tests/tui/fake_engine.py) emits reasoning and a Markdown answer as fast as it can, so
 the figures are the UI's own ceiling. Run headless:
 
-    .venv/bin/python benchmarks/tui.py [--tokens 4000] [--runs 5]
+    .venv/bin/python benchmarks/tui.py [--tokens 4000] [--runs 5] [--existing 400]
+
+--existing N streams into a conversation that already holds N long messages (issue 12).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from localr1.store import ConversationStore  # noqa: E402
 from localr1.tui.app import LocalR1App  # noqa: E402
 from localr1.tui.widgets.prompt_input import PromptInput  # noqa: E402
 from tests.tui.fake_engine import FakeFactory, FakeScript  # noqa: E402
+from tests.tui.history import add_conversation  # noqa: E402
 
 LATENCIES: list[float] = []
 
@@ -79,9 +82,14 @@ def answer_tokens(n: int) -> list[str]:
     return out[:n]
 
 
-async def stream_once(tokens: int, db: Path, dense: bool = False) -> tuple[float, float, float, float]:
+async def stream_once(tokens: int, db: Path, dense: bool = False,
+                      existing: int = 0) -> tuple[float, float, float, float]:
     """(UI tokens/s, producer tokens/s, median and max keypress latency in ms) for one streamed answer."""
     answer = dense_tokens if dense else answer_tokens
+    if existing:
+        seed = ConversationStore(db)
+        add_conversation(seed, existing)
+        seed.close()
     script = FakeScript(thinking=reasoning_tokens(tokens // 2), answer=answer(tokens - tokens // 2))
     factory = FakeFactory(script)
     app = LocalR1App(store=ConversationStore(db), settings=Settings(), engine_factory=factory,
@@ -149,18 +157,20 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=4000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dense", action="store_true", help="stress content: a list and a fence every 16 tokens")
+    parser.add_argument("--existing", type=int, default=0, help="stream into a conversation of this many messages")
     args = parser.parse_args()
     ui, producer, latency, worst = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
-            u, p, lat, w = asyncio.run(stream_once(args.tokens, Path(tmp) / f"run{i}.db", args.dense))
+            u, p, lat, w = asyncio.run(stream_once(args.tokens, Path(tmp) / f"run{i}.db", args.dense, args.existing))
             ui.append(u)
             producer.append(p)
             latency.append(lat)
             worst.append(w)
     startups = [startup_seconds() for _ in range(args.runs)]
     kind = "dense stress Markdown" if args.dense else "R1-style Markdown"
-    print(f"{args.runs} runs, {args.tokens} tokens each (half thinking, half {kind} answer), headless 120x40")
+    into = f", into a conversation of {args.existing} messages" if args.existing else ""
+    print(f"{args.runs} runs, {args.tokens} tokens each (half thinking, half {kind} answer{into}), headless 120x40")
     print("| metric | median | runs |")
     print("|---|---|---|")
     print(f"| streamed tokens/s rendered by the TUI (send → final render) | {statistics.median(ui):.0f} | "

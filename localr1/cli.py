@@ -20,6 +20,7 @@ from localr1.commands.options import (
     TOP_P,
     UINT32_MAX,
     OneLineParser,
+    add_workers_option,
 )
 from localr1.errors import LocalR1Error
 from localr1.oserrors import file_system_error
@@ -28,17 +29,22 @@ KV_TYPES = ("f16", "q8_0", "q4_0", "f32", "bf16")
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("loading")
+    group = parser.add_argument_group("loading (the planner chooses what is not given: localr1 plan MODEL explains)")
     group.add_argument(
-        "--model", "-m", default="demo", help="model name from models.toml or a .gguf path (default: demo)"
+        "--model", "-m", default="demo",
+        help="a model key (models.toml or installed by 'localr1 quantize') or a .gguf path (default: demo)"
     )
-    group.add_argument("--ctx", type=CONTEXT, default=4096, help="context size in tokens (default: 4096)")
+    group.add_argument("--quant", metavar="TYPE", help="use this installed variant (e.g. Q4_K_M; default: auto)")
+    group.add_argument("--ctx", type=CONTEXT, help="context size in tokens (default: auto)")
     group.add_argument("--threads", type=THREADS, default=0, help="CPU threads (default: physical cores)")
-    group.add_argument("--gpu-layers", type=GPU_LAYERS, default=0,
-                       help="layers offloaded to the GPU, -1 for all (default: 0)")
-    group.add_argument("--kv-type", choices=KV_TYPES, default="f16", help="KV cache type (default: f16)")
-    group.add_argument("--flash-attn", action="store_true", help="use flash attention (needed for q8_0/q4_0 KV)")
+    group.add_argument("--gpu-layers", type=GPU_LAYERS, help="layers offloaded to the GPU, -1 for all (default: auto)")
+    group.add_argument("--kv-type", choices=KV_TYPES, help="KV cache type (default: auto, f16 unless q8_0 fits more)")
+    group.add_argument("--flash-attn", action=argparse.BooleanOptionalAction, default=None,
+                       help="flash attention on or off (default: auto; q8_0/q4_0 KV need it)")
     group.add_argument("--no-mmap", action="store_true", help="read the model into memory instead of mapping it")
+    add_workers_option(group)
+    group.add_argument("--mlock", action="store_true",
+                       help="lock the weights in RAM (needs a memlock limit of the model's size: ulimit -l)")
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +56,20 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=SEED, help=f"0 to {UINT32_MAX}")
 
 
+def _add_reasoning_options(parser: argparse.ArgumentParser) -> None:
+    from localr1.commands.options import THINK_BUDGET
+    from localr1.presets import preset_names
+
+    group = parser.add_argument_group("reasoning")
+    group.add_argument("--think-budget", type=THINK_BUDGET, metavar="N|Ns",
+                       help="end the thinking after N tokens (2000) or seconds (90s); 0 answers directly")
+    group.add_argument("--loop-guard", choices=("off", "warn", "act"), default="act",
+                       help="on a repetition loop: end the thinking or stop the answer (act, default), "
+                            "only say so (warn), or nothing (off)")
+    group.add_argument("--preset", choices=preset_names(), default="plain",
+                       help="instructions folded into the prompt: math asks for a \\boxed{} answer (default: plain)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = OneLineParser(prog="localr1", description="Local, offline R1-style reasoning.")
@@ -58,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     chat = sub.add_parser("chat", help="open the chat app (the default model comes from your settings)")
-    chat.add_argument("--model", "-m", help="model name from models.toml or a .gguf path")
-    chat.add_argument("--ctx", type=CONTEXT, help="context size in tokens")
+    chat.add_argument("--model", "-m", help="a model key (the planner picks the variant) or a .gguf path")
+    chat.add_argument("--ctx", type=CONTEXT, help="context size in tokens (default: your settings, else auto)")
+    chat.add_argument("--mlock", action="store_true", help="lock the weights in RAM for this session")
+    add_workers_option(chat)
     chat.set_defaults(handler=_chat)
 
     run = sub.add_parser("run", help="answer one prompt and exit")
@@ -68,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hide-thinking", action="store_true", help="do not print the model's reasoning")
     run.add_argument("--json", action="store_true", help="print one JSON object with thinking, answer and stats")
     run.add_argument("--stats", action="store_true", help="print timing stats to stderr at the end")
+    _add_reasoning_options(run)
     _add_load_options(run)
     _add_sampling_options(run)
     run.set_defaults(handler=_run)
@@ -77,16 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_info)
 
-    models = sub.add_parser("models", help="list the model family and what is installed")
-    models.set_defaults(handler=_models)
-
     from localr1.commands.convert import add_convert_parsers
+    from localr1.commands.models import add_models_parser
     from localr1.commands.plan import add_plan_parser
+    from localr1.commands.pull import add_pull_parser
     from localr1.commands.quantize import add_quantize_parsers
+    from localr1.commands.rm import add_rm_parser
+    from localr1.commands.worker import add_worker_parser
 
+    add_models_parser(sub)
     add_convert_parsers(sub)
+    add_worker_parser(sub)
     add_quantize_parsers(sub)
     add_plan_parser(sub)
+    add_pull_parser(sub)
+    add_rm_parser(sub)
     return parser
 
 
@@ -106,12 +134,6 @@ def _info(args: argparse.Namespace) -> int:
     from localr1.commands.info import info_command
 
     return info_command(args.model, as_json=args.json)
-
-
-def _models(args: argparse.Namespace) -> int:
-    from localr1.commands.info import models_command
-
-    return models_command()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

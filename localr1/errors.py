@@ -28,6 +28,10 @@ class ModelLoadError(LocalR1Error):
     """llama.cpp refused to load a file that passed validation."""
 
 
+class ModelMemoryError(ModelLoadError):
+    """llama.cpp could not allocate the memory a load needs (the runtime falls back to a smaller plan)."""
+
+
 class ContextOverflowError(LocalR1Error):
     """A single message does not fit in the context window."""
 
@@ -50,3 +54,7 @@ class OutputInUseError(LocalR1Error):
 
 class StoreError(LocalR1Error):
     """The conversation database cannot be opened or written (locked, read-only, disk full)."""
+
+
+class WorkerError(LocalR1Error):
+    """An RPC worker cannot be reached, is not a localr1/llama.cpp worker, or went away."""

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -111,14 +112,14 @@ def wheel_cache_dir(version: str, cmake_args: list[str], python_tag: str) -> Pat
     return root / f"llama-cpp-python-{version}-{python_tag}-{key}"
 
 
-def machine_cmake_args() -> list[str]:
-    """Derive the CMake arguments for the machine this runs on."""
-    system, machine = platform.system(), platform.machine()
+def machine_cmake_args(cpuinfo: Path = Path("/proc/cpuinfo"), system: str | None = None, machine: str | None = None,
+                       amx_probe: Callable[[], bool] = amx_usable) -> list[str]:
+    """Derive the CMake arguments for the machine this runs on (tests point it at other CPUs' cpuinfo)."""
+    system, machine = system or platform.system(), machine or platform.machine()
     flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
     if system == "Linux" and cpuinfo.exists():
         flags = cpu_flags(cpuinfo.read_text(errors="replace"))
-    amx_ok = "amx_tile" in flags and amx_usable()
+    amx_ok = "amx_tile" in flags and amx_probe()
     return derive_cmake_args(system, machine, flags, amx_ok, os.environ.get("CMAKE_ARGS", ""))
 
 

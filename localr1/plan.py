@@ -28,7 +28,8 @@ from localr1.engine.params import LoadParams
 from localr1.errors import LocalR1Error
 from localr1.hardware import HardwareProfile
 from localr1.planner.candidates import Variant
-from localr1.planner.memory import MemoryEstimate, estimate_memory
+from localr1.planner.memory import GPU_CONTEXT, MemoryEstimate, estimate_memory
+from localr1.planner.remote import is_remote
 from localr1.planner.shape import ModelShape
 from localr1.planner.speed import SpeedEstimate, predict_speed
 
@@ -126,19 +127,48 @@ class Plan:
     alternatives: tuple[Alternative, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     gpu_names: tuple[str, ...] = ()
+    workers: tuple[str, ...] = ()  # RPC workers ("host:port"), the first devices of gpu_layers
 
     def load_params(self) -> LoadParams:
-        """The engine's load parameters for this plan."""
+        """The engine's load parameters for this plan (with workers: which ones, and each device's layers)."""
         c = self.config
+        split = tuple(float(n) for n in c.gpu_layers) if self.workers else ()
         return LoadParams(context_size=c.context, threads=self.threads, gpu_layers=c.n_gpu_layers,
-                          kv_cache_type=c.kv_type, flash_attention=c.flash_attention)  # type: ignore[arg-type]
+                          kv_cache_type=c.kv_type, flash_attention=c.flash_attention,  # type: ignore[arg-type]
+                          workers=self.workers, tensor_split=split)
+
+    @property
+    def slots(self) -> int:
+        """Layers llama.cpp can offload: the repeating layers and the output head."""
+        return sum(d.layers for d in self.config.memory.devices) + 1
+
+    def device_split(self) -> str:
+        """Where the layers run, in a few words ("CPU only", "all 29 layers on GPU0", "20 of 29 layers on GPU...")."""
+        c = self.config
+        if not c.n_gpu_layers:
+            return "CPU only"
+        gpus = [f"GPU{i} {n}" for i, n in enumerate(c.gpu_layers) if n]
+        where = gpus[0].split()[0] if len(gpus) == 1 else f"GPUs ({', '.join(gpus)})"
+        if c.n_gpu_layers >= self.slots:
+            return f"all {self.slots} layers on {where}"
+        return f"{c.n_gpu_layers} of {self.slots} layers on {where}, the rest on the CPU"
+
+    def summary(self) -> str:
+        """The plan in one line, as `run` prints it."""
+        c = self.config
+        source = "measured" if c.variant.kld_source.startswith("measured") else "reference"
+        kld = f"mean KLD {c.variant.kld:.4f} {source}" if c.variant.kld is not None else "quality unknown"
+        speed = f", ~{c.speed.decode_tps:.1f} tokens/s predicted" if c.speed else ""
+        fa = ", flash attention" if c.flash_attention else ""
+        return (f"{c.variant.label}, {kld}, {c.context} tokens, {c.kv_type} KV{fa}, {self.device_split()}, "
+                f"{self.threads} threads{speed}")
 
     def to_json(self) -> dict[str, Any]:
         """The plan as `localr1 plan --json` prints it."""
         return {
             "model": self.model, "hardware": self.hardware, **config_json(self.config), "threads": self.threads,
             "budget": {"ram": self.budget.ram, "gpus": list(self.budget.gpus), "unified_memory": self.budget.unified},
-            "gpus": list(self.gpu_names),
+            "gpus": list(self.gpu_names), "workers": list(self.workers),
             "notes": list(self.notes),
             "alternatives": [{**(config_json(a.config) if a.config else {"variant": variant_json(a.variant)}),
                               "reason": a.reason} for a in self.alternatives],
@@ -199,10 +229,11 @@ class _Search:
     def __init__(self, shape: ModelShape, hardware: HardwareProfile, budget: Budget, wishes: Wishes) -> None:
         self.shape, self.hardware, self.budget, self.wishes = shape, hardware, budget, wishes
         self.repacked = frozenset(hardware.cpu_speed.repacked_types if hardware.cpu_speed else ())
+        self.overheads = tuple(0 if is_remote(g) else GPU_CONTEXT for g in hardware.gpus)
 
     def memory(self, v: Variant, context: int, kv: str, fa: bool, split: tuple[int, ...]) -> MemoryEstimate:
         return estimate_memory(self.shape, v.weights, context=context, kv_type=kv, flash_attention=fa,
-                               gpu_layers=split, repacked_types=self.repacked)
+                               gpu_layers=split, repacked_types=self.repacked, gpu_overheads=self.overheads)
 
     def _gpus_fit(self, memory: MemoryEstimate) -> bool:
         return all(g.total <= b for g, b in zip(memory.gpus, self.budget.gpus, strict=False))
@@ -235,7 +266,8 @@ class _Search:
     def kv_options(self) -> list[tuple[str, bool]]:
         w = self.wishes
         if w.kv_type is not None:
-            return [(w.kv_type, True if w.kv_type in ("q8_0", "q4_0") else bool(w.flash_attention))]
+            fa = True if w.kv_type in ("q8_0", "q4_0") or w.flash_attention is None else w.flash_attention
+            return [(w.kv_type, fa)]
         if w.flash_attention is False:
             return [("f16", False)]
         return [("f16", True), ("q8_0", True)]
@@ -321,7 +353,8 @@ def _choose(fitting: list[Config], prefer: str) -> Config:
         return max(near, key=lambda c: (_tps(c), _acc(c.variant), -_kld(c.variant)))
     best = min(_kld(c.variant) for c in fast_enough)
     close = [c for c in fast_enough if _kld(c.variant) <= best + NEGLIGIBLE_KLD]
-    return max(close, key=lambda c: (_tps(c), -_kld(c.variant)))
+    # unknown speeds (CPU not measured yet) tie at 0: the smaller file is then the faster one
+    return max(close, key=lambda c: (_tps(c), -c.variant.weights.total, -_kld(c.variant)))
 
 
 def _accuracy_reason(c: Config, chosen: Config, speed_floor: float) -> str | None:
@@ -429,7 +462,8 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
         notes.append(f"{chosen.n_gpu_layers} of {shape.layers + 1} layers fit on the GPU; the CPU runs the rest")
     threads = max(1, hardware.physical_cores)
     names = tuple(g.name for g in hardware.gpus) if budget.gpus else ()
-    return Plan(model, hardware.name, chosen, threads, budget, alternatives, tuple(notes), names)
+    workers = tuple(g.name for g in hardware.gpus if is_remote(g)) if budget.gpus else ()
+    return Plan(model, hardware.name, chosen, threads, budget, alternatives, tuple(notes), names, workers)
 
 
 def plan_model(model: str, hardware: HardwareProfile, wishes: Wishes | None = None) -> Plan:

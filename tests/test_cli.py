@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from localr1 import __version__
-from tests.cli_helpers import LOCALR1, localr1
+from tests.cli_helpers import cpu_to_first_output, localr1, read_until, start, wait_for_cpu
 
 
 def test_version() -> None:
@@ -20,12 +18,14 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.strip() == f"localr1 {__version__}"
 
 
+@pytest.mark.model
 def test_run_streams_answer_to_stdout() -> None:
     result = localr1("run", "-t", "0", "-n", "16", "What is the capital of France? Answer in one sentence.")
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
 
 
+@pytest.mark.model
 def test_run_json_has_thinking_answer_and_stats() -> None:
     result = localr1("run", "--json", "-t", "0", "-n", "8", "Say hello.")
     assert result.returncode == 0, result.stderr
@@ -37,6 +37,7 @@ def test_run_json_has_thinking_answer_and_stats() -> None:
     assert data["answer"]
 
 
+@pytest.mark.model
 def test_run_reads_prompt_from_stdin() -> None:
     prompt = "What is the capital of France? Answer in one sentence."
     result = localr1("run", "--json", "-t", "0", "-n", "16", "-", stdin=prompt)
@@ -44,30 +45,39 @@ def test_run_reads_prompt_from_stdin() -> None:
     assert "Paris" in json.loads(result.stdout)["answer"]
 
 
+@pytest.mark.model
 def test_demo_sampling_defaults_come_from_models_toml() -> None:
     data = json.loads(localr1("run", "--json", "-n", "2", "hi").stdout)
     assert data["sampling"]["temperature"] == 0.2 and data["sampling"]["top_p"] == 0.9
 
 
+@pytest.mark.model
 def test_r1_model_gets_r1_sampling_and_thinking_channel(r1_demo_path: Path) -> None:
     result = localr1("run", "--json", "-m", str(r1_demo_path), "-n", "12", "--seed", "3", "Hi")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["sampling"]["temperature"] == 0.6 and data["sampling"]["top_p"] == 0.95
-    # The R1 prompt ends inside <think>: without a closing tag everything is reasoning.
-    assert data["thinking"] or data["answer"]
-    if "</think>" not in data["thinking"] + data["answer"]:
-        assert data["thinking"] and not data["answer"]
+    # The R1 prompt ends inside <think>: the demo never closes it, so all 12 tokens are reasoning.
+    assert data["thinking"].strip() and data["answer"] == ""
+    assert data["stats"]["generated_tokens"] == 12 and data["stats"]["thinking_cut_off"] is True
+    assert data["stop_reason"] == "length" and data["truncated"] is True
 
 
-def test_hide_thinking_prints_no_reasoning(r1_demo_path: Path) -> None:
-    shown = localr1("run", "-m", str(r1_demo_path), "-n", "8", "-t", "0", "Hi")
-    hidden = localr1("run", "-m", str(r1_demo_path), "-n", "8", "-t", "0", "--hide-thinking", "Hi")
+@pytest.mark.model
+def test_hide_thinking_prints_no_reasoning_and_showing_prints_all_of_it(r1_demo_path: Path) -> None:
+    args = ("run", "-m", str(r1_demo_path), "-n", "8", "-t", "0", "Hi")
+    reference = json.loads(localr1(*args[:1], "--json", *args[1:]).stdout)
+    thinking = reference["thinking"]
+    assert thinking.strip() and reference["answer"] == ""
+    shown = localr1(*args)
+    hidden = localr1(*args[:1], "--hide-thinking", *args[1:])
     assert shown.returncode == hidden.returncode == 0
-    # Only the one-line notice that the 8-token limit ended the thinking is left on stderr.
-    notice = "localr1: the model was still thinking when it reached the 8-token limit, no answer: raise --max-tokens"
-    assert hidden.stderr.strip() == notice
-    assert shown.stderr.strip() != notice and shown.stderr.strip().endswith(notice)
+    notice = "localr1: the model was still thinking when it reached the 8-token limit, no answer: raise --max-tokens\n"
+    plan, rest = hidden.stderr.split("\n", 1)  # the planner's choice comes first, in one line
+    assert plan.startswith("localr1: plan: Q4_1 (r1-demo.gguf)") and shown.stderr.startswith(plan + "\n")
+    assert rest == notice  # nothing else but the notice that the limit ended the thinking
+    assert shown.stderr == plan + "\n" + thinking + "\n" + notice  # the reasoning, the notice (no tty, no colour)
+    assert shown.stdout == hidden.stdout == "\n"  # no answer either way
 
 
 @pytest.mark.parametrize(
@@ -77,7 +87,7 @@ def test_hide_thinking_prints_no_reasoning(r1_demo_path: Path) -> None:
         (["run", "-m", "no-such-model", "hi"], "unknown model 'no-such-model'"),
         (["run", "-m", "r1-qwen-7b", "hi"], "is not on this machine"),
         (["run", "   "], "the prompt is empty"),
-        (["run", "--kv-type", "q8_0", "hi"], "needs flash attention"),
+        (["run", "--kv-type", "q8_0", "--no-flash-attn", "hi"], "needs flash attention"),
         (["info", "/nonexistent.gguf"], "model file not found"),
     ],
 )
@@ -115,37 +125,66 @@ def test_models_lists_the_family() -> None:
         assert key in out
 
 
-def _interrupt_after_output(args: list[str]) -> tuple[int, str, str]:
-    proc = subprocess.Popen([*LOCALR1, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ))
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    first = proc.stdout.read(1) if "--json" not in args else ""
-    if "--json" in args:
-        time.sleep(3)  # loading and a few tokens
-    assert time.monotonic() < deadline
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    return proc.returncode, first + out, err
+STORY = "Write a very long story about a dragon."
+STATS = re.compile(r"^\[(\d+) prompt tokens \((\d+) evaluated\), (\d+) generated, ttft [\d.]+s, [\d.]+ tok/s, "
+                   r"stop: (\w+)\]$", re.M)
 
 
+@pytest.mark.model
 def test_ctrl_c_stops_cleanly_and_keeps_the_partial_answer() -> None:
-    code, out, err = _interrupt_after_output(
-        ["run", "-t", "0", "-n", "3000", "--ctx", "4096", "Write a very long story about a dragon."]
-    )
-    assert code == 130
-    assert len(out.strip()) > 0
-    assert "Traceback" not in err
+    proc = start("run", "--stats", "-t", "0", "-n", "3000", "--ctx", "4096", STORY)
+    first = read_until(proc, lambda out: len(out.strip()) > 0, timeout=240)  # the answer is streaming
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    stats = STATS.search(err.decode())
+    assert stats is not None, err
+    generated, stop = int(stats.group(3)), stats.group(4)
+    assert stop == "cancelled" and 0 < generated < 3000
+    partial = (first + rest).decode()
+    assert partial.endswith("\n") and partial.strip()
+    # Greedy decoding: the same prompt run for exactly that many tokens gives exactly what was printed.
+    full = localr1("run", "--json", "-t", "0", "-n", str(generated), "--ctx", "4096", STORY, timeout=240)
+    assert json.loads(full.stdout)["answer"] == partial[:-1]
 
 
-def test_ctrl_c_with_json_reports_cancelled() -> None:
-    code, out, _ = _interrupt_after_output(
-        ["run", "--json", "-t", "0", "-n", "3000", "--ctx", "4096", "Write a very long story about a dragon."]
-    )
-    assert code == 130
+@pytest.mark.model
+def test_ctrl_c_with_json_reports_cancelled(demo_path: Path) -> None:
+    args = ("run", "-t", "0", "-n", "3000", "--ctx", "4096", STORY)
+    first_token = cpu_to_first_output(demo_path, *args)  # measured on the same run that streams
+    proc = start(*args[:1], "--json", *args[1:])
+    wait_for_cpu(proc, demo_path, 2 * first_token + 1.0, timeout=240)  # loaded and well into the answer
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
     data = json.loads(out)
-    assert data["stats"]["stop_reason"] == "cancelled"
-    assert data["stats"]["generated_tokens"] < 3000
-    # Ctrl-C now stops the prompt reading too: on a slow machine no token may have come yet.
-    if data["stats"]["generated_tokens"] > 2:
-        assert data["answer"]
+    assert data["stop_reason"] == data["stats"]["stop_reason"] == "cancelled"
+    assert 0 < data["stats"]["generated_tokens"] < 3000 and data["answer"].strip()
+
+
+@pytest.mark.model
+def test_run_loading_and_sampling_options_reach_the_engine(r1_demo_path: Path) -> None:
+    base = ("run", "--json", "-m", str(r1_demo_path), "-t", "0", "-n", "4", "--ctx", "512")
+    plain = json.loads(localr1(*base, "--no-flash-attn", "Say hello.").stdout)  # auto would let the planner pick
+    result = localr1(*base, "--system", "You are a pirate. Always answer like one.", "--top-k", "7", "--threads",
+                     "1", "--no-mmap", "--flash-attn", "Say hello.")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["load"]["threads"] == 1 and data["load"]["use_mmap"] is False
+    assert data["load"]["flash_attention"] is True and data["load"]["context_size"] == 512
+    assert data["sampling"]["top_k"] == 7 and plain["sampling"]["top_k"] != 7
+    assert plain["load"]["use_mmap"] is True and plain["load"]["flash_attention"] is False
+    # R1 has no system turn: the text is folded into the user's message, so the prompt grows by about its length
+    assert data["stats"]["prompt_tokens"] >= plain["stats"]["prompt_tokens"] + 8
+    assert data["stats"]["generated_tokens"] > 0
+
+
+@pytest.mark.model
+def test_run_stats_prints_one_timing_line() -> None:
+    result = localr1("run", "--stats", "-t", "0", "-n", "4", "Say hello.")
+    assert result.returncode == 0, result.stderr
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("[")]
+    stats = STATS.match(line)
+    assert stats is not None, line
+    assert int(stats.group(3)) == 4 and stats.group(4) == "length" and int(stats.group(1)) > 0

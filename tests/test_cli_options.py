@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from localr1.cli import build_parser, main
@@ -66,7 +68,7 @@ def test_the_console_script_says_the_same() -> None:
 
 
 def test_other_usage_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["run"], ["quantize", "x"], ["frobnicate"], ["run", "hi", "--no-such-option"]):
+    for argv in (["run"], ["quantize"], ["frobnicate"], ["run", "hi", "--no-such-option"]):
         with pytest.raises(SystemExit) as exited:
             main(argv)
         assert exited.value.code == 2
@@ -87,3 +89,13 @@ def test_the_edges_of_each_range_are_accepted() -> None:
     split = parser.parse_args(["convert", "c", "-o", "o.gguf", "--split-max-size", "1.5G"]).split_max_size
     assert split == 1_500_000_000
     assert parser.parse_args(["chat", "--ctx", "8192"]).ctx == 8192
+
+
+def test_the_default_ladder_is_the_documented_one() -> None:
+    from quantize.ladder.qtypes import parse_types
+
+    args = build_parser().parse_args(["quantize", "source.gguf", "-o", "out"])
+    documented = "Q8_0,Q6_K,Q5_K_M,Q4_K_M,IQ4_XS,Q3_K_M,Q2_K"  # README: "Converting and quantizing a model"
+    assert args.types == documented
+    assert [t.name for t in parse_types(args.types)] == documented.split(",")
+    assert f"--types {documented}" in Path(__file__).parents[1].joinpath("README.md").read_text()

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
 
-from localr1.engine import LoadParams
+from localr1.engine import ChatMessage, Event, Finished, LoadParams
 from localr1.engine.engine import Engine
 from localr1.errors import ModelFileError
 from localr1.gguf_header import read_header
 from localr1.ggufinfo import read_info
 from tests.conftest import GREEDY
+
+
+def final(events: Iterator[Event]) -> Finished:
+    """The Finished event of a stream."""
+    last = list(events)[-1]
+    assert isinstance(last, Finished)
+    return last
 
 
 def tiny_gguf(path: Path, arch: str = "llama") -> Path:
@@ -87,7 +96,19 @@ def test_bad_file_is_rejected_before_llama_cpp(case: str, tmp_path: Path, demo_p
     assert "\n" not in str(err.value)
 
 
-def test_valid_copy_still_loads(tmp_path: Path, demo_path: Path) -> None:
+@pytest.mark.model
+def test_valid_copy_still_loads(tmp_path: Path, demo_path: Path, engine: Engine) -> None:
+    """The checks pass a valid file, and llama.cpp then loads it and answers as from the original."""
     copy = tmp_path / "copy.gguf"
     shutil.copy(demo_path, copy)
     assert read_info(copy).architecture == "llama"
+    messages = [ChatMessage("user", "Name a colour.")]
+    sampling = replace(GREEDY, max_tokens=6)
+    original = final(engine.chat(messages, sampling))
+    loaded = Engine(copy, LoadParams(context_size=1024, seed=1), GREEDY)
+    try:
+        again = final(loaded.chat(messages, sampling))
+    finally:
+        loaded.close()
+    assert again.stats.generated_tokens == original.stats.generated_tokens > 0
+    assert again.answer == original.answer and again.answer.strip()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import LOCALR1
+
+pytestmark = pytest.mark.model
 
 AUDITED_CHAT = textwrap.dedent(
     """
@@ -23,9 +24,9 @@ AUDITED_CHAT = textwrap.dedent(
             attempts.append(event)
             raise PermissionError("network use is blocked in this test: " + event)
     sys.addaudithook(block_network)
-    from localr1.engine import ChatMessage, LoadParams, SamplingParams
+    from localr1.engine import ChatMessage, LoadRequest, SamplingParams
     from localr1.loader import open_engine
-    engine = open_engine("demo", LoadParams(context_size=512))
+    engine = open_engine("demo", LoadRequest(context_size=512))
     events = list(engine.chat([ChatMessage("user", "Say hi.")], SamplingParams(temperature=0, max_tokens=8)))
     assert events[-1].answer, "no answer"
     print("attempts:", attempts)
@@ -40,7 +41,7 @@ def test_no_python_socket_is_created_while_chatting() -> None:
     assert result.stdout.strip() == "attempts: []"
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
+@pytest.mark.needs("strace")
 def test_no_inet_socket_syscall_from_any_code(tmp_path: Path) -> None:
     log = tmp_path / "strace.log"
     result = subprocess.run(

@@ -1,4 +1,4 @@
-"""`localr1 info` and `localr1 models`: facts from GGUF headers and models.toml."""
+"""`localr1 info`: facts from a GGUF header."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from localr1.ggufinfo import GGUFInfo, read_info
-from localr1.registry import installed_path, load_registry, resolve_model
+from localr1.registry import resolve_model
 
 
 def _human_bytes(n: int) -> str:
@@ -49,8 +49,14 @@ def info_rows(info: GGUFInfo) -> list[tuple[str, str]]:
 
 
 def info_command(model: str, as_json: bool) -> int:
-    """Print what a GGUF header says about a model."""
-    info = read_info(resolve_model(model).path)
+    """Print what a GGUF header says about a model (for an installed key, the variant the planner picks)."""
+    path = resolve_model(model).path
+    if path.is_dir():
+        from localr1.engine.params import LoadRequest
+        from localr1.loader import plan_for
+
+        path = plan_for(model, LoadRequest())[1].config.variant.path or path
+    info = read_info(path)
     if as_json:
         payload = {
             "path": str(info.path), "name": info.name, "architecture": info.architecture,
@@ -68,20 +74,5 @@ def info_command(model: str, as_json: bool) -> int:
     table.add_column(overflow="fold")  # a long path is folded, not cut
     for label, value in info_rows(info):
         table.add_row(Text(label, style="bold"), Text(value))  # values come from the file: never markup
-    Console().print(table)
-    return 0
-
-
-def models_command() -> int:
-    """List the model family with shapes, sizes and where each installed one lives."""
-    table = Table("name", "model", "arch", "layers", "Q4_K_M GB", "installed")
-    for entry in load_registry().values():
-        path = installed_path(entry)
-        cells = (
-            entry.key, entry.display_name, entry.architecture, str(entry.layers),
-            f"{entry.sizes_gb['Q4_K_M']:.2f}" if "Q4_K_M" in entry.sizes_gb else "-",
-            "yes" if path else "no",
-        )
-        table.add_row(*(Text(cell) for cell in cells))
     Console().print(table)
     return 0

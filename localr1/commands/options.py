@@ -88,3 +88,35 @@ def size_bytes(text: str) -> int:
     except SizeError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
+
+
+def workers_list(text: str) -> tuple[str, ...]:
+    """An argparse type: `host:port,host:port` (each checked), as endpoint strings."""
+    from localr1.errors import ConfigError
+    from localr1.workers import parse_workers
+
+    try:
+        return tuple(str(e) for e in parse_workers(text))
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def think_budget(text: str) -> tuple[int | None, float | None]:
+    """An argparse type for --think-budget: tokens (2000) or time (90s, 2m)."""
+    from localr1.budget import parse_budget
+    from localr1.errors import ConfigError
+
+    try:
+        return parse_budget(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_workers_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--workers host:port,...`, the same for run, chat, plan and serve."""
+    parser.add_argument("--workers", type=workers_list, default=None, metavar="HOST:PORT,...",
+                        help="RPC workers started with 'localr1 worker' that hold some of the layers "
+                             "(only on a trusted network: the protocol has no authentication)")
+
+
+THINK_BUDGET = think_budget

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from localr1.commands.options import add_workers_option
 from localr1.errors import ConfigError
 from localr1.hardware import CPUSpeed, HardwareProfile, cached_speed, load_profile, probe, save_speed, with_speed
 from localr1.plan import Config, Plan, Wishes, plan_model
@@ -45,6 +46,7 @@ def add_plan_parser(subparsers: Any) -> None:
                    help="plan for a hardware profile (a JSON file or a shipped profile name) instead of this machine")
     p.add_argument("--measure", action="store_true", help="measure this CPU's speed again (about a minute)")
     p.add_argument("--save-hardware", type=Path, metavar="FILE", help="write this machine's profile as JSON")
+    add_workers_option(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--all-profiles", action="store_true", help="plan every R1 distill on every shipped profile")
     p.add_argument("--markdown", action="store_true", help="with --all-profiles: print docs/plans.md")
@@ -178,6 +180,10 @@ def plan_command(args: argparse.Namespace) -> int:
     hardware = hardware_for(args, console)
     if args.save_hardware:
         args.save_hardware.write_text(json.dumps(hardware.to_json(), indent=2) + "\n", encoding="utf-8")
+    if args.workers:
+        from localr1.planner.remote import remote_devices, with_workers
+
+        hardware = with_workers(hardware, remote_devices(args.workers))
     if args.model is None:
         from localr1.settings import load_settings
 

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from localr1.commands.eval_tasks import add_task_options, tasks_command
 from localr1.commands.options import CHUNK, COUNT, EVAL_TOP_K, THREADS, TOKENS
+from localr1.errors import ConfigError
 from quantize.ladder.qtypes import DEFAULT_LADDER, QUANT_TYPES, TENSOR_TYPES, parse_tensor_type, parse_types
 
 
@@ -35,7 +36,11 @@ def add_quantize_parsers(subparsers: Any) -> None:
                     "on calibration conversations, a manifest, and a quality report.",
     )
     q.add_argument("source", type=Path, help="a checkpoint folder or an unquantized .gguf file")
-    q.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, help="output directory")
+    q.add_argument("-o", "--out", dest="out_dir", type=Path,
+                   help="output directory (default: install into the models folder under the model's key)")
+    q.add_argument("--as", dest="as_key", metavar="KEY",
+                   help="install under this key (default: the models.toml key recognised from the model's shapes, "
+                        "else one made from its name)")
     q.add_argument("--types", default=",".join(DEFAULT_LADDER),
                    help=f"comma-separated types (default: {','.join(DEFAULT_LADDER)}; valid: {', '.join(QUANT_TYPES)})")
     q.add_argument("--threads", type=THREADS, default=0, help="CPU threads (default: physical cores)")
@@ -139,6 +144,17 @@ def quantize_command(args: argparse.Namespace) -> int:
     )
     _check_texts(args)
     console = Console()
+    installing = args.out_dir is None
+    if installing:
+        from localr1.install import install_target
+
+        target = install_target(args.source, args.as_key)
+        args.out_dir = target.folder
+        args.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        console.print(f"installing as {target.key} ({target.how}) in {target.folder}", highlight=False, markup=False,
+                      soft_wrap=True)
+    elif args.as_key is not None:
+        raise ConfigError("--as installs into the models folder and does not go with -o: drop one of them")
     inspect_output_dir(args.out_dir)  # someone else's folder is refused before it is locked
     with locked_dir(args.out_dir, create=True):  # one lock for the ladder and its report
         with RichReporter() as reporter:
@@ -146,9 +162,12 @@ def quantize_command(args: argparse.Namespace) -> int:
         built = sum(o.status != "skipped" for o in result.outcomes)
         console.print(f"{built} built, {len(result.outcomes) - built} already complete; manifest: "
                       f"{result.out_dir / 'manifest.json'}", highlight=False, markup=False, soft_wrap=True)
-        if args.no_eval:
-            return 0
-        return _evaluate(result.out_dir, _eval_options(args, [t.name for t in types]), console, as_json=False)
+        code = 0 if args.no_eval else _evaluate(result.out_dir, _eval_options(args, [t.name for t in types]),
+                                                console, as_json=False)
+    if installing and code == 0:
+        console.print(f"installed: localr1 chat --model {target.key} (localr1 plan {target.key} shows what the "
+                      "planner picks)", highlight=False, markup=False, soft_wrap=True)
+    return code
 
 
 def eval_command(args: argparse.Namespace) -> int:

@@ -6,10 +6,14 @@ from localr1.engine.events import (
     Event,
     Finished,
     GenerationStats,
+    LoopDetected,
+    SlowDecoding,
+    ThinkingClosed,
     ThinkingDelta,
 )
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.params import LoadParams, LoadRequest, SamplingParams
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import ThinkingControl
 
 __all__ = [
     "AnswerDelta",
@@ -19,6 +23,11 @@ __all__ = [
     "Finished",
     "GenerationStats",
     "LoadParams",
+    "LoadRequest",
+    "LoopDetected",
     "SamplingParams",
+    "SlowDecoding",
+    "ThinkingClosed",
+    "ThinkingControl",
     "ThinkingDelta",
 ]

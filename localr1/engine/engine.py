@@ -18,15 +18,22 @@ from localr1.engine.events import (
     Finished,
     GenerationStats,
     LengthLimit,
+    LoopDetected,
     StopReason,
+    ThinkingClosed,
+    ThinkingEnd,
 )
 from localr1.engine.fit import cut_points
+from localr1.engine.load_log import captured_log, memory_failure
 from localr1.engine.loading import open_llama
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.loop_guard import LoopGuard, token_key
+from localr1.engine.params import LoadParams, SamplingParams, SpeedPrediction
 from localr1.engine.reply import ReplyAssembler
+from localr1.engine.residency import WINDOW_S, DecodeWatch
 from localr1.engine.template import ChatMessage, RenderedPrompt, compile_template, render
+from localr1.engine.thinking import CLOSED_THINKING, FORCED_CLOSE, BudgetCut, ThinkingControl
 from localr1.engine.vocab import Vocab
-from localr1.errors import ConfigError, ContextOverflowError, ModelLoadError
+from localr1.errors import ConfigError, ContextOverflowError, ModelLoadError, ModelMemoryError
 from localr1.ggufinfo import GGUFInfo, read_info
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators a template adds around each message
@@ -76,11 +83,18 @@ class _EvalMeter:
 class Engine:
     """One loaded model. `chat` runs in a worker thread; `cancel` may be called from any thread."""
 
-    def __init__(self, model_path: str | Path, load: LoadParams, sampling: SamplingParams) -> None:
+    def __init__(self, model_path: str | Path, load: LoadParams, sampling: SamplingParams, *,
+                 prediction: SpeedPrediction | None = None, plan: dict[str, Any] | None = None) -> None:
         self.info: GGUFInfo = read_info(model_path)
         self.load_params = load.resolved()
         self.sampling = sampling
+        self.prediction = prediction  # the planner's steady-state speed: the first seconds are checked against it
+        self.plan = plan  # how the planner chose this load (shown by describe())
+        self.watch_window_s = WINDOW_S  # decode this long before comparing with the prediction
+        self.thinking = ThinkingControl()  # the default reasoning controls: no budget, loop guard on
+        self.display_name: str | None = None  # the registry's name for the model, when it is a known one
         self._cancel = threading.Event()
+        self._answer_now = threading.Event()
         self._check_params()
         if self.info.chat_template:
             compile_template(self.info.chat_template)  # a broken template fails here, before the load
@@ -94,6 +108,7 @@ class Engine:
         self._abort = AbortSwitch()  # lives as long as the engine, so as long as the context
         self._abort.attach(self._llm._ctx.ctx)
         self._costs: dict[str, int] = {}
+        self._keys: dict[int, int | None] = {}  # the loop guard's key per token
 
     @property
     def evaluated_tokens(self) -> int:
@@ -116,26 +131,46 @@ class Engine:
     def _open(self) -> llama_cpp.Llama:
         p = self.load_params
         kv_type = GGML_KV_TYPES[p.kv_cache_type]
-        try:
-            return open_llama(
-                model_path=str(self.info.path),
-                n_ctx=p.context_size,
-                n_batch=p.batch_size,
-                n_threads=p.threads,
-                n_threads_batch=p.batch_threads,
-                n_gpu_layers=p.gpu_layers,
-                type_k=kv_type,
-                type_v=kv_type,
-                flash_attn=p.flash_attention,
-                use_mmap=p.use_mmap,
-                seed=p.seed,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(
-                f"llama.cpp could not load {self.info.path.name}: {exc} "
-                "(try a smaller --ctx, fewer --gpu-layers, or re-convert the file)"
-            ) from None
+        with captured_log() as log:
+            try:
+                return self._open_with(kv_type)
+            except (ValueError, RuntimeError) as exc:
+                failure = memory_failure(log)
+                if failure is not None:
+                    raise ModelMemoryError(
+                        f"llama.cpp could not allocate the memory to load {self.info.path.name} with "
+                        f"{p.context_size} tokens of context ({failure}): try a smaller --ctx, a smaller "
+                        "--quant or fewer --gpu-layers"
+                    ) from None
+                raise ModelLoadError(
+                    f"llama.cpp could not load {self.info.path.name}: {exc} "
+                    "(try a smaller --ctx, fewer --gpu-layers, or re-convert the file)"
+                ) from None
+
+    def _open_with(self, kv_type: int) -> llama_cpp.Llama:
+        p = self.load_params
+        devices: tuple[int, ...] = ()
+        if p.workers:  # only in a child process (engine/isolated.py): a lost worker aborts the process
+            from localr1.engine.rpc import local_gpu_devices, worker_devices
+
+            devices = worker_devices(p.workers) + local_gpu_devices()
+        return open_llama(
+            devices,
+            model_path=str(self.info.path),
+            n_ctx=p.context_size,
+            n_batch=p.batch_size,
+            n_threads=p.threads,
+            n_threads_batch=p.batch_threads,
+            n_gpu_layers=p.gpu_layers,
+            type_k=kv_type,
+            type_v=kv_type,
+            flash_attn=p.flash_attention,
+            use_mmap=p.use_mmap,
+            use_mlock=p.use_mlock,
+            seed=p.seed,
+            tensor_split=list(p.tensor_split) or None,
+            verbose=False,
+        )
 
     @property
     def context_size(self) -> int:
@@ -212,23 +247,51 @@ class Engine:
             )
         return PreparedPrompt(tokens, rendered, dropped)
 
-    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None) -> Iterator[Event]:
+    def answer_now(self) -> None:
+        """End the thinking at the next token, keeping it, and answer (from any thread; inert when not thinking)."""
+        self._answer_now.set()
+
+    def chat(
+        self,
+        messages: list[ChatMessage],
+        sampling: SamplingParams | None = None,
+        thinking: ThinkingControl | None = None,
+    ) -> Iterator[Event]:
         """Stream thinking and answer deltas for the reply to `messages`, then `Finished`."""
         sp = sampling or self.sampling
+        control = thinking or self.thinking
         self._cancel.clear()
+        self._answer_now.clear()
         self._abort.reset()
         started = time.perf_counter()
         prepared = self.prepare(messages, reply_reserve=min(sp.max_tokens, self.context_size // 4))
         if prepared.dropped_messages:
             yield ContextTrimmed(prepared.dropped_messages, len(prepared.tokens), self.context_size)
-        yield from self._generate(prepared, sp, started)
+        closed_in_prompt = control.answer_directly and prepared.rendered.opens_thinking
+        if closed_in_prompt:  # budget 0: the reply starts after a closed, empty thinking block
+            rendered = replace(prepared.rendered, text=prepared.rendered.text + CLOSED_THINKING, opens_thinking=False)
+            prepared = replace(prepared, rendered=rendered, tokens=prepared.tokens + self._forced(CLOSED_THINKING))
+        yield from self._generate(prepared, sp, control, started, closed_in_prompt)
+
+    def _guard_key(self, token: int) -> int | None:
+        if token not in self._keys:
+            self._keys[token] = token_key(self.vocab.piece(token))
+        return self._keys[token]
+
+    def _forced(self, text: str) -> list[int]:
+        """Tokens of text fed as if generated (the closing tag parsed as the special token it may be)."""
+        return self.vocab.tokenize(text, add_bos=False, special=True)
 
     def _token_source(self, prepared: PreparedPrompt, sp: SamplingParams) -> Generator[int, Any, None]:
         """Evaluate the prompt (reusing the cached prefix) and sample the reply's tokens."""
-        if sp.seed is not None:
-            self._llm.set_seed(sp.seed)
+        return self._sample_after(prepared.tokens, sp)
+
+    def _sample_after(self, tokens: list[int], sp: SamplingParams) -> Generator[int, Any, None]:
+        """Evaluate `tokens` (reusing the cached prefix) and sample what follows."""
+        if sp.seed is not None:  # a restart after a forced close draws on, not from the seed's start again
+            self._llm.set_seed((sp.seed + self._llm.n_tokens) % 2**32)
         return self._llm.generate(
-            prepared.tokens,
+            tokens,
             temp=sp.temperature,
             top_p=sp.top_p,
             top_k=sp.top_k,
@@ -236,9 +299,18 @@ class Engine:
             repeat_penalty=sp.repeat_penalty,
         )
 
-    def _generate(self, prepared: PreparedPrompt, sp: SamplingParams, started: float) -> Iterator[Event]:
+    def _generate(
+        self, prepared: PreparedPrompt, sp: SamplingParams, control: ThinkingControl, started: float,
+        closed_in_prompt: bool,
+    ) -> Iterator[Event]:
         reply = ReplyAssembler(self.vocab, start_in_thinking=prepared.rendered.opens_thinking)
-        generated = 0
+        guard = LoopGuard() if control.loop_guard != "off" else None
+        forced_text = CLOSED_THINKING if control.answer_directly else FORCED_CLOSE
+        generated = thinking_tokens = 0
+        ended_by: ThinkingEnd | None = "budget" if closed_in_prompt else None
+        loop_after: int | None = None
+        cut: BudgetCut | None = None
+        pending_close: ThinkingEnd | None = "budget" if control.answer_directly else None
         prompt_eval: int | None = None
         first_token_at: float | None = None
         last_token_at = started
@@ -247,9 +319,14 @@ class Engine:
         error: str | None = None
         self._meter.start_turn()
         evaluated_before = self._meter.evaluated
+        watch = DecodeWatch(self.prediction, depth=len(prepared.tokens), context=self.context_size,
+                            window_s=self.watch_window_s)
         tokens = self._token_source(prepared, sp)
         try:
-            for token in tokens:
+            while True:
+                token = next(tokens, None)
+                if token is None:
+                    break
                 now = time.perf_counter()
                 if first_token_at is None:
                     first_token_at = now
@@ -257,18 +334,72 @@ class Engine:
                 if self.vocab.is_end(token):
                     stop = "eos"
                     break
-                generated += 1
-                last_token_at = now
-                yield from reply.feed(token)
+                thinking = reply.in_thinking
+                close: ThinkingEnd | None = None
+                keep = True
+                if thinking:
+                    if pending_close is None and self._answer_now.is_set():
+                        pending_close = "answer_now"
+                    if pending_close is not None:
+                        if not reply.mid_character:  # now, before this token: never half a character
+                            close, keep = pending_close, False
+                    elif control.over_budget(thinking_tokens, now - first_token_at):
+                        cut = cut or BudgetCut()
+                        if cut.before(reply.tail, self.vocab.piece(token).decode("utf-8", "replace")):
+                            close, keep = "budget", False
+                if keep:
+                    generated += 1
+                    last_token_at = now
+                    slow = watch.token(now, generated)
+                    if slow is not None:
+                        yield slow
+                    yield from reply.feed(token)
+                    if thinking:
+                        thinking_tokens += 1
+                        if not reply.in_thinking:
+                            ended_by = "model"
+                        elif close is None and pending_close is not None:
+                            close = pending_close  # the split character is whole now
+                        elif close is None and cut is not None and cut.after(reply.tail):
+                            close = "budget"
+                    key = self._guard_key(token) if guard is not None else None
+                    hit = guard.feed(key) if guard is not None and key is not None else None
+                    if hit is not None and guard is not None:
+                        guard.reset()
+                        loop_after = loop_after or generated
+                        acting = control.loop_guard == "act"
+                        yield LoopDetected(generated, hit.period, reply.in_thinking, acting)
+                        if acting and not reply.in_thinking:
+                            stop = "repetition"
+                            break
+                        if acting and close is None:
+                            if reply.mid_character:
+                                pending_close = "loop"
+                            else:
+                                close = "loop"
+                    if thinking and not reply.in_thinking and guard is not None:
+                        guard.reset()  # the answer is watched on its own
+                restart: list[int] | None = None
+                if close is not None:
+                    yield from reply.close_thinking()
+                    ended_by, pending_close, cut = close, None, None
+                    if guard is not None:
+                        guard.reset()
+                    yield ThinkingClosed(close, thinking_tokens)
+                    restart = self.cached_tokens + ([token] if keep else []) + self._forced(forced_text)
                 if self._cancel.is_set():
                     stop = "cancelled"
                     break
                 if generated >= sp.max_tokens:
                     stop, limit = "length", "max_tokens"
                     break
-                if self._llm.n_tokens + 1 >= self.context_size:
+                to_eval = len(restart) - self._llm.n_tokens if restart is not None else 1
+                if self._llm.n_tokens + to_eval >= self.context_size:
                     stop, limit = "length", "context"
                     break
+                if restart is not None:
+                    tokens.close()
+                    tokens = self._sample_after(restart, sp)
         except RuntimeError as exc:  # llama_decode failures surface here, an abort among them
             if self._abort.tripped:
                 stop = "cancelled"
@@ -294,6 +425,9 @@ class Engine:
             stop_reason=stop,
             length_limit=limit,
             thinking_cut_off=stop == "length" and reply.in_thinking,
+            thinking_tokens=thinking_tokens,
+            thinking_ended_by=ended_by,
+            loop_detected_after=loop_after,
         )
         yield Finished(reply.thinking, reply.answer, stats, error)
 
@@ -301,11 +435,15 @@ class Engine:
         """Model and load facts, for `--json` output and the UI status bar."""
         return {
             "model": self.info.name,
+            "display_name": self.display_name,
+            "reasoning": self.info.is_r1,  # replies start inside <think>: the thinking controls apply
             "path": str(self.info.path),
             "architecture": self.info.architecture,
             "quant": self.info.file_type,
             "load": self.load_params.as_dict(),
             "load_seconds": round(self.load_seconds, 3),
+            "predicted_tokens_per_s": round(self.prediction.decode_tps, 2) if self.prediction else None,
+            "plan": self.plan,
         }
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-StopReason = Literal["eos", "length", "cancelled", "error"]
+StopReason = Literal["eos", "length", "cancelled", "error", "repetition"]
 LengthLimit = Literal["max_tokens", "context"]
+ThinkingEnd = Literal["model", "budget", "answer_now", "loop"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,24 @@ class ContextTrimmed:
 
 
 @dataclass(frozen=True)
+class ThinkingClosed:
+    """The engine ended the thinking (budget, answer-now or a loop); the answer follows."""
+
+    reason: ThinkingEnd
+    thinking_tokens: int
+
+
+@dataclass(frozen=True)
+class LoopDetected:
+    """The loop guard saw degenerate repetition after `after_tokens` generated tokens."""
+
+    after_tokens: int
+    period: int  # tokens per repeat; 0 when too few distinct phrases were the sign
+    in_thinking: bool
+    acted: bool  # False in "warn" mode: only reported
+
+
+@dataclass(frozen=True)
 class GenerationStats:
     """Measured facts about one generation."""
 
@@ -48,6 +67,12 @@ class GenerationStats:
     length_limit: LengthLimit | None = None
     # The reply hit that limit while still thinking, so it has no answer at all.
     thinking_cut_off: bool = False
+    # Tokens the model generated while thinking, and what ended the thinking (None: it never did,
+    # or the model does not think). "budget" too when the budget was 0 and the prompt closed it.
+    thinking_tokens: int = 0
+    thinking_ended_by: ThinkingEnd | None = None
+    # Generated tokens when the loop guard fired (in any mode), else None.
+    loop_detected_after: int | None = None
 
     @property
     def truncated(self) -> bool:
@@ -65,4 +90,12 @@ class Finished:
     error: str | None = None
 
 
-Event = ThinkingDelta | AnswerDelta | ContextTrimmed | Finished
+@dataclass(frozen=True)
+class SlowDecoding:
+    """The first seconds of decoding ran far below the planner's steady-state prediction (sent once a turn)."""
+
+    measured_tps: float
+    predicted_tps: float
+
+
+Event = ThinkingDelta | AnswerDelta | ContextTrimmed | ThinkingClosed | LoopDetected | SlowDecoding | Finished

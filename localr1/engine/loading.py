@@ -9,15 +9,20 @@ formatter class is swapped for one that keeps nothing.
 
 from __future__ import annotations
 
+import ctypes
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import llama_cpp
+import llama_cpp.llama_cpp as bindings
 from llama_cpp import llama_chat_format
 
 from localr1.errors import TemplateError
 
 _swap_lock = threading.Lock()
+_LOAD_FN = "llama_model_load_from_file"
 
 
 def _no_chat_handler(*_args: Any, **_kwargs: Any) -> Any:
@@ -35,9 +40,33 @@ class _TemplateNotCompiled:
         return _no_chat_handler
 
 
-def open_llama(**params: Any) -> llama_cpp.Llama:
-    """`llama_cpp.Llama(**params)`, with the file's chat templates left uncompiled."""
-    with _swap_lock:
+@contextmanager
+def _devices_for_load(devices: Sequence[int]) -> Iterator[None]:
+    """Pass an explicit device list (llama_model_params.devices) to the model load inside this block.
+
+    llama-cpp-python has no argument for it, and llama.cpp's default device list leaves RPC workers out.
+    """
+    if not devices:
+        yield
+        return
+    array = (ctypes.c_void_p * (len(devices) + 1))(*devices, None)  # NULL-terminated
+    original = getattr(bindings, _LOAD_FN)
+
+    def load(path: bytes, params: Any) -> Any:
+        params.devices = ctypes.cast(array, ctypes.c_void_p).value
+        return original(path, params)
+
+    setattr(bindings, _LOAD_FN, load)  # llama-cpp-python's model class looks it up here at each load
+    try:
+        yield
+    finally:
+        setattr(bindings, _LOAD_FN, original)
+
+
+def open_llama(devices: Sequence[int] = (), **params: Any) -> llama_cpp.Llama:
+    """`llama_cpp.Llama(**params)`, with the file's chat templates left uncompiled and, when given,
+    exactly these ggml devices (pointers) to offload to."""
+    with _swap_lock, _devices_for_load(devices):
         original = llama_chat_format.Jinja2ChatFormatter
         llama_chat_format.Jinja2ChatFormatter = _TemplateNotCompiled  # type: ignore[misc, assignment]
         try:

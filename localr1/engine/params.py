@@ -31,8 +31,13 @@ class LoadParams:
     kv_cache_type: KVCacheType = "f16"
     flash_attention: bool = False
     use_mmap: bool = True
+    use_mlock: bool = False  # lock the weights in RAM (needs RLIMIT_MEMLOCK of the model's size)
     batch_size: int = 512
     seed: int = 0
+    # RPC workers ("host:port") that hold layers; gpu_layers counts the layers off this machine's CPU, and
+    # tensor_split gives each worker's share (then each local GPU's), in that order.
+    workers: tuple[str, ...] = ()
+    tensor_split: tuple[float, ...] = ()
 
     def resolved(self) -> LoadParams:
         """Copy with the automatic values (threads) filled in."""
@@ -59,3 +64,33 @@ class SamplingParams:
     def as_dict(self) -> dict[str, Any]:
         """Plain dict, for display and JSON."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """How the user asked for a model to be loaded: None (and 0 threads) leave the choice to the planner."""
+
+    quant: str | None = None
+    context_size: int | None = None
+    kv_cache_type: KVCacheType | None = None
+    flash_attention: bool | None = None
+    gpu_layers: int | None = None  # -1: all of them
+    threads: int = 0
+    use_mmap: bool = True
+    use_mlock: bool = False
+    workers: tuple[str, ...] = ()  # RPC workers ("host:port") lending their memory
+
+
+@dataclass(frozen=True)
+class SpeedPrediction:
+    """The planner's steady-state decode speed (weights resident): at the start of an answer and with the
+    context full."""
+
+    decode_tps: float
+    decode_tps_full: float
+
+    def at_depth(self, depth: int, context: int) -> float:
+        """Tokens/s expected with `depth` tokens in a cache of `context` (the KV read grows linearly)."""
+        fraction = min(1.0, max(0.0, depth / max(1, context)))
+        seconds = 1 / self.decode_tps + fraction * (1 / self.decode_tps_full - 1 / self.decode_tps)
+        return 1 / seconds

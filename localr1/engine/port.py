@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from localr1.engine.events import Event
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.params import LoadParams, LoadRequest, SamplingParams
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import ThinkingControl
 
 
 class ChatEngine(Protocol):
@@ -21,12 +22,19 @@ class ChatEngine(Protocol):
         """Tokens the context window holds."""
         ...
 
-    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None) -> Iterator[Event]:
+    def chat(
+        self, messages: list[ChatMessage], sampling: SamplingParams | None = None,
+        thinking: ThinkingControl | None = None,
+    ) -> Iterator[Event]:
         """Stream the reply to messages."""
         ...
 
     def cancel(self) -> None:
         """Stop the running generation after the current token."""
+        ...
+
+    def answer_now(self) -> None:
+        """End the thinking now and answer (inert when the model is not thinking)."""
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -42,4 +50,4 @@ class ChatEngine(Protocol):
         ...
 
 
-EngineFactory = Callable[[str, LoadParams, dict[str, Any]], ChatEngine]
+EngineFactory = Callable[[str, LoadRequest, dict[str, Any]], ChatEngine]

@@ -37,6 +37,7 @@ class ReasoningParser:
         # At the start of a block: skip whitespace, and (before any answer) accept an opener.
         self._at_block_start = True
         self._may_open = True
+        self._may_reclose = False  # at the answer's start, a repeated closing tag is swallowed
         self.saw_close = False
 
     def _emit(self, out: list[Segment], text: str) -> None:
@@ -46,6 +47,7 @@ class ReasoningParser:
                 return
             self._at_block_start = False
             self._may_open = False
+            self._may_reclose = False
         if out and out[-1].channel == self.channel:
             out[-1] = Segment(self.channel, out[-1].text + text)
         else:
@@ -72,6 +74,19 @@ class ReasoningParser:
                     self._pending = text
                     break
                 self._may_open = False
+            if self.channel == "answer" and self._may_reclose:
+                # After a close (the model's or a forced one) a second `</think>` is never answer text.
+                stripped = text.lstrip()
+                if not stripped:
+                    break
+                if stripped.startswith(THINK_CLOSE):
+                    text = stripped[len(THINK_CLOSE):]
+                    self._may_reclose = False
+                    continue
+                if THINK_CLOSE.startswith(stripped):
+                    self._pending = text
+                    break
+                self._may_reclose = False
             if self.channel == "answer":
                 self._emit(out, text)
                 break
@@ -79,14 +94,31 @@ class ReasoningParser:
             if index >= 0:
                 self._emit(out, text[:index])
                 text = text[index + len(THINK_CLOSE):]
-                self.channel = "answer"
-                self.saw_close = True
-                self._at_block_start = True
+                self._enter_answer()
                 continue
             keep = _partial_suffix(text, THINK_CLOSE)
             self._emit(out, text[: len(text) - keep])
             self._pending = text[len(text) - keep:]
             break
+        return out
+
+    def _enter_answer(self) -> None:
+        self.channel = "answer"
+        self.saw_close = True
+        self._at_block_start = True
+        self._may_open = False
+        self._may_reclose = True
+
+    def close_thinking(self) -> list[Segment]:
+        """End the thinking now (a budget, answer-now): what was held back stays thinking unless it
+        is the start of a closing tag; everything fed later is answer."""
+        out: list[Segment] = []
+        if self.channel != "thinking":
+            return out
+        pending, self._pending = self._pending, ""
+        if pending and not pending.startswith("</"):
+            self._emit(out, pending)
+        self._enter_answer()
         return out
 
     def finish(self) -> list[Segment]:

@@ -17,10 +17,23 @@ class ReplyAssembler:
         self._parser = ReasoningParser(start_in_thinking=start_in_thinking)
         self._thinking: list[str] = []
         self._answer: list[str] = []
+        self.tail = ""  # the last characters decoded, tags included: where a forced close may cut
 
     def feed(self, token: int) -> list[Delta]:
         """Deltas that are certain once this token is added."""
-        return self._route(self._parser.feed(self._text.feed(token)))
+        text = self._text.feed(token)
+        if text:
+            self.tail = (self.tail + text)[-32:]
+        return self._route(self._parser.feed(text))
+
+    @property
+    def mid_character(self) -> bool:
+        """True while a character split across tokens is incomplete (never cut there)."""
+        return self._text.mid_character
+
+    def close_thinking(self) -> list[Delta]:
+        """The engine ended the thinking: keep it as it is, route all later text to the answer."""
+        return self._route(self._parser.close_thinking())
 
     def finish(self) -> list[Delta]:
         """Deltas held back until the end (a split character, a partial tag)."""

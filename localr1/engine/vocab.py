@@ -75,6 +75,11 @@ class TextDecoder:
         """Text that is complete after this token (maybe empty, while a character is split)."""
         return self._utf8.decode(self._vocab.piece(token))
 
+    @property
+    def mid_character(self) -> bool:
+        """True while the bytes of a character split across tokens are still arriving."""
+        return bool(self._utf8.getstate()[0])
+
     def finish(self) -> str:
         """What is left at the end (a replacement character for an unfinished one)."""
         return self._utf8.decode(b"", final=True)

@@ -10,11 +10,10 @@ from typing import Any
 
 from localr1.errors import ModelFileError, ModelNotFoundError
 from localr1.gguf_header import HeaderError, read_header
-from localr1.paths import models_dir
 from localr1.planner.mix import FILE_TYPE_NAMES, FILE_TYPES
 from localr1.planner.shape import ModelShape
 from localr1.planner.weights import WeightsLayout
-from localr1.registry import ModelEntry, installed_path, load_registry
+from localr1.registry import ModelEntry, installed_keys, installed_path, load_registry, model_folder, variant_files
 
 # Mean KL divergence against F16 from llama.cpp's own Llama-3-8B table (DESIGN.md): the quality figure
 # of a variant nobody has measured yet.
@@ -136,14 +135,17 @@ def is_reasoning_file(path: Path) -> bool:
 
 
 def installed_variants(folder: Path) -> list[tuple[ModelShape, Variant]]:
-    """Every GGUF in a model's folder, best reference quality first; unreadable files are skipped."""
+    """Every model GGUF in a folder, best quality first (measured in its quality.json, else the reference);
+    unreadable files and GGUFs that hold no model (an importance matrix) are skipped."""
     quality, accuracy = _quality(folder), _accuracy(folder)
     found = []
-    for path in sorted(folder.glob("*.gguf")):
+    for path in variant_files(folder):
         try:
-            found.append(file_variant(path, quality, accuracy))
+            shape, variant = file_variant(path, quality, accuracy)
         except ModelFileError:
             continue
+        if shape.layers > 0 and variant.weights.total > 0:
+            found.append((shape, variant))
     order = {name: i for i, name in enumerate(FILE_TYPES)}
     return sorted(found, key=lambda sv: (sv[1].kld if sv[1].kld is not None else 9.0, order.get(sv[1].file_type, 99)))
 
@@ -173,17 +175,19 @@ def model_candidates(name_or_path: str) -> ModelCandidates:
     registry = load_registry()
     entry = registry.get(name_or_path)
     if entry is None:
-        path = Path(name_or_path).expanduser()
+        installed_key = name_or_path in installed_keys()
+        path = model_folder(name_or_path) if installed_key else Path(name_or_path).expanduser()
         if path.is_dir():
             found = installed_variants(path)
             if not found:
-                raise ModelNotFoundError(f"no readable .gguf file in {path}")
+                raise ModelNotFoundError(f"no readable .gguf model file in {path}")
             first = found[0][1].path
-            return ModelCandidates(str(path), found[0][0], [v for _, v in found],
+            return ModelCandidates(name_or_path if installed_key else str(path), found[0][0], [v for _, v in found],
                                    reasoning=first is not None and is_reasoning_file(first))
         if not path.is_file():
+            known = ", ".join([*registry, *installed_keys()])
             raise ModelNotFoundError(
-                f"unknown model '{name_or_path}': give a .gguf path, a folder of GGUFs or one of {', '.join(registry)}"
+                f"unknown model '{name_or_path}': give a .gguf path, a folder of GGUFs or one of {known}"
             )
         shape, variant = file_variant(path, _quality(path.parent), _accuracy(path.parent))
         return ModelCandidates(path.name, shape, [variant], reasoning=is_reasoning_file(path))
@@ -194,8 +198,8 @@ def model_candidates(name_or_path: str) -> ModelCandidates:
             raise ModelNotFoundError(f"model '{entry.key}' is not installed")
         shape, variant = file_variant(packaged)
         return ModelCandidates(entry.key, shape, [variant], entry.reasoning, smaller)
-    folder = models_dir() / entry.key
-    found = installed_variants(folder) if folder.is_dir() else []
+    folder = model_folder(entry.key)
+    found = installed_variants(folder)
     if found:
         return ModelCandidates(entry.key, found[0][0], [v for _, v in found], entry.reasoning, smaller)
     shape = ModelShape.from_entry(entry)

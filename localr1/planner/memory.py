@@ -163,8 +163,10 @@ class MemoryEstimate:
 
 def estimate_memory(shape: ModelShape, weights: WeightsLayout, *, context: int, kv_type: str = "f16",
                     flash_attention: bool = False, gpu_layers: Sequence[int] = (), ubatch: int = DEFAULT_UBATCH,
-                    repacked_types: frozenset[str] = frozenset(), gpu_names: Sequence[str] = ()) -> MemoryEstimate:
-    """Bytes per device for a model loaded with these settings (mmap on, one sequence)."""
+                    repacked_types: frozenset[str] = frozenset(), gpu_names: Sequence[str] = (),
+                    gpu_overheads: Sequence[int] = ()) -> MemoryEstimate:
+    """Bytes per device for a model loaded with these settings (mmap on, one sequence). `gpu_overheads`
+    replaces GPU_CONTEXT per device (an RPC worker has no GPU context in the memory it lends)."""
     n_ctx = padded_context(context)
     slots = slot_devices(shape.layers, gpu_layers)
     kv_layer = kv_cache_bytes(shape, n_ctx, kv_type, layers=1)
@@ -194,5 +196,6 @@ def estimate_memory(shape: ModelShape, weights: WeightsLayout, *, context: int, 
                                             outputs=outputs)
             compute = int(reserved * (1 + FRAGMENTATION)) if (held or holds_output) else 0
             name = gpu_names[device] if device < len(gpu_names) else f"GPU{device}"
-            devices.append(DeviceMemory(name, w, kv, compute, GPU_CONTEXT, len(held), holds_output))
+            overhead = gpu_overheads[device] if device < len(gpu_overheads) else GPU_CONTEXT
+            devices.append(DeviceMemory(name, w, kv, compute, overhead, len(held), holds_output))
     return MemoryEstimate(tuple(devices), n_ctx)

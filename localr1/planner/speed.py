@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from localr1.gpu_specs import EFFICIENCY, PROMPT_EFFICIENCY
 from localr1.hardware import CPUSpeed, HardwareProfile
 from localr1.planner.memory import kv_row_bytes, slot_devices
+from localr1.planner.remote import exchange_seconds, is_remote
 from localr1.planner.shape import ModelShape
 from localr1.planner.weights import Part, WeightsLayout
 
@@ -69,11 +70,16 @@ def predict_speed(shape: ModelShape, weights: WeightsLayout, hardware: HardwareP
     decode_s, prompt_s, kv_full_s = cpu.token_overhead_s, 0.0, 0.0
     kv_bw = _lookup(cpu.type_bandwidth, _KV_TYPE.get(kv_type, "F16"), 0.6 * cpu.ram_bandwidth)
     attn_flops = 4 * shape.q_dim * PROMPT_LENGTH / 2  # scores and weighted sum at the mean depth
+    loopback = set(hardware.extra.get("loopback_workers", ()))
     for slot, device in enumerate(slots):
         is_output = slot == shape.layers
         part = (weights.streamed_output if is_output else weights.layers[slot])
         matrix_flops = 0.0 if is_output else 2 * part.params + attn_flops
-        if device < 0:
+        if device < 0 or is_remote(hardware.gpus[device]):  # a worker: assumed as fast as this CPU
+            if device >= 0 and (slot == 0 or slots[slot - 1] != device):  # a new stretch: one exchange
+                on_loopback = hardware.gpus[device].name in loopback
+                decode_s += exchange_seconds(shape.hidden, loopback=on_loopback)
+                prompt_s += exchange_seconds(shape.hidden, loopback=on_loopback, tokens=PROMPT_LENGTH) / PROMPT_LENGTH
             decode_s += _cpu_stream_s(part, cpu) + (0.0 if is_output else cpu.layer_overhead_s)
             prompt_s += matrix_flops / _cpu_flops(part, cpu)
             if not is_output:
@@ -85,7 +91,7 @@ def predict_speed(shape: ModelShape, weights: WeightsLayout, hardware: HardwareP
             prompt_s += matrix_flops / (gpu.flops * PROMPT_EFFICIENCY)
             if not is_output:
                 kv_full_s += context * kv_token_layer / bandwidth
-    if any(d >= 0 for d in slots):
+    if any(d >= 0 and not is_remote(hardware.gpus[d]) for d in slots):
         decode_s += GPU_TOKEN_OVERHEAD_S
     return SpeedEstimate(decode_tps=1 / decode_s, decode_tps_full=1 / (decode_s + kv_full_s),
                          prompt_tps=1 / max(prompt_s, 1e-9))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -174,10 +175,14 @@ class ConversationStore:
             )
         return int(cur.lastrowid or 0)
 
-    def conversations(self) -> list[Conversation]:
-        """All conversations, most recently used first."""
+    def conversations(self, *, limit: int | None = None, after: Conversation | None = None) -> list[Conversation]:
+        """Conversations, most recently used first: all, or a page of `limit` that follows `after`."""
+        where, params = "", [] if after is None else [after.updated_at, after.updated_at, after.id]
+        if after is not None:
+            where = "WHERE updated_at < ? OR (updated_at = ? AND id < ?) "
         with self._reading() as conn:
-            rows = conn.execute("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC").fetchall()
+            rows = conn.execute(f"SELECT * FROM conversations {where}ORDER BY updated_at DESC, id DESC LIMIT ?",
+                                (*params, -1 if limit is None else limit)).fetchall()
         return [Conversation(r["id"], r["title"], r["model"], r["created_at"], r["updated_at"]) for r in rows]
 
     def conversation(self, conversation_id: int) -> Conversation | None:
@@ -195,6 +200,22 @@ class ConversationStore:
         """Delete a conversation and its messages."""
         with self._writing() as conn:
             conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def think_budget(self, conversation_id: int) -> str | None:
+        """The conversation's own thinking budget ("2000", "90s"), or None to use the settings'."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT think_budget FROM conversation_settings WHERE conversation_id = ?",
+                               (conversation_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_think_budget(self, conversation_id: int, budget: str | None) -> None:
+        """Store (or with None, forget) the conversation's thinking budget."""
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT INTO conversation_settings (conversation_id, think_budget) VALUES (?, ?) "
+                "ON CONFLICT(conversation_id) DO UPDATE SET think_budget = excluded.think_budget",
+                (conversation_id, budget),
+            )
 
     # messages
     def add_message(
@@ -240,11 +261,26 @@ class ConversationStore:
         with self._writing() as conn:
             conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
-    def messages(self, conversation_id: int) -> list[StoredMessage]:
-        """A conversation's messages in order."""
+    def messages(self, conversation_id: int, *, before_id: int | None = None, after_id: int | None = None,
+                 limit: int | None = None) -> list[StoredMessage]:
+        """A conversation's messages in order: all of them, or a page that reads only `limit` rows.
+
+        With `limit`, the newest messages before `before_id` (or the newest of all); with `after_id`,
+        the oldest messages after it.
+        """
+        params: tuple[int, ...] = ()
+        if after_id is not None:
+            sql, params = "AND id > ? ORDER BY id LIMIT ?", (after_id, -1 if limit is None else limit)
+        elif limit is not None or before_id is not None:
+            sql = "AND id < ? ORDER BY id DESC LIMIT ?"
+            params = (before_id if before_id is not None else sys.maxsize, -1 if limit is None else limit)
+        else:
+            sql = "ORDER BY id"
         with self._reading() as conn:
-            rows = conn.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
-                                (conversation_id,)).fetchall()
+            rows = conn.execute(f"SELECT * FROM messages WHERE conversation_id = ? {sql}",
+                                (conversation_id, *params)).fetchall()
+        if sql.endswith("DESC LIMIT ?"):
+            rows.reverse()
         return [
             StoredMessage(
                 r["id"], r["conversation_id"], r["role"], r["content"], r["thinking"], r["status"], r["model"],
@@ -252,6 +288,20 @@ class ConversationStore:
             )
             for r in rows
         ]
+
+    def message_span(self, conversation_id: int) -> tuple[int, int] | None:
+        """The first and last message ids of a conversation (None when it has none), read from the index."""
+        with self._reading() as conn:
+            row = conn.execute("SELECT min(id), max(id) FROM messages WHERE conversation_id = ?",
+                               (conversation_id,)).fetchone()
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    def prompt_history(self, conversation_id: int) -> list[tuple[Role, str]]:
+        """Role and answer text of every message, oldest first: what a prompt is built from (no thinking)."""
+        with self._reading() as conn:
+            rows = conn.execute("SELECT role, content FROM messages WHERE conversation_id = ? ORDER BY id",
+                                (conversation_id,)).fetchall()
+        return [(r["role"], r["content"]) for r in rows]
 
     def mark_interrupted(self) -> int:
         """Messages left 'streaming' by a process that died are marked interrupted; returns how many."""

@@ -128,6 +128,25 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         END;
         """,
     ),
+    (
+        # The sidebar reads the most recent conversations a page at a time: without an index every page
+        # sorted the whole table (10-15 ms at 10,000 conversations).
+        "0005_conversations_by_recency",
+        """
+        CREATE INDEX conversations_by_recency ON conversations(updated_at, id);
+        """,
+    ),
+    (
+        # Per-conversation reasoning settings (the thinking budget, as typed: "2000", "90s"), in a table
+        # of their own so the conversation rows stay as they are; deleting a conversation deletes them.
+        "0006_conversation_settings",
+        """
+        CREATE TABLE conversation_settings (
+            conversation_id INTEGER PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+            think_budget TEXT
+        );
+        """,
+    ),
 )
 
 class MigrationError(Exception):

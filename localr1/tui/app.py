@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -16,16 +15,18 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ListView
 
-from localr1.engine.params import LoadParams
+from localr1.budget import parse_budget
+from localr1.engine.params import LoadRequest
 from localr1.engine.port import ChatEngine, EngineFactory
 from localr1.errors import LocalR1Error, StoreError
 from localr1.paths import data_dir
 from localr1.registry import installed_models
 from localr1.settings import Settings, save_settings
-from localr1.store import ConversationStore
+from localr1.store import ConversationStore, SearchHit
 from localr1.store.export import export_conversation
+from localr1.tui import activity, gc_policy
 from localr1.tui.chat import ChatController
-from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed
+from localr1.tui.generation import ContextNotice, GenerationDone, GenerationFailed, PromptTrimmed, SlowNotice
 from localr1.tui.model_slot import ModelSlot
 from localr1.tui.monitor import SystemMonitor
 from localr1.tui.screens.help import HelpScreen
@@ -49,6 +50,7 @@ class LocalR1App(App[None]):
     TITLE = "localr1"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop generation"),
+        Binding("f5", "answer_now", "Answer now (end the thinking)"),
         Binding("ctrl+r", "regenerate", "Regenerate last answer"),
         Binding("ctrl+l", "edit_last", "Edit and resend last message"),
         Binding("ctrl+o", "copy_answer", "Copy last answer"),
@@ -61,6 +63,7 @@ class LocalR1App(App[None]):
         Binding("ctrl+s", "export", "Export conversation (Markdown + JSON)"),
         Binding("f3", "pick_model", "Switch model"),
         Binding("f4", "settings", "Settings"),
+        Binding("f9", "conversation_budget", "Thinking budget for this conversation"),
         Binding("ctrl+b", "toggle_sidebar", "Show or hide conversations"),
         Binding("f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit"),
@@ -87,7 +90,7 @@ class LocalR1App(App[None]):
         self.export_dir = export_dir or data_dir() / "exports"
         self.models = ModelSlot()
         self.startup_notices = list(startup_notices)
-        self.sidebar = Sidebar()
+        self.sidebar = Sidebar(lambda after, limit: store.conversations(limit=limit, after=after))
         self.transcript = Transcript()
         self.prompt = PromptInput()
         self.status_bar = StatusBar()
@@ -134,6 +137,7 @@ class LocalR1App(App[None]):
 
     async def on_mount(self) -> None:
         """Show the newest conversation, report recoveries, load the model in the background."""
+        gc_policy.start()  # before any conversation is shown: those must stay collectable
         try:
             interrupted = self.store.mark_interrupted()
         except StoreError as exc:
@@ -144,19 +148,27 @@ class LocalR1App(App[None]):
                         "starting with a fresh one.", severity="warning", timeout=15)
         for notice in self.startup_notices:
             self.notify(notice, severity="warning", timeout=15)
-        conversations = self.store.conversations()
+        conversations = self.store.conversations(limit=1)
         if conversations:
             await self.chat.open(conversations[0].id)
+        else:
+            await self.chat.show_welcome()
         if interrupted:
             self.notify(f"{interrupted} answer(s) were interrupted when the app last closed; kept as they were.")
         await self.refresh_sidebar()
         self.refresh_memory()
         self.set_interval(1.0, self.refresh_memory)
+        self.set_interval(1.0, lambda: gc_policy.collect_if_due(streaming=self.chat.generating))
         self.apply_thinking_visibility()
         self.apply_width(self.size.width)
         self.prompt.focus()
-        gc.freeze()  # see ChatController._finish
         self.load_model(self.settings.model)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Note input, so that full garbage collections wait for a pause (localr1/tui/gc_policy.py)."""
+        if isinstance(event, events.Key | events.MouseDown | events.MouseScrollUp | events.MouseScrollDown):
+            activity.note_input()
+        await super().on_event(event)
 
     def on_resize(self) -> None:
         """Hide the sidebar on narrow terminals."""
@@ -177,8 +189,8 @@ class LocalR1App(App[None]):
         self.set_class(not self.settings.show_thinking, "-hide-thinking")
 
     async def refresh_sidebar(self) -> None:
-        """Reload the conversation list."""
-        await self.sidebar.show(self.store.conversations(), self.chat.session.conversation_id)
+        """Reload the conversation list (its first page)."""
+        await self.sidebar.reload(self.chat.session.conversation_id)
 
     # model loading
     def load_model(self, model: str) -> None:
@@ -190,7 +202,7 @@ class LocalR1App(App[None]):
     @work(thread=True, group="load")
     def _load_model_worker(self, model: str, seq: int) -> None:
         """Load a model in a thread; the app stays usable meanwhile and after a failure."""
-        load = LoadParams(context_size=self.settings.context_size)
+        load = LoadRequest(context_size=self.settings.context_size, use_mlock=self.settings.use_mlock)
         try:
             engine = self.engine_factory(model, load, self.settings.sampling_overrides())
         except Exception as exc:  # whatever a load raises (a template syntax error too): one line, app stays up
@@ -214,6 +226,9 @@ class LocalR1App(App[None]):
             self.model_failed(model, one_line(exc), seq)
             return
         self.models.swap(engine, in_use=self.chat.generating)
+        plan = engine.describe().get("plan")
+        for fallback in plan.get("fallbacks") or () if isinstance(plan, dict) else ():
+            self.notify(str(fallback), severity="warning", timeout=15)  # a smaller plan after llama.cpp's refusal
         if self.settings.model != model:
             self.update_settings(Settings(**{**self.settings.__dict__, "model": model}))
 
@@ -265,6 +280,10 @@ class LocalR1App(App[None]):
         """Older turns were dropped from the prompt."""
         self.chat.on_context_notice(message)
 
+    def on_slow_notice(self, message: SlowNotice) -> None:
+        """Decoding runs far below the predicted speed: say why it may be and what helps."""
+        self.notify(message.text, severity="warning", timeout=20)
+
     # routing: actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """App actions wait while a dialog is open (except quit)."""
@@ -273,6 +292,35 @@ class LocalR1App(App[None]):
     def action_stop(self) -> None:
         """Stop the answer being generated."""
         self.chat.stop()
+
+    def action_answer_now(self) -> None:
+        """End the model's thinking and let it answer now."""
+        if self.chat.answer_now():
+            self.notify("Answering now: the thinking so far is kept")
+        elif self.chat.generating:
+            self.notify("The model is not thinking now (answer-now applies while it thinks)", severity="warning")
+
+    def action_conversation_budget(self) -> None:
+        """Set this conversation's own thinking budget (empty: the one in settings)."""
+        conversation_id = self.chat.session.conversation_id
+        if conversation_id is None:
+            self.notify("Send a message first: the budget belongs to a conversation", severity="warning")
+            return
+        current = self.store.think_budget(conversation_id) or ""
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                parse_budget(text)
+                self.store.set_think_budget(conversation_id, text.strip() or None)
+            except LocalR1Error as exc:
+                self.notify(f"Budget not set: {exc}", severity="error", timeout=10)
+                return
+            self.notify(f"Thinking budget for this conversation: {text.strip() or 'as in settings'}")
+
+        self.push_screen(TextPrompt("Thinking budget (tokens like 2000, or time like 90s; empty: as in settings)",
+                                    current), done)
 
     async def action_regenerate(self) -> None:
         """Generate the last answer again."""
@@ -342,7 +390,7 @@ class LocalR1App(App[None]):
                 except StoreError as exc:
                     self.notify(f"Not deleted: {exc}", severity="error", timeout=15)
                     return
-                remaining = self.store.conversations()
+                remaining = self.store.conversations(limit=1)
                 if remaining:
                     await self.chat.open(remaining[0].id)
                 else:
@@ -354,9 +402,9 @@ class LocalR1App(App[None]):
     def action_search(self) -> None:
         """Search all conversations."""
 
-        async def done(conversation_id: int | None) -> None:
-            if conversation_id is not None and not self.chat.generating:
-                await self.chat.open(conversation_id)
+        async def done(hit: SearchHit | None) -> None:
+            if hit is not None and not self.chat.generating:
+                await self.chat.open(hit.conversation_id, around=hit.message_id)
                 await self.refresh_sidebar()
 
         self.push_screen(SearchScreen(self.store), done)
@@ -428,6 +476,7 @@ class LocalR1App(App[None]):
 
     async def on_unmount(self) -> None:
         """Save what a streaming answer received so far, stop it, and free the model on exit."""
+        gc_policy.stop()
         if self.chat.generating:
             self.chat.save_on_exit()  # the worker thread still uses the model: let process exit free it
         elif self.engine is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import re
 import sys
 import threading
@@ -11,11 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from localr1.budget import check_loop_mode, parse_budget
 from localr1.engine.params import SamplingParams
 from localr1.engine.port import ChatEngine
-from localr1.errors import StoreError
+from localr1.engine.thinking import ThinkingControl
+from localr1.errors import LocalR1Error, StoreError
+from localr1.presets import apply_preset, last_boxed
 from localr1.settings import Settings
 from localr1.store import ConversationStore
+from localr1.tui import gc_policy
 from localr1.tui.generation import (
     MAX_CHARS_PER_REFRESH,
     REFRESH_INTERVAL_S,
@@ -28,10 +31,12 @@ from localr1.tui.generation import (
     run_generation,
 )
 from localr1.tui.model_slot import ModelSlot
+from localr1.tui.pager import TranscriptPager
 from localr1.tui.session import ChatSession, Turn
 from localr1.tui.widgets.message_view import MessageView
 from localr1.tui.widgets.status_bar import StatusBar
 from localr1.tui.widgets.transcript import Transcript
+from localr1.tui.widgets.welcome import Welcome
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -41,12 +46,36 @@ CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 
 
 def stats_line(stats: dict[str, Any]) -> str:
-    """A short summary under an answer."""
+    """A short summary under an answer, with what ended the thinking and any loop."""
     try:
-        return (f"{stats['generated_tokens']} tokens · {float(stats['decode_tokens_per_s']):.1f} tok/s · "
+        line = (f"{stats['generated_tokens']} tokens · {float(stats['decode_tokens_per_s']):.1f} tok/s · "
                 f"ttft {float(stats['time_to_first_token_s']):.2f}s")
     except (KeyError, TypeError, ValueError):
         return ""
+    return "  ".join([line, *reasoning_notices(stats)])
+
+
+def thinking_control(settings: Settings, budget: str | None = None) -> ThinkingControl:
+    """The reasoning controls from the settings, with a conversation's own budget when it has one."""
+    tokens, seconds = parse_budget(settings.think_budget if budget is None else budget)
+    mode = check_loop_mode(settings.loop_guard)
+    return ThinkingControl(budget_tokens=tokens, budget_seconds=seconds, loop_guard=mode)
+
+
+def reasoning_notices(stats: dict[str, Any]) -> list[str]:
+    """'thinking ended by the budget' and 'loop detected after N tokens', when they happened."""
+    notices = []
+    ended = stats.get("thinking_ended_by")
+    if ended in ENDED_BY:
+        notices.append(f"⏱ {ENDED_BY[ended]} after {stats.get('thinking_tokens', 0)} tokens")
+    if stats.get("loop_detected_after") is not None:
+        what = "answer stopped" if stats.get("stop_reason") == "repetition" else "noted"
+        notices.append(f"↻ loop detected after {stats['loop_detected_after']} tokens ({what})")
+    return notices
+
+
+ENDED_BY = {"budget": "thinking ended by the budget", "answer_now": "thinking ended: answer now",
+            "loop": "thinking ended: it went in a loop"}
 
 
 class Notify(Protocol):
@@ -54,6 +83,10 @@ class Notify(Protocol):
 
     def __call__(self, message: str, *, severity: SeverityLevel = "information", timeout: float | None = None) -> None:
         """Show `message`."""
+
+
+def _k(n: int) -> str:
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
 
 
 class ChatController:
@@ -81,8 +114,10 @@ class ChatController:
         self.settings = settings
         self.notify = notify
         self.conversations_changed = conversations_changed
-        self.clock = clock  # for what is displayed (thinking time, speed); tests fix it
-        self.session = ChatSession(store)
+        self.clock = clock  # for what is displayed (thinking time, speed) and timed saves; tests step it
+        self.session = ChatSession(store, clock)  # the same clock times the saves while streaming
+        self.pager = TranscriptPager(self.session, transcript, busy=lambda: self.generating,
+                                     notify=lambda text: notify(text, severity="error"))
         self.generating = False
         self._turn: Turn | None = None
         self._view: MessageView | None = None
@@ -97,29 +132,56 @@ class ChatController:
         self._outcome: GenerationDone | GenerationFailed | None = None
         self._stop = threading.Event()
         self._context_used = 0
+        self._preset = "plain"
+        self.facts: dict[str, Any] | None = None  # the loaded model's describe()
+        self.thinking_live = False  # the reply in flight is thinking now (answer-now applies)
 
     # model facts
     def show_model(self, engine: ChatEngine) -> None:
-        """Model name and quant in the status bar."""
+        """Model name (the registry's when known) and quant in the status bar; the welcome says which."""
         facts = engine.describe()
-        self.status_bar.set_model(f"{facts.get('model') or '?'} · {facts.get('quant') or '?'}")
+        self.facts = facts
+        name = facts.get("display_name") or facts.get("model") or "?"
+        label = f"{name} · {facts.get('quant') or '?'}"
+        plan = facts.get("plan")
+        if isinstance(plan, dict):  # the planner's choice: the context it holds and where the layers run
+            label += f" · {_k(engine.context_size)} ctx · {plan.get('device_split') or '?'}"
+        self.status_bar.set_model(label)
         self.status_bar.set_context(self._context_used, engine.context_size)
+        welcome = self._welcome()
+        if welcome is not None:
+            self.transcript.call_later(welcome.show_model, facts)
+
+    def _welcome(self) -> Welcome | None:
+        found = list(self.transcript.query(Welcome))
+        return found[0] if found else None
+
+    async def show_welcome(self) -> None:
+        """An empty conversation shows the welcome."""
+        if self._welcome() is None and not self.transcript.views:
+            await self.transcript.mount(Welcome(self.facts))
+
+    async def _hide_welcome(self) -> None:
+        welcome = self._welcome()
+        if welcome is not None:
+            await welcome.remove()
 
     # conversations
     async def new(self) -> None:
         """Clear the transcript for a new conversation."""
-        self.session.new()
         self._context_used = 0
-        await self.transcript.remove_children()
+        await self.pager.clear()
+        await self.show_welcome()
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
-    async def open(self, conversation_id: int) -> None:
-        """Show a stored conversation."""
-        self.session.open(conversation_id)
-        await self.transcript.remove_children()
-        for turn in self.session.turns:
-            view = MessageView(turn.role, turn.content, turn.thinking, status=turn.status, message_id=turn.id)
-            await self.transcript.add(view)
-        self.transcript.anchor()
+    async def open(self, conversation_id: int, around: int | None = None) -> None:
+        """Show a stored conversation: its newest messages, or those around message `around` (a search hit)."""
+        if around is None:
+            await self.pager.show_newest(conversation_id)
+        else:
+            await self.pager.show_around(conversation_id, around)
+        await self.show_welcome()
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     # sending
     async def send(self, text: str) -> bool:
@@ -136,12 +198,14 @@ class ChatController:
             self.notify("No model is loaded yet: wait for it, or press F3 to choose one", severity="error")
             return False
         model = self.settings().model
+        await self.pager.ensure_newest()
         try:
             turn = self.session.add_user(text, model)
         except StoreError as exc:
             self.notify(f"Message not sent: {exc}", severity="error", timeout=15)
             return False
-        self._user_view = await self.transcript.add(MessageView("user", text, message_id=turn.id))
+        await self._hide_welcome()
+        self._user_view = await self.pager.append(MessageView("user", text, message_id=turn.id))
         await self.conversations_changed()
         await self._generate()
         return True
@@ -154,8 +218,7 @@ class ChatController:
         except StoreError as exc:
             self.notify(f"Cannot answer: {exc}", severity="error", timeout=15)
             return
-        self._view = await self.transcript.add(MessageView("assistant", status="streaming",
-                                                               message_id=self._turn.id))
+        self._view = await self.pager.append(MessageView("assistant", status="streaming", message_id=self._turn.id))
         self.generating = True
         self._started = self.clock()
         self._thinking_tokens = self._answer_tokens = 0
@@ -163,13 +226,26 @@ class ChatController:
         self.transcript.anchor()
         sampling = self._sampling(engine)
         messages = self.session.engine_messages()  # the empty streaming turn is left out
+        settings = self.settings()
+        conversation = self.session.conversation_id
+        budget = self.session.store.think_budget(conversation) if conversation is not None else None
+        try:
+            control = thinking_control(settings, budget)
+        except LocalR1Error as exc:  # a stored budget this version cannot read: the default one
+            self.notify(f"This conversation's thinking budget is unusable ({exc}); using the default",
+                        severity="warning")
+            control = thinking_control(settings)
+        if messages and messages[-1].role == "user":
+            messages[-1] = replace(messages[-1], content=apply_preset(messages[-1].content, settings.preset))
+        self._preset = settings.preset
+        self.thinking_live = False
         buffer = self._buffer = StreamBuffer()
         stop = self._stop = threading.Event()
         self._refresh = self.transcript.set_interval(REFRESH_INTERVAL_S, self._drain)
         target = self.transcript  # its messages bubble up to the app, which routes them back here
 
         def work() -> None:
-            run_generation(target, engine, messages, sampling, buffer, stop=stop)
+            run_generation(target, engine, messages, sampling, buffer, stop=stop, thinking=control)
 
         target.run_worker(work, thread=True, exclusive=True, group="generation", exit_on_error=False)
 
@@ -204,6 +280,13 @@ class ChatController:
             self._stop.set()  # seen by the worker even if the engine had not started yet
             self.models.engine.cancel()
 
+    def answer_now(self) -> bool:
+        """End the thinking now and let the model answer; False when nothing is thinking."""
+        if not (self.generating and self.thinking_live and self.models.engine is not None):
+            return False
+        self.models.engine.answer_now()
+        return True
+
     def save_on_exit(self) -> None:
         """The app is closing: save all text received so far (shown or still buffered) and stop.
 
@@ -225,7 +308,7 @@ class ChatController:
             pass  # nothing can be shown any more; the row stays 'streaming' and reads as interrupted
         finally:
             self.generating = False
-            self._turn = self._view = None
+            self._turn = self._view = self._user_view = None  # a view left behind is never kept alive
 
     # worker messages
     async def on_batch(self, batch: StreamBatch) -> None:
@@ -240,8 +323,11 @@ class ChatController:
             self._first_token_at = now
             self._tokens_at_first = self._thinking_tokens + self._answer_tokens
         await self._view.append(batch.thinking, batch.answer)
+        self.thinking_live = self._view.thinking.live
         if self._view.thinking.live or (batch.answer and self._view.thinking.tokens == 0 and self._thinking_tokens):
-            self._view.thinking.update_label(self._thinking_tokens, now - self._started)
+            thought_s = now - (self._first_token_at or now)
+            speed = (self._thinking_tokens - self._tokens_at_first) / thought_s if thought_s > 0 else None
+            self._view.thinking.update_label(self._thinking_tokens, now - self._started, speed)
         elapsed = now - self._first_token_at
         tokens = self._thinking_tokens + self._answer_tokens
         if elapsed > 0:
@@ -271,7 +357,10 @@ class ChatController:
         if view.thinking.text and not view.thinking.tokens:
             view.thinking.update_label(self._thinking_tokens, self.clock() - self._started)
         stats = final.stats
-        view.set_status(status, f"error: {final.error}" if final.error else stats_line(stats.__dict__))
+        self.thinking_live = False
+        boxed = last_boxed(final.answer) if self._preset == "math" else None
+        footer = f"error: {final.error}" if final.error else stats_line(stats.__dict__)
+        view.set_status(status, f"final answer: {boxed}  {footer}" if boxed is not None else footer)
         self.status_bar.set_speed(stats.decode_tokens_per_s, stats.time_to_first_token_s)
         engine = self.models.engine
         self._context_used = stats.prompt_tokens + stats.generated_tokens
@@ -279,10 +368,8 @@ class ChatController:
             self.status_bar.set_context(self._context_used, engine.context_size)
         if final.error:
             self.notify(final.error, severity="error")
-        self._turn = self._view = None
-        # Long-lived widgets go to the permanent generation: full collections stop walking them,
-        # which removed 100-250 ms pauses while streaming (benchmarks/tui.py).
-        gc.freeze()
+        self._turn = self._view = self._user_view = None  # a view left behind is never kept alive
+        gc_policy.collect_soon(self.transcript, lambda: self.generating)
 
     async def _fail(self, failed: GenerationFailed) -> None:
         """The request never produced an answer: say why, keep the user's message."""
@@ -295,7 +382,7 @@ class ChatController:
             except StoreError as exc:
                 self.notify(f"Not saved: {exc}", severity="error", timeout=15)
             view.set_status("error", f"error: {failed.error}")
-        self._turn = self._view = None
+        self._turn = self._view = self._user_view = None  # a view left behind is never kept alive
 
     async def on_trimmed(self, trimmed: PromptTrimmed) -> None:
         """A pasted message was too long for the context: show what was kept."""
@@ -319,6 +406,7 @@ class ChatController:
         """Drop the last answer and generate it again."""
         if self.generating or self.models.engine is None or self.models.loading is not None:
             return
+        await self.pager.ensure_newest()
         try:
             turn = self.session.pop_last_assistant()
         except StoreError as exc:
@@ -337,6 +425,7 @@ class ChatController:
         """Remove the last exchange and return the user's text for editing."""
         if self.generating:
             return None
+        await self.pager.ensure_newest()
         try:
             turn = self.session.pop_last_exchange()
         except StoreError as exc:
@@ -353,12 +442,14 @@ class ChatController:
     # reading
     def last_answer(self) -> str | None:
         """Text of the last assistant answer."""
-        answers = [t.content for t in self.session.turns if t.role == "assistant" and t.content]
-        return answers[-1] if answers else None
+        for turn in self.session.newest_first():
+            if turn.role == "assistant" and turn.content:
+                return turn.content
+        return None
 
     def last_code_block(self) -> str | None:
         """The last fenced code block in the conversation's answers."""
-        for turn in reversed(self.session.turns):
+        for turn in self.session.newest_first():
             blocks = CODE_BLOCK.findall(turn.content)
             if turn.role == "assistant" and blocks:
                 return str(blocks[-1]).rstrip("\n")

@@ -10,14 +10,19 @@ from dataclasses import dataclass
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from localr1.engine.events import AnswerDelta, ContextTrimmed, Finished, ThinkingDelta
+from localr1.engine.events import AnswerDelta, ContextTrimmed, Finished, SlowDecoding, ThinkingDelta
 from localr1.engine.params import SamplingParams
 from localr1.engine.port import ChatEngine
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import ThinkingControl
+from localr1.residency import lock_status_from, slow_decoding_notice
 from localr1.tui.text import one_line
 
-REFRESH_INTERVAL_S = 1 / 30  # how often the UI drains the buffer; the model never waits for the UI
-MAX_CHARS_PER_REFRESH = 600  # about 400 tokens a tick, 12k tokens/s: far above any local model
+# How often the UI drains the buffer; the model never waits for the UI. Rendering competes with
+# llama.cpp for the CPU: on 2 cores the app decoded the demo at 0.61x `localr1 run` drawing 30 times
+# a second, 0.74x at 10, 0.81x at 5 (benchmarks/tui_scale.py, decode; RESULTS.md, issue 12).
+REFRESH_INTERVAL_S = 1 / 5
+MAX_CHARS_PER_REFRESH = 2000  # 10,000 characters a second (~2,500 tokens): far above any local model
 
 
 @dataclass
@@ -99,6 +104,14 @@ class ContextNotice(Message):
         self.dropped = dropped
 
 
+class SlowNotice(Message):
+    """Decoding started far below the planner's prediction: the one line to show."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class PromptTrimmed(Message):
     """The newest message was cut to fit the context."""
 
@@ -137,6 +150,7 @@ def run_generation(
     buffer: StreamBuffer,
     *,
     stop: threading.Event | None = None,
+    thinking: ThinkingControl | None = None,
 ) -> None:
     """Thread body: fit the newest message, then stream the reply into `buffer`.
 
@@ -149,7 +163,7 @@ def run_generation(
         if trim.text != messages[-1].content:
             messages = [*messages[:-1], ChatMessage("user", trim.text)]
             target.post_message(PromptTrimmed(trim.text, trim.kept_tokens, trim.total_tokens))
-        for event in engine.chat(messages, sampling):
+        for event in engine.chat(messages, sampling, thinking):
             if stop is not None and stop.is_set():
                 engine.cancel()
             if isinstance(event, ThinkingDelta):
@@ -158,6 +172,9 @@ def run_generation(
                 buffer.add(answer=event.text)
             elif isinstance(event, ContextTrimmed):
                 target.post_message(ContextNotice(event.dropped_messages))
+            elif isinstance(event, SlowDecoding):
+                lock = lock_status_from(engine.describe().get("plan"))
+                target.post_message(SlowNotice(slow_decoding_notice(event.measured_tps, event.predicted_tps, lock)))
             elif isinstance(event, Finished):
                 target.post_message(GenerationDone(event))
                 return

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from localr1.engine.events import Finished
 from localr1.engine.template import ChatMessage
 from localr1.errors import StoreError
-from localr1.store import ConversationStore
+from localr1.store import ConversationStore, StoredMessage
 from localr1.store.conversations import Role, Status
 
 SAVE_INTERVAL_S = 0.5  # a killed process loses at most this much of a streaming answer
@@ -27,6 +27,10 @@ class Turn:
     status: Status = "complete"
 
 
+def _turn(m: StoredMessage) -> Turn:
+    return Turn(m.id, m.role, m.content, m.thinking, m.status)
+
+
 def title_from(text: str) -> str:
     """A conversation title from its first message."""
     line = " ".join(text.split())
@@ -40,20 +44,77 @@ class ChatSession:
         self.store = store
         self.clock = clock
         self.conversation_id: int | None = None
-        self.turns: list[Turn] = []
+        self.turns: list[Turn] = []  # a window of consecutive messages: the newest ones unless scrolled away
+        self.has_older = False  # messages before the window may exist
+        self.has_newer = False  # messages after the window exist (the window was opened around a search hit)
         self._last_save = 0.0
 
     def new(self) -> None:
         """Start an empty conversation (created in the store on the first message)."""
         self.conversation_id = None
         self.turns = []
+        self.has_older = self.has_newer = False
 
-    def open(self, conversation_id: int) -> None:
-        """Load a stored conversation."""
+    def open(self, conversation_id: int, limit: int, around: int | None = None) -> None:
+        """Load the newest `limit` messages of a stored conversation, or about `limit` around message `around`."""
         self.conversation_id = conversation_id
-        self.turns = [
-            Turn(m.id, m.role, m.content, m.thinking, m.status) for m in self.store.messages(conversation_id)
-        ]
+        if around is None:
+            before, after = self.store.messages(conversation_id, limit=limit), []
+            self.has_newer = False
+        else:
+            before = self.store.messages(conversation_id, before_id=around + 1, limit=limit // 2 + 1)
+            after = self.store.messages(conversation_id, after_id=around, limit=limit // 2)
+            self.has_newer = len(after) == limit // 2
+        self.has_older = len(before) == (limit if around is None else limit // 2 + 1)
+        self.turns = [_turn(m) for m in (*before, *after)]
+
+    def older(self, limit: int) -> list[Turn]:
+        """Load up to `limit` messages before the window; returns them, oldest first."""
+        if self.conversation_id is None or not self.turns:
+            self.has_older = False
+            return []
+        turns = [_turn(m) for m in self.store.messages(self.conversation_id, before_id=self.turns[0].id, limit=limit)]
+        self.has_older = len(turns) == limit
+        self.turns[:0] = turns
+        return turns
+
+    def newer(self, limit: int) -> list[Turn]:
+        """Load up to `limit` messages after the window; returns them, oldest first."""
+        if self.conversation_id is None or not self.turns:
+            self.has_newer = False
+            return []
+        turns = [_turn(m) for m in self.store.messages(self.conversation_id, after_id=self.turns[-1].id, limit=limit)]
+        self.has_newer = len(turns) == limit
+        self.turns.extend(turns)
+        return turns
+
+    def forget_oldest(self, count: int) -> None:
+        """Drop `count` messages from the start of the window (they stay stored)."""
+        if count > 0:
+            del self.turns[:count]
+            self.has_older = True
+
+    def forget_newest(self, count: int) -> None:
+        """Drop `count` messages from the end of the window (they stay stored)."""
+        if count > 0:
+            del self.turns[-count:]
+            self.has_newer = True
+
+    def newest_first(self, page: int = 50) -> Iterator[Turn]:
+        """Every message from the conversation's end backwards: the window's, then older pages read on demand."""
+        if self.conversation_id is None:
+            return
+        window = [] if self.has_newer else self.turns
+        yield from reversed(window)
+        if window and not self.has_older:
+            return
+        before = window[0].id if window else None
+        while True:
+            rows = self.store.messages(self.conversation_id, before_id=before, limit=page)
+            yield from (_turn(m) for m in reversed(rows))
+            if len(rows) < page:
+                return
+            before = rows[0].id
 
     def add_user(self, text: str, model: str | None) -> Turn:
         """Store a user message, creating the conversation if needed."""
@@ -73,12 +134,12 @@ class ChatSession:
         return turn
 
     def engine_messages(self) -> list[ChatMessage]:
-        """What the model sees: answers only (thinking never goes back), no empty failed replies."""
-        return [
-            ChatMessage(t.role, t.content, thinking=t.thinking)
-            for t in self.turns
-            if t.role == "user" or t.content.strip()
-        ]
+        """What the model sees: the whole conversation's answers (thinking never goes back, so it is not
+        read), no empty failed replies. Read from the store: the window may hold only the newest messages."""
+        if self.conversation_id is None:
+            return []
+        history = self.store.prompt_history(self.conversation_id)
+        return [ChatMessage(role, content) for role, content in history if role == "user" or content.strip()]
 
     def stream(self, turn: Turn, thinking: str, answer: str) -> bool:
         """Add streamed text; saves at most every SAVE_INTERVAL_S. Returns True when it saved."""

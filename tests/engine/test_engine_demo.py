@@ -15,6 +15,8 @@ from localr1.engine.engine import Engine
 from localr1.errors import ConfigError, ContextOverflowError
 from tests.conftest import GREEDY
 
+pytestmark = pytest.mark.model  # every test here runs the demo model
+
 QUESTION = [ChatMessage("user", "Name three colours of the rainbow.")]
 
 

@@ -108,3 +108,24 @@ def test_well_formed_output_splits_exactly(thought: str, reply: str) -> None:
 def test_tag_free_output_keeps_every_character(text: str) -> None:
     assert split_reasoning(text, False) == ("", text.lstrip())
     assert split_reasoning(text, True) == (text.lstrip(), "")
+
+
+def test_a_forced_close_keeps_the_thinking_and_routes_the_rest_to_the_answer() -> None:
+    parser = ReasoningParser(start_in_thinking=True)
+    segments = parser.feed("The sky scatters blue light. </thi")  # a closing tag was on its way
+    segments += parser.close_thinking()
+    segments += parser.feed("\n\nBecause of Rayleigh scattering.") + parser.finish()
+    thinking = "".join(s.text for s in segments if s.channel == "thinking")
+    answer = "".join(s.text for s in segments if s.channel == "answer")
+    assert thinking == "The sky scatters blue light. "
+    assert answer == "Because of Rayleigh scattering."
+
+
+def test_a_closing_tag_repeated_at_the_answer_start_never_reaches_the_answer() -> None:
+    assert split_reasoning("hmm</think>\n\n</think>\n\nAnswer.", True) == ("hmm", "Answer.")
+    parser = ReasoningParser(start_in_thinking=True)
+    segments = parser.close_thinking()
+    for piece in ["\n", "</", "think", ">", "\n\n", "Fine", " </think> here"]:
+        segments += parser.feed(piece)
+    segments += parser.finish()
+    assert "".join(s.text for s in segments if s.channel == "answer") == "Fine </think> here"

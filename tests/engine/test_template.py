@@ -76,6 +76,7 @@ def test_template_raise_exception_is_a_clear_error() -> None:
         render(template, [ChatMessage("user", "x")], bos_token="", eos_token="", r1_rules=False)
 
 
+@pytest.mark.model
 def test_no_double_bos_when_template_writes_it(r1_demo_path: Path) -> None:
     eng = Engine(r1_demo_path, LoadParams(context_size=256), GREEDY)
     try:

@@ -7,15 +7,12 @@ ladders built from it are session-scoped, so the slow steps run once per test se
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from localr1.errors import LocalR1Error
 from quantize.ladder import LadderOptions, LadderResult, build_ladder
 from quantize.ladder.qtypes import QUANT_TYPES, parse_types
 from quantize.ladder.quantizer import QuantizeOptions, quantize_file
@@ -73,19 +70,10 @@ def demo_ladder_without_imatrix_fixture(demo_f16: Path, tmp_path_factory: pytest
 
 
 def run_cli(argv: Sequence[str]) -> int:
-    """Parse argv with the quantize/eval parsers and run the handler as `localr1` does: a LocalR1Error
-    becomes one line on stderr and its exit code."""
-    from localr1.commands.quantize import add_quantize_parsers
+    """Run `localr1 ARGV` in this process through the real entry point (its own error reporting)."""
+    from localr1.cli import main
 
-    parser = argparse.ArgumentParser(prog="localr1")
-    add_quantize_parsers(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(list(argv))
-    try:
-        code: int = args.handler(args)
-    except LocalR1Error as exc:
-        print(f"localr1: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return code
+    return main(list(argv))
 
 
 def files_in(directory: Path) -> dict[str, int]:

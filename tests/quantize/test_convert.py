@@ -30,6 +30,7 @@ def tensors(path: Path) -> dict[str, Any]:
     return {t.name: t for t in gguf.GGUFReader(path, "r").tensors}
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("outtype", ["f32", "f16"])
 @pytest.mark.parametrize("which", ["qwen2", "llama"])
 def test_conversion_passes_all_three_verifications(which: str, outtype: str, request: pytest.FixtureRequest,
@@ -43,6 +44,7 @@ def test_conversion_passes_all_three_verifications(which: str, outtype: str, req
         assert logits["max_rel_diff"] < 1e-5 and logits["top1"] == 1.0
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("outtype", ["bf16", "q8_0"])
 def test_other_types_load_and_agree(outtype: str, qwen2_ckpt: Path, tmp_path: Path) -> None:
     result = convert(qwen2_ckpt, tmp_path / "model.gguf", outtype=outtype)
@@ -54,6 +56,7 @@ def test_other_types_load_and_agree(outtype: str, qwen2_ckpt: Path, tmp_path: Pa
     assert types["blk.0.attn_q.bias"] == QType.F32
 
 
+@pytest.mark.model
 def test_default_f16_kv_cache_is_within_its_floor(llama_ckpt: Path, tmp_path: Path) -> None:
     result = convert(llama_ckpt, tmp_path / "model.gguf", outtype="f32")
     check = check_logits(llama_ckpt, result.files[0], kv_f32=False)
@@ -112,6 +115,7 @@ def test_llama_tensors(llama_ckpt: Path, tmp_path: Path) -> None:
     assert len(found) == 1 + 2 + 9 * LLAMA.num_layers + 1  # rope_freqs, embd+output(+norm), layers
 
 
+@pytest.mark.model
 def test_large_tensors_stream_in_chunks_and_split(medium_ckpt: Path, tmp_path: Path) -> None:
     whole = convert(medium_ckpt, tmp_path / "whole.gguf", outtype="f32")
     updates: list[ConvertProgress] = []
@@ -142,6 +146,7 @@ def test_numpy_and_ggml_kernels_write_identical_files(qwen2_ckpt: Path, tmp_path
         assert fast.read_bytes() == slow.read_bytes()
 
 
+@pytest.mark.model
 def test_a_wrong_permutation_is_caught(llama_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     llama = arch_registry.ARCHITECTURES["LlamaForCausalLM"]
     monkeypatch.setitem(arch_registry.ARCHITECTURES, "LlamaForCausalLM", replace(llama, permuted=lambda c: {}))
@@ -150,6 +155,7 @@ def test_a_wrong_permutation_is_caught(llama_ckpt: Path, tmp_path: Path, monkeyp
     assert not check.passed and check.data["max_rel_diff"] > 1e-2
 
 
+@pytest.mark.model
 def test_missing_rope_freqs_are_caught(llama_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     llama = arch_registry.ARCHITECTURES["LlamaForCausalLM"]
     monkeypatch.setitem(arch_registry.ARCHITECTURES, "LlamaForCausalLM", replace(llama, generated=lambda c: []))
@@ -157,6 +163,7 @@ def test_missing_rope_freqs_are_caught(llama_ckpt: Path, tmp_path: Path, monkeyp
     assert not check_logits(llama_ckpt, path).passed
 
 
+@pytest.mark.model
 def test_a_wrong_pre_tokenizer_is_caught(llama_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("quantize.convert.tokenizer.detect_pre_tokenizer", lambda data: "qwen2")
     path = convert(llama_ckpt, tmp_path / "model.gguf").files[0]
@@ -164,6 +171,7 @@ def test_a_wrong_pre_tokenizer_is_caught(llama_ckpt: Path, tmp_path: Path, monke
     assert not check.passed and "Numbers" in check.detail
 
 
+@pytest.mark.model
 def test_a_changed_template_is_caught(qwen2_ckpt: Path, tmp_path: Path) -> None:
     path = convert(qwen2_ckpt, tmp_path / "model.gguf").files[0]
     template = str(fields(path)["tokenizer.chat_template"]).replace("<｜User｜>", "<｜User｜> ")
@@ -171,6 +179,7 @@ def test_a_changed_template_is_caught(qwen2_ckpt: Path, tmp_path: Path) -> None:
     assert [c.name for c in report.checks if not c.passed] == ["template"]
 
 
+@pytest.mark.model
 def test_tied_embeddings_use_the_embedding_as_output(copy_ckpt: Any, llama_ckpt: Path, tmp_path: Path) -> None:
     ckpt = copy_ckpt(llama_ckpt)
     edit_json(ckpt / "config.json", tie_word_embeddings=True)

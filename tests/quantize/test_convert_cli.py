@@ -21,6 +21,7 @@ def run(*argv: str) -> int:
     return code
 
 
+@pytest.mark.model
 def test_convert_with_verify(llama_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "llama.gguf"
     assert run("convert", str(llama_ckpt), "-o", str(out), "--outtype", "f32", "--verify") == 0
@@ -29,6 +30,7 @@ def test_convert_with_verify(llama_ckpt: Path, tmp_path: Path, capsys: pytest.Ca
     assert "ok   tokenizer" in printed and "ok   logits" in printed and "ok   template" in printed
 
 
+@pytest.mark.model
 def test_convert_with_progress_bar_and_split(qwen2_ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "qwen2.gguf"
     assert run("convert", str(qwen2_ckpt), "-o", str(out), "--split-max-size", "0.2M") == 0
@@ -37,6 +39,7 @@ def test_convert_with_progress_bar_and_split(qwen2_ckpt: Path, tmp_path: Path) -
     assert run("verify", str(qwen2_ckpt), str(shards[0])) == 0
 
 
+@pytest.mark.model
 def test_verify_json_and_failure(qwen2_ckpt: Path, llama_ckpt: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "llama.gguf"

@@ -21,8 +21,19 @@ class FixedMonitor(SystemMonitor):
         return MemoryReading(256 * 2**20, None)
 
 
-def fixed_clock() -> float:
-    return 1000.0
+class FakeClock:
+    """A clock that stands still until the test advances it: screenshots stay stable, and a test
+    that steps it drives the live figures (tokens/s, thinking time) and the timed saves."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
 
 
 AppMaker = Callable[..., LocalR1App]
@@ -41,7 +52,7 @@ def make_app(tmp_path: Path) -> AppMaker:
             settings=settings or Settings(),
             engine_factory=factory or FakeFactory(script),
             monitor=FixedMonitor(),
-            clock=clock or fixed_clock,
+            clock=clock or FakeClock(),
             save_settings_to=tmp_path / "config.toml",
             export_dir=tmp_path / "exports",
         )

@@ -10,9 +10,20 @@ from typing import Any
 
 import jinja2
 
-from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, StopReason, ThinkingDelta
-from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.events import (
+    AnswerDelta,
+    ContextTrimmed,
+    Event,
+    Finished,
+    GenerationStats,
+    StopReason,
+    ThinkingClosed,
+    ThinkingDelta,
+    ThinkingEnd,
+)
+from localr1.engine.params import LoadParams, LoadRequest, SamplingParams
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import ThinkingControl
 from localr1.errors import ModelLoadError
 
 
@@ -29,6 +40,13 @@ class FakeScript:
     stop: StopReason = "eos"  # how a stream that ran to its end stops ("length": cut at the token limit)
     name: str = "Fake R1"  # what describe() reports as the model's name (from its GGUF in real life)
     describe_error: Exception | None = None  # describe() raises this
+    pace: threading.Semaphore | None = None  # when given, each piece waits for one release (a step-by-step stream)
+    dropped: int = 0  # the engine left this many older messages out of the prompt (a ContextTrimmed event first)
+    fail_after: int | None = None  # raise mid-stream after this many answer pieces
+    start_gate: threading.Event | None = None  # when given, chat() waits for it before it starts (and resets cancel)
+    think_hold: threading.Event | None = None  # when given, the thinking waits for it (or answer-now) at its end
+    display_name: str | None = None  # the registry's name, as the real loader sets it
+    loop_after: int | None = None  # stats: the loop guard fired after this many tokens
 
 
 class FakeEngine:
@@ -39,10 +57,13 @@ class FakeEngine:
         self.load_params = load or LoadParams(context_size=4096)
         self.sampling = SamplingParams(temperature=0.6, top_p=0.95, max_tokens=1024)
         self.calls: list[tuple[list[ChatMessage], SamplingParams]] = []
+        self.controls: list[ThinkingControl | None] = []
         self.cancelled = threading.Event()
+        self.answer_asked = threading.Event()
         self.closed = False
         self.model = ""
         self.holding = threading.Event()  # set while the stream waits on script.hold
+        self.starting = threading.Event()  # set while chat() waits on script.start_gate
 
     @property
     def context_size(self) -> int:
@@ -54,22 +75,43 @@ class FakeEngine:
     def describe(self) -> dict[str, Any]:
         if self.script.describe_error is not None:
             raise self.script.describe_error
-        return {"model": self.script.name, "quant": "Q4_K_M", "load": self.load_params.as_dict()}
+        return {"model": self.script.name, "display_name": self.script.display_name, "quant": "Q4_K_M",
+                "reasoning": bool(self.script.thinking), "load": self.load_params.as_dict()}
 
     def cancel(self) -> None:
         self.cancelled.set()
 
+    def answer_now(self) -> None:
+        self.answer_asked.set()
+
     def close(self) -> None:
         self.closed = True
 
-    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None) -> Iterator[Event]:
+    def chat(self, messages: list[ChatMessage], sampling: SamplingParams | None = None,
+             thinking: ThinkingControl | None = None) -> Iterator[Event]:
         self.calls.append((list(messages), sampling or self.sampling))
-        self.cancelled.clear()
-        thinking: list[str] = []
+        if self.script.start_gate is not None:
+            self.starting.set()
+            self.script.start_gate.wait(60)
+        self.controls.append(thinking)
+        self.cancelled.clear()  # as the real engine does: a cancel from before this call is forgotten
+        self.answer_asked.clear()
+        if self.script.dropped:
+            yield ContextTrimmed(self.script.dropped, self.context_size - 200, self.context_size)
+        thought: list[str] = []
         answer: list[str] = []
         stop: StopReason = self.script.stop
+        ended: ThinkingEnd | None = None
         for channel, pieces in (("thinking", self.script.thinking), ("answer", self.script.answer)):
+            if channel == "answer" and self.script.think_hold is not None:
+                while not (self.script.think_hold.wait(0.01) or self.answer_asked.is_set() or self.cancelled.is_set()):
+                    pass
+                if self.answer_asked.is_set():
+                    ended = "answer_now"
+                    yield ThinkingClosed("answer_now", len(thought))
             for index, piece in enumerate(pieces):
+                if channel == "answer" and index == self.script.fail_after:
+                    raise RuntimeError("llama_decode returned -3: the KV cache is full")
                 if channel == "answer" and index == self.script.hold_at:
                     self._wait_for_hold()
                 if self.cancelled.is_set():
@@ -77,8 +119,13 @@ class FakeEngine:
                     break
                 if self.script.delay_s:
                     time.sleep(self.script.delay_s)
+                if self.script.pace is not None:
+                    self._wait_for_pace()
+                    if self.cancelled.is_set():
+                        stop = "cancelled"
+                        break
                 if channel == "thinking":
-                    thinking.append(piece)
+                    thought.append(piece)
                     yield ThinkingDelta(piece)
                 else:
                     answer.append(piece)
@@ -88,11 +135,17 @@ class FakeEngine:
                 stop = "cancelled" if self.cancelled.is_set() else stop
             if stop == "cancelled":
                 break
-        n = len(thinking) + len(answer)
+        n = len(thought) + len(answer)
         stats = GenerationStats(prompt_tokens=100, prompt_eval_tokens=100, cached_tokens=0, generated_tokens=n,
                                 time_to_first_token_s=0.25, decode_s=1.0, decode_tokens_per_s=42.0,
-                                stop_reason=stop)
-        yield Finished("".join(thinking), "".join(answer), stats)
+                                stop_reason=stop, thinking_tokens=len(thought), thinking_ended_by=ended,
+                                loop_detected_after=self.script.loop_after)
+        yield Finished("".join(thought), "".join(answer), stats)
+
+    def _wait_for_pace(self) -> None:
+        assert self.script.pace is not None
+        while not self.script.pace.acquire(timeout=0.01) and not self.cancelled.is_set():
+            pass
 
     def _wait_for_hold(self) -> None:
         if self.script.hold is None:
@@ -115,17 +168,21 @@ class FakeFactory:
     def __init__(self, script: FakeScript | None = None, load_delay_s: float = 0.0) -> None:
         self.script = script or FakeScript()
         self.load_delay_s = load_delay_s
-        self.loads: list[tuple[str, LoadParams, dict[str, Any]]] = []
+        self.loads: list[tuple[str, LoadRequest, dict[str, Any]]] = []
         self.engines: list[FakeEngine] = []
+        self.gates: dict[str, threading.Event] = {}  # a load of this model waits until its event is set
 
-    def __call__(self, model: str, load: LoadParams, overrides: dict[str, Any]) -> FakeEngine:
+    def __call__(self, model: str, load: LoadRequest, overrides: dict[str, Any]) -> FakeEngine:
         self.loads.append((model, load, overrides))
         time.sleep(self.load_delay_s)
+        gate = self.gates.get(model)
+        if gate is not None and not gate.wait(60):
+            raise ModelLoadError(f"test gate for {model} never opened")
         if "broken" in model:
             raise ModelLoadError(f"llama.cpp could not load {model}: bad tensor data")
         if "badtemplate" in model:
             broken_template()
-        engine = FakeEngine(self.script, load)
+        engine = FakeEngine(self.script, LoadParams(context_size=load.context_size or 4096))
         engine.model = model
         self.engines.append(engine)
         return engine

@@ -13,7 +13,7 @@ from localr1.engine.template import render
 from localr1.settings import Settings
 from tests.gguf_edit import R1_TEMPLATE
 from tests.tui.conftest import AppMaker
-from tests.tui.fake_engine import FakeFactory, FakeScript
+from tests.tui.fake_engine import FakeEngine, FakeFactory, FakeScript
 from tests.tui.helpers import notifications, ready, send, wait_for
 
 ANSWER = "Here is the **answer**.\n\n```python\nprint('hi')\n```\n"
@@ -64,6 +64,22 @@ async def test_escape_stops_and_keeps_partial_answer(make_app: AppMaker) -> None
         row = app.store.messages(app.chat.session.conversation_id)[-1]  # type: ignore[arg-type]
         assert row.status == "stopped" and row.thinking == "Let me think about it." and row.content == ""
         assert "stopped" in str(view.footer.render())
+
+
+async def test_escape_before_the_engine_starts_still_stops_it(make_app: AppMaker) -> None:
+    gate = threading.Event()
+    app = make_app(FakeScript(start_gate=gate))
+    async with app.run_test() as pilot:
+        engine = (await ready(pilot)).engine
+        assert isinstance(engine, FakeEngine)
+        app.prompt.text = "Think hard"
+        await pilot.press("enter")
+        await wait_for(pilot, engine.starting.is_set)  # the worker runs, the engine has not begun
+        await pilot.press("escape")
+        gate.set()  # the engine starts now, clearing its own cancel flag
+        await wait_for(pilot, lambda: not app.chat.generating)
+        row = app.store.messages(app.chat.session.conversation_id)[-1]  # type: ignore[arg-type]
+        assert row.status == "stopped" and row.content == "" and row.thinking == "Let me "
 
 
 async def test_regenerate_replaces_the_last_answer(make_app: AppMaker) -> None:
@@ -433,11 +449,20 @@ async def test_a_stale_load_never_replaces_the_newest_model(make_app: AppMaker) 
     factory = FakeFactory()
     app = make_app(factory=factory)
     async with app.run_test() as pilot:
-        startup = await ready(pilot)
-        first = startup.engine
+        first = (await ready(pilot)).engine
+        gate_a = factory.gates["/models/a.gguf"] = threading.Event()
+        gate_b = factory.gates["/models/b.gguf"] = threading.Event()
         app.load_model("/models/a.gguf")  # superseded before it finishes
         app.load_model("/models/b.gguf")
-        await wait_for(pilot, lambda: len(factory.engines) == 3 and app.loading_model is None)
-        await pilot.pause(0.1)
-        assert app.engine.model == "/models/b.gguf"  # type: ignore[union-attr]
-        assert all(e.closed for e in factory.engines if e is not app.engine) and first.closed  # type: ignore[union-attr]
+        await wait_for(pilot, lambda: len(factory.loads) == 3)
+        gate_b.set()  # the newest load finishes first...
+        await wait_for(pilot, lambda: app.loading_model is None)
+        newest, first_engine = app.engine, factory.engines[0]
+        assert isinstance(newest, FakeEngine) and newest.model == "/models/b.gguf" and first is first_engine
+        gate_a.set()  # ...and the stale one last
+        await wait_for(pilot, lambda: len(factory.engines) == 3)
+        stale = factory.engines[-1]
+        await wait_for(pilot, lambda: stale.closed or app.engine is stale)
+        assert stale.model == "/models/a.gguf" and stale.closed
+        assert app.engine is newest and not newest.closed and first_engine.closed
+        assert app.settings.model == "/models/b.gguf"

@@ -75,3 +75,16 @@ def test_settings_screen(snap_compare: SnapCompare, make_app: AppMaker) -> None:
 def test_search_screen(snap_compare: SnapCompare, make_app: AppMaker) -> None:
     app = make_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=_screen_after("ctrl+f", app, "pengu"))
+
+
+def test_welcome_on_an_empty_chat(snap_compare: SnapCompare, make_app: AppMaker) -> None:
+    app = make_app(FakeScript(thinking=[], name="Smollm2 135M 8k Lc100K Mix1 Ep2",
+                              display_name="SmolLM2-135M-Instruct (demo)"))
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await ready(pilot)
+        _steady(app)
+        await wait_for(pilot, lambda: "Loaded" in str(app.query_one("#welcome").source))  # type: ignore[attr-defined]
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from localr1.store import ConversationStore
 from tests.tui.conftest import AppMaker
-from tests.tui.fake_engine import FakeEngine, FakeScript
+from tests.tui.fake_engine import FakeEngine, FakeFactory, FakeScript
 from tests.tui.helpers import notifications, ready, send, wait_for
 
 THINKING = ["Plan: ", "write a lot."]
@@ -106,3 +106,55 @@ async def test_a_locked_database_when_sending_keeps_the_prompt_and_the_app(make_
         await pilot.press("enter")
         await wait_for(pilot, lambda: not app.chat.generating and len(app.chat.session.turns) == 2)
         assert [m.role for m in app.store.messages(app.chat.session.conversation_id)] == ["user", "assistant"]  # type: ignore[arg-type]
+
+
+async def test_older_turns_dropped_from_the_prompt_are_announced(make_app: AppMaker) -> None:
+    app = make_app(FakeScript(dropped=4))
+    async with app.run_test() as pilot:
+        await send(pilot, "One more question")
+        assert "Left the 4 oldest messages out of the prompt to fit the context." in notifications(app)
+        assert app.chat.session.turns[-1].status == "complete"  # the answer itself is unaffected
+
+
+async def test_an_error_mid_answer_keeps_what_arrived_and_the_app(make_app: AppMaker) -> None:
+    script = FakeScript(fail_after=2)
+    app = make_app(script)
+    async with app.run_test() as pilot:
+        await send(pilot, "Explain")
+        error = "RuntimeError: llama_decode returned -3: the KV cache is full"
+        assert error in notifications(app)
+        row = app.store.messages(app.chat.session.conversation_id)[-1]  # type: ignore[arg-type]
+        assert (row.status, row.content, row.thinking) == ("error", "Here is the **answer**.\n\n",
+                                                           "Let me think about it.")
+        view = app.transcript.views[-1]
+        assert view.status == "error" and f"error: {error}" in str(view.footer.render())
+        script.fail_after = None
+        await send(pilot, "Try again")
+        assert app.chat.session.turns[-1].status == "complete"
+        # the failed answer's text is still what the model is shown of that turn
+        sent = app.engine.calls[-1][0]  # type: ignore[union-attr]
+        assert [m.content for m in sent] == ["Explain", "Here is the **answer**.\n\n", "Try again"]
+
+
+async def test_switching_model_mid_answer_waits_for_the_answer(make_app: AppMaker) -> None:
+    hold = threading.Event()
+    factory = FakeFactory(FakeScript(hold=hold))
+    app = make_app(factory=factory)
+    try:
+        async with app.run_test() as pilot:
+            engine = (await ready(pilot)).engine
+            app.prompt.text = "Think hard"
+            await pilot.press("enter")
+            await wait_for(pilot, factory.engines[0].holding.is_set)
+            await pilot.press("f3")
+            await pilot.pause(0.1)
+            assert "Wait for the answer to finish (Esc stops it), then switch models" in notifications(app)
+            assert app.screen is app.screen_stack[0] and len(factory.loads) == 1
+            hold.set()
+            await wait_for(pilot, lambda: not app.chat.generating)
+            assert app.engine is engine and app.chat.session.turns[-1].status == "complete"
+            await pilot.press("f3")
+            await pilot.pause(0.1)
+            assert type(app.screen).__name__ == "ModelPicker"  # once answered, F3 opens the picker
+    finally:
+        hold.set()

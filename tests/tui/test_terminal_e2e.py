@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 from localr1.store import ConversationStore, StoredMessage
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)")
+pytestmark = [pytest.mark.needs("tmux"), pytest.mark.model]
 
 
 class Tmux:
@@ -30,9 +29,10 @@ class Tmux:
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
                               check=True, timeout=10).stdout
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, *options: str) -> None:
+        options = options or ("--model", "demo")
         command = (f"exec env LOCALR1_HOME={shlex.quote(str(self.home))} TERM=xterm-256color "
-                   f"{shlex.quote(sys.executable)} -m localr1 chat --model demo")
+                   f"{shlex.quote(sys.executable)} -m localr1 chat {shlex.join(options)}")
         self.run("new-session", "-d", "-s", name, "-x", "120", "-y", "40", command)
 
     def screen(self, name: str) -> str:
@@ -40,6 +40,12 @@ class Tmux:
 
     def keys(self, name: str, *keys: str) -> None:
         self.run("send-keys", "-t", name, *keys)
+
+    def buffer(self) -> str:
+        """The newest paste buffer (what OSC 52 copied), or "" when there is none."""
+        result = subprocess.run(["tmux", "-L", self.socket, "show-buffer"], capture_output=True, text=True,
+                                check=False, timeout=10)
+        return result.stdout if result.returncode == 0 else ""
 
     def pid(self, name: str) -> int:
         return int(self.run("display-message", "-p", "-t", name, "#{pane_pid}").strip())
@@ -109,3 +115,26 @@ def test_sigkill_mid_answer_loses_at_most_a_second(tmux: Tmux, private_home: Pat
     after = assistant_rows(private_home)[-1]
     assert after.status == "interrupted" and after.content == rows[-1].content
     tmux.keys("again", "C-q")
+
+
+def test_broken_settings_ctx_copy_and_quit(tmux: Tmux, private_home: Path) -> None:
+    """A broken config.toml falls back to defaults with a notice; --ctx sizes the context; Ctrl+O copies
+    the answer through OSC 52 (tmux keeps it as a paste buffer); Ctrl+Q quits with exit code 0."""
+    (private_home / "config" / "config.toml").write_text("temperature = 'hot'\n")
+    tmux.start("chat", "--ctx", "2048", "--model", "demo")
+    tmux.run("set-option", "-s", "set-clipboard", "on")
+    tmux.run("set-window-option", "-t", "chat", "remain-on-exit", "on")
+    wait(lambda: "Smollm2" in tmux.screen("chat") or "SmolLM2" in tmux.screen("chat"), 60, "the model to load")
+    screen = tmux.screen("chat")
+    assert "bad settings in" in screen and "ctx 0/2.0k" in screen, screen
+    tmux.keys("chat", "What is the capital of France? Answer in one sentence.", "Enter")
+    wait(lambda: any(m.status in ("complete", "truncated") for m in assistant_rows(private_home)), 120,
+         "the stored answer")
+    answer = assistant_rows(private_home)[-1].content
+    assert "Paris" in answer
+    tmux.keys("chat", "C-o")
+    wait(lambda: "Paris" in tmux.buffer(), 20, "the copied answer in tmux's buffer")
+    assert tmux.buffer() == answer
+    tmux.keys("chat", "C-q")
+    wait(lambda: tmux.run("display-message", "-p", "-t", "chat", "#{pane_dead}").strip() == "1", 30, "the exit")
+    assert tmux.run("display-message", "-p", "-t", "chat", "#{pane_dead_status}").strip() == "0"

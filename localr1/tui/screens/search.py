@@ -24,8 +24,8 @@ def hit_text(hit: SearchHit) -> Text:
     return text
 
 
-class SearchScreen(ModalScreen[int | None]):
-    """Type to search; Enter on a result opens its conversation."""
+class SearchScreen(ModalScreen[SearchHit | None]):
+    """Type to search; Enter on a result opens its conversation at that message."""
 
     BINDINGS = [Binding("escape", "cancel", "Close")]
 
@@ -54,11 +54,11 @@ class SearchScreen(ModalScreen[int | None]):
     def on_input_submitted(self) -> None:
         """Enter in the box opens the first result."""
         if self.hits:
-            self.dismiss(self.hits[0].conversation_id)
+            self.dismiss(self.hits[0])
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Open the chosen result."""
-        self.dismiss(self.hits[int(event.option.id or 0)].conversation_id)
+        self.dismiss(self.hits[int(event.option.id or 0)])
 
     def action_cancel(self) -> None:
         """Close without opening anything."""

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 
+from localr1.tui.widgets.document import Document
 from localr1.tui.widgets.thinking_block import ThinkingBlock
+
+
+def chat_markdown() -> MarkdownIt:
+    """Textual's parser with single newlines as line breaks, the way chat apps show a poem or an address
+    (code blocks, tables and lists are parsed as before); streaming and the final render both use it."""
+    parser = MarkdownIt("gfm-like")
+    parser.core.ruler.push("hard_breaks", _hard_breaks)  # Textual renders a softbreak as a space
+    return parser
+
+
+def _hard_breaks(state: StateCore) -> None:
+    for token in state.tokens:
+        for child in token.children or ():
+            if child.type == "softbreak":
+                child.type = "hardbreak"
+
 
 PREVIEW_CHARS = 4000  # longer user messages (big pastes) are shown shortened; the full text is stored
 
@@ -58,9 +79,10 @@ class MessageView(Vertical, can_focus=True):
         self.message_id = message_id
         self.thinking = ThinkingBlock(thinking, collapsed=thinking_collapsed)
         self.thinking.set_class(bool(thinking), "-has-thinking")
-        self.answer = Markdown(preview(role, content), classes="answer")
+        self.answer = Document(preview(role, content), classes="answer", parser_factory=chat_markdown)
         self.footer = Static(self._footer_text(footer), classes="footer", markup=False)
         self.footer.display = bool(self._footer_text(footer))
+        self.rendered = asyncio.Event()  # set once the answer's Markdown blocks are mounted (heights are real)
 
     def compose(self) -> ComposeResult:
         yield Static("You" if self.role == "user" else "Assistant", classes="role")
@@ -68,6 +90,11 @@ class MessageView(Vertical, can_focus=True):
             yield self.thinking
         yield self.answer
         yield self.footer
+
+    def on_markdown_table_of_contents_updated(self, event: Markdown.TableOfContentsUpdated) -> None:
+        """Markdown posts this when an update has mounted its blocks."""
+        if event.markdown is self.answer:
+            self.rendered.set()
 
     def _footer_text(self, extra: str = "") -> str:
         parts = [text] if (text := status_text(self.status, self.content)) else []

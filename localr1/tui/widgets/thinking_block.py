@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual.widgets import Collapsible, Markdown
+from textual.widgets import Collapsible
+
+from localr1.tui.widgets.document import Document
 
 
 class ThinkingBlock(Collapsible):
@@ -12,20 +14,22 @@ class ThinkingBlock(Collapsible):
         self.text = text
         self.tokens = 0
         self.seconds = 0.0
+        self.speed: float | None = None
         self.live = live
-        self._body = Markdown(text, classes="thinking-body")
+        self._body = Document(text, classes="thinking-body")
         super().__init__(self._body, title=self._label(), collapsed=collapsed, classes="thinking")
 
     def _label(self) -> str:
         if self.live:
-            return f"thinking… {self.tokens} tokens, {self.seconds:.0f} s"
+            speed = f", {self.speed:.1f} tok/s" if self.speed else ""
+            return f"thinking… {self.tokens} tokens, {self.seconds:.0f} s{speed}"
         if self.tokens:
             return f"thought for {self.seconds:.0f} s ({self.tokens} tokens)"
         return "thinking"
 
-    def update_label(self, tokens: int, seconds: float) -> None:
-        """Refresh the live token count and elapsed time."""
-        self.tokens, self.seconds = tokens, seconds
+    def update_label(self, tokens: int, seconds: float, speed: float | None = None) -> None:
+        """Refresh the live token count, elapsed time and speed."""
+        self.tokens, self.seconds, self.speed = tokens, seconds, speed
         self.title = self._label()
 
     async def append(self, text: str) -> None:

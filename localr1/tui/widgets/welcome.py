@@ -1,0 +1,55 @@
+"""What an empty chat shows: the model loaded, how to get an R1 model, and the keys that matter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import Markdown
+
+GET_R1 = (
+    "To run an R1 model, convert and quantize a checkpoint you downloaded from Hugging Face:\n\n"
+    "```\n"
+    "localr1 convert ~/ckpt/DeepSeek-R1-Distill-Qwen-7B -o r1-7b-f16.gguf\n"
+    "localr1 quantize r1-7b-f16.gguf -o ladder/\n"
+    "localr1 chat -m ladder/<a quant>.gguf\n"
+    "```"
+)
+KEYS = ("**Enter** send · **Esc** stop · **F5** answer now (ends the thinking) · "
+        "**F4** settings (thinking budget, loop guard, preset) · **F1** every key")
+
+
+def _plain(text: str) -> str:
+    """Model names come from files: every Markdown character shown as itself."""
+    return "".join("\\" + c if c in "\\`*_{}[]()<>#+-.!|~" else c for c in " ".join(text.split()))
+
+
+def welcome_text(facts: dict[str, Any] | None) -> str:
+    """The welcome's Markdown for a loaded model's describe() facts (None while loading)."""
+    if facts is None:
+        lines = ["### Welcome to localr1", "Loading the model…"]
+    else:
+        name = _plain(str(facts.get("display_name") or facts.get("model") or "an unnamed model"))
+        quant = f" ({_plain(str(facts['quant']))})" if facts.get("quant") else ""
+        lines = ["### Welcome to localr1", f"Loaded: **{name}**{quant}."]
+        if facts.get("reasoning"):
+            lines.append("It is a reasoning model: it thinks first (shown folded above each answer), then answers.")
+        else:
+            lines.append("It is a small chat model that does not reason: fine to try the app, not to rely on. "
+                         "The thinking controls do nothing for it; the loop guard still watches its answers.")
+            lines.append(GET_R1)
+        speed = facts.get("predicted_tokens_per_s")
+        if isinstance(speed, int | float) and speed > 0:
+            lines.append(f"Expected speed on this machine: about {speed:.0f} tokens/s.")
+    lines.append(KEYS)
+    return "\n\n".join(lines)
+
+
+class Welcome(Markdown):
+    """Shown in an empty conversation; the first message replaces it."""
+
+    def __init__(self, facts: dict[str, Any] | None = None) -> None:
+        super().__init__(welcome_text(facts), id="welcome")
+
+    async def show_model(self, facts: dict[str, Any] | None) -> None:
+        """Update for the model now loaded."""
+        await self.update(welcome_text(facts))
