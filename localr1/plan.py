@@ -12,7 +12,10 @@ which it needs) is used only when the f16 cache would not fit at that context. T
 among the variants at least half as fast as the fastest variant of acceptable quality (mean KLD <= 0.05):
 a better quant is worth up to half the speed, not a tenfold drop from spilling off the GPU. Quality
 differences under 0.002 mean KLD are not worth any speed (Q8_0 over F16). A variant worse than 0.2 mean
-KLD (Q2_K) is chosen only when nothing better fits even with a short context.
+KLD (Q2_K) is chosen only when nothing better fits even with a short context. When every variant in the
+running was measured on tasks (`localr1 eval --tasks`), measured accuracy decides instead of KLD: what
+answers right matters more than how far the next-token distribution drifts; differences under one
+percentage point are not worth any speed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ MIN_CONTEXT = 2048
 DEFAULT_MAX_CONTEXT = 32768
 CONTEXT_STEPS = (131072, 65536, 32768, 24576, 16384, 12288, 8192, 6144, 4096, 3072, 2048)
 NEGLIGIBLE_KLD = 0.002
+NEGLIGIBLE_ACCURACY = 0.01  # one percentage point of task accuracy
 QUALITY_FLOOR_KLD = 0.05  # "acceptable quality": IQ4_XS (0.036) or better
 SPEED_RATIO = 0.5  # a better variant must keep half the speed of the fastest acceptable one
 USABLE_KLD = 0.2  # above this (Q2_K: 0.45) reasoning falls apart: only when nothing better fits at all
@@ -172,9 +176,12 @@ class Plan:
 
 
 def variant_json(v: Variant) -> dict[str, Any]:
-    """A variant's identity and quality."""
+    """A variant's identity and quality (task accuracy None when not measured)."""
+    a = v.accuracy
+    accuracy = None if a is None else {"value": a.value, "ci_low": a.low, "ci_high": a.high, "problems": a.problems,
+                                       "samples": a.samples, "problem_set": a.problem_set}
     return {"type": v.file_type, "path": str(v.path) if v.path else None, "weights_bytes": v.weights.total,
-            "file_bytes": v.file_size, "kld": v.kld, "kld_source": v.kld_source}
+            "file_bytes": v.file_size, "kld": v.kld, "kld_source": v.kld_source, "accuracy": accuracy}
 
 
 def config_json(c: Config) -> dict[str, Any]:
@@ -302,6 +309,15 @@ def _kld(v: Variant) -> float:
     return v.kld if v.kld is not None else 1.0
 
 
+def _acc(v: Variant) -> float:
+    return v.accuracy.value if v.accuracy is not None else 0.0
+
+
+def by_accuracy(configs: Sequence[Config]) -> bool:
+    """True when every configuration's variant has measured task accuracy: it then decides, not KLD."""
+    return bool(configs) and all(c.variant.accuracy is not None for c in configs)
+
+
 def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB"
 
@@ -320,20 +336,44 @@ def _reference_tps(fitting: list[Config]) -> float:
     return max(_tps(c) for c in good)
 
 
+def _fast_enough(fitting: list[Config]) -> list[Config]:
+    """The configurations at least half as fast as the fastest of acceptable quality."""
+    floor = SPEED_RATIO * _reference_tps(fitting)
+    return [c for c in fitting if _tps(c) >= floor] or fitting
+
+
 def _choose(fitting: list[Config], prefer: str) -> Config:
     if prefer == "speed":
         good = [c for c in fitting if _kld(c.variant) <= QUALITY_FLOOR_KLD] or fitting
         return max(good, key=lambda c: (_tps(c), -_kld(c.variant)))
-    floor = SPEED_RATIO * _reference_tps(fitting)
-    fast_enough = [c for c in fitting if _tps(c) >= floor] or fitting
+    fast_enough = _fast_enough(fitting)
+    if by_accuracy(fast_enough):
+        top = max(_acc(c.variant) for c in fast_enough)
+        near = [c for c in fast_enough if _acc(c.variant) >= top - NEGLIGIBLE_ACCURACY]
+        return max(near, key=lambda c: (_tps(c), _acc(c.variant), -_kld(c.variant)))
     best = min(_kld(c.variant) for c in fast_enough)
     close = [c for c in fast_enough if _kld(c.variant) <= best + NEGLIGIBLE_KLD]
     # unknown speeds (CPU not measured yet) tie at 0: the smaller file is then the faster one
     return max(close, key=lambda c: (_tps(c), -c.variant.weights.total, -_kld(c.variant)))
 
 
+def _accuracy_reason(c: Config, chosen: Config, speed_floor: float) -> str | None:
+    """Why c lost when measured accuracy decided; None when accuracy does not explain it."""
+    if c.variant.accuracy is None or chosen.variant.accuracy is None:
+        return None
+    da = _acc(c.variant) - _acc(chosen.variant)
+    if da > NEGLIGIBLE_ACCURACY and _tps(c) < speed_floor:
+        return f"more accurate but too slow here: {_tps(c):.1f} tokens/s, under half of {2 * speed_floor:.1f}"
+    if da < -NEGLIGIBLE_ACCURACY:
+        return f"lower task accuracy: {_acc(c.variant) * 100:.1f}% vs {_acc(chosen.variant) * 100:.1f}%"
+    if _tps(c) < _tps(chosen):
+        return f"slower ({_tps(c):.1f} vs {_tps(chosen):.1f} tokens/s) for an accuracy difference under " \
+               f"{NEGLIGIBLE_ACCURACY * 100:g} point"
+    return None
+
+
 def _reason(c: Config | None, chosen: Config, *, useful: int, wishes: Wishes, budget: Budget, smallest: Config,
-            speed_floor: float) -> str:
+            speed_floor: float, accuracy: bool = False) -> str:
     if c is None:
         return f"does not fit even with {smallest.context} tokens and a {smallest.kv_type} KV cache: " \
                f"needs {_needs(smallest, budget)}"
@@ -343,6 +383,9 @@ def _reason(c: Config | None, chosen: Config, *, useful: int, wishes: Wishes, bu
         return f"fits only {c.context} tokens of context (a useful minimum is {useful})"
     if wishes.min_tokens_per_s is not None and _tps(c) < wishes.min_tokens_per_s:
         return f"too slow: {_tps(c):.1f} tokens/s predicted, {wishes.min_tokens_per_s:g} wanted"
+    explained = _accuracy_reason(c, chosen, speed_floor) if accuracy else None
+    if explained:
+        return explained
     dk = _kld(c.variant) - _kld(chosen.variant)
     if dk < -NEGLIGIBLE_KLD and _tps(c) < speed_floor:
         return f"better quality but too slow here: {_tps(c):.1f} tokens/s, under half of {2 * speed_floor:.1f}"
@@ -401,11 +444,17 @@ def make_plan(model: str, shape: ModelShape, variants: Sequence[Variant], hardwa
         )
     chosen = _choose(wanted, wishes.prefer)
     floor = SPEED_RATIO * _reference_tps(wanted)
+    accuracy = wishes.prefer == "quality" and by_accuracy(_fast_enough(wanted))
     alternatives = tuple(
         Alternative(v, best[id(v)], _reason(best[id(v)], chosen, useful=useful, wishes=wishes, budget=budget,
-                                            smallest=search.smallest(v), speed_floor=floor))
+                                            smallest=search.smallest(v), speed_floor=floor, accuracy=accuracy))
         for v in variants if best[id(v)] is not chosen
     )
+    if accuracy and chosen.variant.accuracy is not None:
+        notes.append(f"chosen by measured task accuracy rather than KLD: {chosen.variant.accuracy.describe()}")
+    elif wishes.prefer == "quality" and any(c.variant.accuracy is not None for c in wanted):
+        notes.append("task accuracy is measured for only some of the variants that fit: chosen by KLD "
+                     "(run 'localr1 eval LADDER --tasks' for all of them)")
     if chosen.kv_type != "f16":
         notes.append(f"{chosen.kv_type} KV cache: an f16 cache would not fit {chosen.context} tokens")
     if hardware.cpu_speed is not None and hardware.cpu_speed.busy:

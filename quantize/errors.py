@@ -67,3 +67,7 @@ class OutputDirError(QuantizeError):
 
 class EvaluationError(QuantizeError):
     """A quality measurement could not be made."""
+
+
+class TaskFileError(EvaluationError):
+    """A problem set (`--tasks` JSONL) is missing, unreadable or has a malformed line."""

@@ -6,7 +6,15 @@ from types import TracebackType
 from typing import Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class Reporter(Protocol):
@@ -48,6 +56,7 @@ class RichReporter:
         self.console = console or Console(stderr=True)
         self._progress = Progress(
             TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("·"), TimeRemainingColumn(), TextColumn("left"),  # time left: estimated from the recent rate
             console=self.console, transient=True,
             disable=not self.console.is_terminal,  # off a terminal a stopped bar would leave an empty line
         )

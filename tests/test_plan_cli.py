@@ -19,7 +19,7 @@ def test_plan_json_shape() -> None:
     assert {"model", "hardware", "variant", "context", "kv_type", "flash_attention", "gpu_layers", "tensor_split",
             "threads", "memory", "speed", "budget", "gpus", "notes", "alternatives"} <= set(data)
     assert data["model"] == "r1-qwen-7b" and data["hardware"] == "desktop-32gb-rtx3060"
-    assert set(data["variant"]) == {"type", "path", "weights_bytes", "file_bytes", "kld", "kld_source"}
+    assert set(data["variant"]) == {"type", "path", "weights_bytes", "file_bytes", "kld", "kld_source", "accuracy"}
     assert set(data["memory"]) == {"CPU", "GPU0"} and data["gpus"] == ["NVIDIA GeForce RTX 3060"]
     for device in data["memory"].values():
         assert device["total"] == device["weights"] + device["kv_cache"] + device["compute"] + device["overhead"]

@@ -133,6 +133,8 @@ def render_plan(plan: Plan, console: Console) -> None:
     rows = [
         ("variant", c.variant.label),
         ("quality", f"mean KLD {_kld(c)} vs F16, {c.variant.kld_source}"),
+        *([("accuracy", f"task accuracy {c.variant.accuracy.describe()} (measured, quality.json)")]
+          if c.variant.accuracy else []),
         ("context", f"{c.context} tokens"),
         ("KV cache", f"{c.kv_type}, flash attention {'on' if c.flash_attention else 'off'}"),
         ("GPU layers", f"{c.n_gpu_layers} (split {', '.join(map(str, c.gpu_layers))})" if c.gpu_layers else "none"),
@@ -156,12 +158,15 @@ def render_plan(plan: Plan, console: Console) -> None:
     for note in plan.notes:
         console.print(plain(f"note: {note}"))
     if plan.alternatives:
-        alt = Table("variant", "context", "KV", "memory GB", "tokens/s", "mean KLD", "why not", title="alternatives")
+        alt = Table("variant", "context", "KV", "memory GB", "tokens/s", "mean KLD", "accuracy %", "why not",
+                    title="alternatives")
         for a in plan.alternatives:
             ac = a.config
+            accuracy = a.variant.accuracy
             alt.add_row(plain(a.variant.label), str(ac.context) if ac else "-", ac.kv_type if ac else "-",
                         plain(_memory(ac)) if ac else "-", _speed(ac) if ac else "-",
-                        f"{a.variant.kld:.4f}" if a.variant.kld is not None else "-", plain(a.reason))
+                        f"{a.variant.kld:.4f}" if a.variant.kld is not None else "-",
+                        f"{accuracy.value * 100:.1f}" if accuracy else "-", plain(a.reason))
         console.print(alt)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from localr1.commands.eval_tasks import add_task_options, tasks_command
 from localr1.commands.options import CHUNK, COUNT, EVAL_TOP_K, THREADS, TOKENS
 from localr1.errors import ConfigError
 from quantize.ladder.qtypes import DEFAULT_LADDER, QUANT_TYPES, TENSOR_TYPES, parse_tensor_type, parse_types
@@ -63,12 +64,14 @@ def add_quantize_parsers(subparsers: Any) -> None:
     _add_eval_options(q)
     q.set_defaults(handler=quantize_command)
 
-    e = subparsers.add_parser("eval", help="measure a ladder's variants against its base (PPL, KLD, top-1, speed)")
+    e = subparsers.add_parser("eval", help="measure a ladder's variants against its base (PPL, KLD, top-1, speed; "
+                                           "or task accuracy with --tasks)")
     e.add_argument("out_dir", type=Path, help="a directory written by 'localr1 quantize'")
     e.add_argument("--types", help="only these variants (comma-separated)")
     e.add_argument("--threads", type=THREADS, default=0, help="CPU threads (default: physical cores)")
     e.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     _add_eval_options(e)
+    add_task_options(e)
     e.set_defaults(handler=eval_command)
 
 
@@ -83,14 +86,23 @@ def _evaluate(out_dir: Path, options: Any, console: Console, as_json: bool) -> i
     from quantize.outlock import locked_dir
     from quantize.progress import RichReporter
     from quantize.quality.evaluate import evaluate_ladder, require_ladder
-    from quantize.quality.report import CHART_NAME, png_chart, quality_table, report_json, text_chart, write_report
+    from quantize.quality.report import (
+        CHART_NAME,
+        accuracy_points,
+        png_chart,
+        quality_table,
+        read_document,
+        report_json,
+        text_chart,
+        write_report,
+    )
 
     require_ladder(out_dir)
     with locked_dir(out_dir, create=False, alternative=None):  # measured, written and charted by one run
         with RichReporter() as reporter:
             report = evaluate_ladder(out_dir, options, reporter)
         path = write_report(out_dir, report)
-        chart = png_chart(report, out_dir / CHART_NAME)
+        chart = png_chart(report, out_dir / CHART_NAME, accuracy_points(read_document(out_dir)))
     if as_json:
         print(json.dumps(report_json(report), indent=2))
         return 0
@@ -159,6 +171,9 @@ def quantize_command(args: argparse.Namespace) -> int:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    """Measure every variant of a ladder and write quality.json and quality.png; returns the exit code."""
+    """Measure every variant of a ladder (KLD, or task accuracy with --tasks) and write quality.json and
+    quality.png; returns the exit code."""
     types = [t.name for t in parse_types(args.types)] if args.types else None
+    if args.tasks is not None:
+        return tasks_command(args, types)
     return _evaluate(args.out_dir, _eval_options(args, types), Console(), as_json=args.json)

@@ -27,6 +27,24 @@ QUALITY_FILE = "quality.json"
 
 
 @dataclass(frozen=True)
+class Accuracy:
+    """Task accuracy measured on this file (`localr1 eval --tasks`): the share right and its 95% interval."""
+
+    value: float
+    low: float
+    high: float
+    problems: int
+    samples: int
+    problem_set: str
+
+    def describe(self) -> str:
+        """e.g. "62.5% (48.1-75.0%) on 40 problems of problems.jsonl"."""
+        samples = f", {self.samples} samples each" if self.samples > 1 else ""
+        return (f"{self.value * 100:.1f}% ({self.low * 100:.1f}-{self.high * 100:.1f}%) on {self.problems} problems "
+                f"of {self.problem_set}{samples}")
+
+
+@dataclass(frozen=True)
 class Variant:
     """One quantization of a model: its weights, its quality and where it is (None: not on disk)."""
 
@@ -36,6 +54,7 @@ class Variant:
     kld_source: str
     path: Path | None = None
     file_size: int | None = None
+    accuracy: Accuracy | None = None
 
     @property
     def label(self) -> str:
@@ -48,13 +67,36 @@ def ladder_variants(shape: ModelShape, types: tuple[str, ...] = STANDARD_LADDER)
     return [Variant(t, WeightsLayout.from_shape(shape, t), REFERENCE_KLD.get(t), REFERENCE_SOURCE) for t in types]
 
 
-def _quality(folder: Path) -> dict[str, float]:
-    """file name -> measured mean KLD, from the folder's quality.json (the base counts as 0)."""
-    path = folder / QUALITY_FILE
+def _document(folder: Path) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads((folder / QUALITY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _accuracy(folder: Path) -> dict[str, Accuracy]:
+    """file name -> task accuracy, from the `tasks` section of the folder's quality.json: only complete rows whose
+    file still has the size measured (a rebuilt file has not been measured)."""
+    tasks = _document(folder).get("tasks")
+    if not isinstance(tasks, dict) or not isinstance(tasks.get("models"), list):
+        return {}
+    found: dict[str, Accuracy] = {}
+    for row in tasks["models"]:
+        try:
+            name, size = Path(row["file"]).name, int(row["size"])
+            if row.get("complete") is not True or (folder / name).stat().st_size != size:
+                continue
+            found[name] = Accuracy(float(row["accuracy"]), float(row["ci_low"]), float(row["ci_high"]),
+                                   int(tasks["problems"]), int(tasks["samples"]), Path(str(tasks["source"])).name)
+        except (KeyError, TypeError, ValueError, OSError):
+            continue
+    return found
+
+
+def _quality(folder: Path) -> dict[str, float]:
+    """file name -> measured mean KLD, from the folder's quality.json (the base counts as 0)."""
+    data = _document(folder)
     found: dict[str, float] = {}
     base = data.get("base")
     if isinstance(base, dict) and isinstance(base.get("file"), str):
@@ -65,8 +107,10 @@ def _quality(folder: Path) -> dict[str, float]:
     return found
 
 
-def file_variant(path: Path, quality: dict[str, float] | None = None) -> tuple[ModelShape, Variant]:
-    """A GGUF on disk as a candidate: exact sizes from its header, KLD measured or reference."""
+def file_variant(path: Path, quality: dict[str, float] | None = None,
+                 accuracy: dict[str, Accuracy] | None = None) -> tuple[ModelShape, Variant]:
+    """A GGUF on disk as a candidate: exact sizes from its header, KLD measured or reference, task accuracy when
+    measured."""
     try:
         header = read_header(path)
     except (OSError, ValueError, HeaderError) as exc:
@@ -80,7 +124,7 @@ def file_variant(path: Path, quality: dict[str, float] | None = None) -> tuple[M
     kld, source = ((measured, f"measured ({QUALITY_FILE})") if measured is not None
                    else (REFERENCE_KLD.get(file_type), REFERENCE_SOURCE))
     variant = Variant(file_type, WeightsLayout.from_header(header, shape.layers), kld, source, path,
-                      path.stat().st_size)
+                      path.stat().st_size, (accuracy or {}).get(path.name))
     return shape, variant
 
 
@@ -113,11 +157,11 @@ def is_reasoning_file(path: Path) -> bool:
 def installed_variants(folder: Path) -> list[tuple[ModelShape, Variant]]:
     """Every model GGUF in a folder, best quality first (measured in its quality.json, else the reference);
     unreadable files and GGUFs that hold no model (an importance matrix) are skipped."""
-    quality = _quality(folder)
+    quality, accuracy = _quality(folder), _accuracy(folder)
     found = []
     for path in variant_files(folder):
         try:
-            shape, variant = file_variant(path, quality)
+            shape, variant = file_variant(path, quality, accuracy)
         except ModelFileError:
             continue
         if shape.layers > 0 and variant.weights.total > 0:
@@ -165,7 +209,7 @@ def model_candidates(name_or_path: str) -> ModelCandidates:
             raise ModelNotFoundError(
                 f"unknown model '{name_or_path}': give a .gguf path, a folder of GGUFs or one of {known}"
             )
-        shape, variant = file_variant(path, _quality(path.parent))
+        shape, variant = file_variant(path, _quality(path.parent), _accuracy(path.parent))
         return ModelCandidates(path.name, shape, [variant], reasoning=is_reasoning_file(path))
     smaller = _smaller(entry, registry)
     if entry.source and entry.source.startswith("package:"):

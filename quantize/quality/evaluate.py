@@ -208,7 +208,8 @@ def evaluate_variant(path: Path, name: str, heldout: Heldout, ref: TopK, options
     )
 
 
-def _base_path(out_dir: Path, manifest: Manifest) -> tuple[Path, str]:
+def base_path(out_dir: Path, manifest: Manifest) -> tuple[Path, str]:
+    """The ladder's base file and its recorded sha256; missing or changed is an error."""
     record = manifest.base.get("file")
     if not record:
         raise OutputDirError(f"{out_dir} has no base model recorded; run 'localr1 quantize' into it first")
@@ -243,7 +244,7 @@ def _evaluate_locked(out_dir: Path, options: EvalOptions, reporter: Reporter) ->
     manifest = load_manifest(out_dir)
     if manifest is None:
         raise OutputDirError(f"{out_dir} holds no ladder (no manifest.json); run 'localr1 quantize' into it first")
-    base, base_sha = _base_path(out_dir, manifest)
+    base, base_sha = base_path(out_dir, manifest)
     names = options.types or list(manifest.variants)
     unknown = [n for n in names if n not in manifest.variants]
     if unknown:

@@ -1,11 +1,16 @@
-"""The quality report: a terminal table, quality.json next to the manifest, and a size-vs-KLD chart (PNG and text)."""
+"""The quality report: a terminal table, quality.json next to the manifest, and a size-vs-KLD chart (PNG and text).
+
+quality.json may also hold a `tasks` section (task accuracy, written by `quality.tasks`): rewriting the KLD part
+keeps it, and the PNG chart draws it as a second panel.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,18 @@ from quantize.quality.evaluate import ModelQuality, QualityReport
 REPORT_NAME = "quality.json"
 CHART_NAME = "quality.png"
 REPORT_FORMAT = "localr1.quality-report"
+TASKS_KEY = "tasks"
+
+
+@dataclass(frozen=True)
+class AccuracyPoint:
+    """One model's task accuracy with its 95% interval, as drawn in the chart."""
+
+    name: str
+    size: int
+    accuracy: float
+    low: float
+    high: float
 
 
 def machine_info() -> dict[str, Any]:
@@ -45,12 +62,52 @@ def report_json(report: QualityReport) -> dict[str, Any]:
     }
 
 
+def read_document(out_dir: Path) -> dict[str, Any] | None:
+    """OUT_DIR's quality.json when it is one of ours; None when absent or unreadable."""
+    try:
+        data = json.loads((out_dir / REPORT_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == REPORT_FORMAT else None
+
+
 def write_report(out_dir: Path, report: QualityReport) -> Path:
-    """Write quality.json atomically next to the manifest, holding OUT_DIR's run lock."""
+    """Write quality.json atomically next to the manifest (keeping its task accuracy), holding OUT_DIR's run lock."""
     path = out_dir / REPORT_NAME
     with locked_dir(out_dir, create=False, alternative=None):
-        write_json_atomic(path, report_json(report))
+        document = report_json(report)
+        tasks = (read_document(out_dir) or {}).get(TASKS_KEY)
+        if isinstance(tasks, dict):
+            document[TASKS_KEY] = tasks
+        write_json_atomic(path, document)
     return path
+
+
+def report_from_document(document: dict[str, Any] | None) -> QualityReport | None:
+    """The KLD report kept in a quality.json document; None when it has none (or a damaged one)."""
+    if not document:
+        return None
+    try:
+        base = ModelQuality(**document["base"])
+        variants = [ModelQuality(**row) for row in document["variants"]]
+    except (KeyError, TypeError):
+        return None
+    return QualityReport(base=base, variants=variants, heldout=document.get("heldout") or {},
+                         settings=document.get("settings") or {})
+
+
+def accuracy_points(document: dict[str, Any] | None) -> list[AccuracyPoint]:
+    """The task accuracy rows of a quality.json document (none when it has no valid tasks section)."""
+    tasks = (document or {}).get(TASKS_KEY)
+    rows = tasks.get("models") if isinstance(tasks, dict) else None
+    points = []
+    for row in rows if isinstance(rows, list) else []:
+        try:
+            points.append(AccuracyPoint(str(row["name"]), int(row["size"]), float(row["accuracy"]),
+                                        float(row["ci_low"]), float(row["ci_high"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return points
 
 
 def _mb(size: int) -> str:
@@ -119,8 +176,40 @@ def text_chart(report: QualityReport, width: int = 56, height: int = 14) -> str:
     return "\n".join(lines)
 
 
-def png_chart(report: QualityReport, path: Path) -> Path | None:
-    """Size vs mean KLD (log scale) as a PNG; None when matplotlib is not installed."""
+def _kld_panel(ax: Any, report: QualityReport) -> None:
+    from matplotlib.lines import Line2D
+
+    for i, v in enumerate(sorted(report.variants, key=lambda r: r.size)):
+        marker = "o" if v.imatrix else "s"
+        ax.scatter(v.size / 1e6, max(v.kld_mean, 1e-6), marker=marker, color="tab:blue")
+        # alternate label sides so that neighbours of similar size do not overprint each other
+        ax.annotate(v.name, (v.size / 1e6, max(v.kld_mean, 1e-6)), textcoords="offset points",
+                    xytext=(5, 5) if i % 2 == 0 else (5, -11), fontsize=8, parse_math=False)
+    handles = [Line2D([], [], marker=m, linestyle="", color="tab:blue", label=label)
+               for m, label in (("o", "with importance matrix"), ("s", "without"))]
+    ax.legend(handles=handles, fontsize=8, loc="upper right")
+    ax.set_yscale("log")
+    ax.set_xlabel("file size (MB)")
+    ax.set_ylabel("mean KL divergence vs base (log)")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _accuracy_panel(ax: Any, points: list[AccuracyPoint]) -> None:
+    for i, p in enumerate(sorted(points, key=lambda p: p.size)):
+        x, y = p.size / 1e6, p.accuracy * 100
+        ax.errorbar(x, y, yerr=[[y - p.low * 100], [p.high * 100 - y]], fmt="o", color="tab:green", capsize=3)
+        ax.annotate(p.name, (x, y), textcoords="offset points", xytext=(5, 5) if i % 2 == 0 else (5, -11),
+                    fontsize=8, parse_math=False)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("file size (MB)")
+    ax.set_ylabel("task accuracy % (95% interval)")
+    ax.grid(True, alpha=0.3)
+
+
+def png_chart(report: QualityReport | None, path: Path, accuracy: list[AccuracyPoint] | None = None,
+              title: str | None = None) -> Path | None:
+    """Size vs mean KLD (log scale) and, with task accuracy, size vs accuracy beside it, as a PNG; None when
+    matplotlib is not installed or there is nothing to draw."""
     try:
         import matplotlib
 
@@ -128,23 +217,16 @@ def png_chart(report: QualityReport, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for i, v in enumerate(sorted(report.variants, key=lambda r: r.size)):
-        marker = "o" if v.imatrix else "s"
-        ax.scatter(v.size / 1e6, max(v.kld_mean, 1e-6), marker=marker, color="tab:blue")
-        # alternate label sides so that neighbours of similar size do not overprint each other
-        ax.annotate(v.name, (v.size / 1e6, max(v.kld_mean, 1e-6)), textcoords="offset points",
-                    xytext=(5, 5) if i % 2 == 0 else (5, -11), fontsize=8, parse_math=False)
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], marker=m, linestyle="", color="tab:blue", label=label)
-               for m, label in (("o", "with importance matrix"), ("s", "without"))]
-    ax.legend(handles=handles, fontsize=8, loc="upper right")
-    ax.set_yscale("log")
-    ax.set_xlabel("file size (MB)")
-    ax.set_ylabel("mean KL divergence vs base (log)")
-    ax.set_title(f"{Path(report.base.file).name}: size vs quality", parse_math=False)  # "$" in a name is text
-    ax.grid(True, which="both", alpha=0.3)
+    panels = int(bool(report and report.variants)) + int(bool(accuracy))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 4.5), dpi=120, squeeze=False)
+    if report and report.variants:
+        _kld_panel(axes[0][0], report)
+    if accuracy:
+        _accuracy_panel(axes[0][-1], accuracy)
+    name = title or (Path(report.base.file).name if report else path.parent.name)
+    fig.suptitle(f"{name}: size vs quality", parse_math=False)  # a "$" in a name is text
     fig.tight_layout()
     temp = partial_path(path)
     try:

@@ -1,0 +1,8 @@
+"""Task accuracy: does a quantized variant still solve the problems its base solves?
+
+`problems` reads a problem set (JSON Lines; `generator` made the one shipped), `solver` puts each question to a
+model with the math preset (the `Solver` interface: the sequential engine now, a batched one later),
+`records` keeps every answer as it finishes, `answers` pulls out and compares the final answer, `score` turns
+answers into accuracy with a 95% interval, and `report` writes the `tasks` section of quality.json, the table
+and the chart. Entry point: `evaluate.evaluate_tasks`.
+"""

@@ -1,0 +1,233 @@
+"""Task accuracy of a ladder: every problem on the base and on every variant, with the math preset.
+
+Answers are kept as they finish (`records`), so an interrupted run continues where it stopped; the same seed
+goes to every model for the same problem and sample, so the models answer under the same draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localr1.engine.params import SamplingParams, default_threads
+from localr1.errors import LocalR1Error
+from localr1.ggufinfo import read_info
+from localr1.loader import sampling_for
+from localr1.registry import ResolvedModel
+from quantize.errors import EvaluationError, OutputDirError
+from quantize.ladder.manifest import file_matches, load_manifest, now, resolve_record
+from quantize.outlock import locked_dir
+from quantize.progress import NullReporter, Reporter
+from quantize.quality.evaluate import base_path, require_ladder
+from quantize.quality.tasks.problems import Problem, ProblemSet, load_problems
+from quantize.quality.tasks.records import ANSWERS_NAME, AnswerRecord, RecordWriter, read_records
+from quantize.quality.tasks.score import ModelAccuracy, ModelFile, score_model
+from quantize.quality.tasks.solver import (
+    ANSWER_TOKENS,
+    MATH_PRESET,
+    Solution,
+    SolveRequest,
+    SolverFactory,
+    SolveSettings,
+    math_prompt,
+    sequential_solver,
+)
+
+PROMPT_ROOM = 1024  # context tokens kept for the question beside the longest reply
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What to run and how; None means the model's recommendation (models.toml) or the default."""
+
+    tasks: Path | None = None
+    limit: int | None = None
+    samples: int = 1
+    think_budget: int | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int = 0
+    context: int | None = None
+    threads: int = 0
+    types: list[str] | None = None
+
+
+@dataclass
+class TaskReport:
+    """Accuracy of every model on one problem set under one set of generation settings."""
+
+    source: str
+    sha256: str
+    problems: int
+    problems_in_file: int
+    samples: int
+    settings: dict[str, Any]
+    settings_hash: str
+    models: list[ModelAccuracy]
+    answers_file: str
+    created: str = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class _Model:
+    name: str
+    path: Path
+    sha256: str
+
+
+def request_seed(seed: int, problem: str, sample: int) -> int:
+    """The sampling seed of one attempt: the same for every model, different for every problem and sample."""
+    return (seed + int(problem[:8], 16) + 1_000_003 * sample) % 2**32
+
+
+def solve_settings(base: Path, options: TaskOptions) -> SolveSettings:
+    """Sampling as recommended for the ladder's model (temperature and length overridable), and a context that
+    holds a question and the longest reply."""
+    info = read_info(base)
+    sampling: SamplingParams = sampling_for(ResolvedModel(base, None),
+                                            {"temperature": options.temperature, "max_tokens": options.max_tokens})
+    longest = sampling.max_tokens
+    if options.think_budget is not None:
+        longest = min(longest, options.think_budget + ANSWER_TOKENS)
+    context = options.context or longest + PROMPT_ROOM
+    if info.context_length:
+        context = min(context, info.context_length)
+    return SolveSettings(sampling, options.think_budget, context, options.threads or default_threads())
+
+
+def settings_record(settings: SolveSettings, options: TaskOptions) -> dict[str, Any]:
+    """Everything that decides an answer's text (a change means new answers)."""
+    s = settings.sampling
+    return {"prompt": MATH_PRESET, "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
+            "min_p": s.min_p, "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens,
+            "think_budget": settings.think_budget, "seed": options.seed, "context": settings.context}
+
+
+def settings_hash(record: dict[str, Any]) -> str:
+    """A short hash of the settings record."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _models(out_dir: Path, options: TaskOptions, reporter: Reporter) -> list[_Model]:
+    manifest = load_manifest(out_dir)
+    if manifest is None:
+        raise OutputDirError(f"{out_dir} holds no ladder (no manifest.json); run 'localr1 quantize' into it first")
+    base, base_sha = base_path(out_dir, manifest)
+    names = options.types or list(manifest.variants)
+    unknown = [n for n in names if n not in manifest.variants]
+    if unknown:
+        raise EvaluationError(f"{', '.join(unknown)} not in this ladder (it has: {', '.join(manifest.variants)})")
+    models = [_Model(f"{read_info(base).file_type} base", base, base_sha)]
+    for name in names:
+        record = manifest.variants[name]
+        if not file_matches(out_dir, record.file):
+            reporter.note(f"{name}: {resolve_record(out_dir, record.file).name} is missing or changed; skipped "
+                          "(rerun quantize to rebuild it)")
+            continue
+        models.append(_Model(name, resolve_record(out_dir, record.file), record.file.sha256))
+    return models
+
+
+def _requests(problems: list[Problem], samples: int, seed: int) -> list[SolveRequest]:
+    return [SolveRequest(p.id, s, math_prompt(p.question), request_seed(seed, p.id, s))
+            for p in problems for s in range(samples)]
+
+
+class _Session:
+    """One run: the answers kept so far, the writer for new ones, and the progress bar."""
+
+    def __init__(self, out_dir: Path, digest: str, reporter: Reporter) -> None:
+        self.path = out_dir / ANSWERS_NAME
+        self.total = 0
+        self.digest = digest
+        self.reporter = reporter
+        self.records, bad = read_records(self.path)
+        if bad:
+            reporter.note(f"{ANSWERS_NAME}: {bad} unreadable lines ignored (those answers are asked again)")
+        self.run = f"{os.getpid()}@{now()}"
+        self.done = 0
+        self.errors = 0
+
+    def pending(self, model: _Model, requests: list[SolveRequest]) -> list[SolveRequest]:
+        return [r for r in requests if (self.digest, model.sha256, r.problem, r.sample) not in self.records]
+
+    def answer(self, model: _Model, pending: list[SolveRequest], settings: SolveSettings,
+               solver_factory: SolverFactory, writer: RecordWriter) -> None:
+        """Load one model and keep its answers to the pending requests as they come."""
+        self.reporter.note(f"{model.name}: {len(pending)} answers to give")
+        try:
+            solver = solver_factory(model.path, settings)
+        except LocalR1Error as exc:
+            self.reporter.note(f"{model.name}: {exc}; skipped")
+            return
+        try:
+            for solution in solver.solve(pending):
+                self.keep(writer, model, solution)
+                self.done += 1
+                self.reporter.advance(self.done, self.total)
+        finally:
+            solver.close()
+
+    def keep(self, writer: RecordWriter, model: _Model, solution: Solution) -> None:
+        if solution.error is not None:  # not kept: a re-run asks again
+            self.errors += 1
+            self.reporter.note(f"{model.name}: problem {solution.request.problem} sample {solution.request.sample}: "
+                               f"{solution.error}")
+            return
+        record = AnswerRecord(
+            settings=self.digest, model_sha256=model.sha256, problem=solution.request.problem,
+            sample=solution.request.sample, model=model.name, answer=solution.answer,
+            thinking_tokens=solution.thinking_tokens, tokens=solution.tokens, seconds=round(solution.seconds, 3),
+            stop=solution.stop, thinking_cut_off=solution.thinking_cut_off, run=self.run, created=now(),
+        )
+        writer.append(record)
+        self.records[record.key] = record
+
+
+def evaluate_tasks(out_dir: str | Path, options: TaskOptions | None = None, reporter: Reporter | None = None,
+                   solver_factory: SolverFactory = sequential_solver) -> TaskReport:
+    """Answer every problem with the base and every variant (skipping answers kept by earlier runs), holding
+    OUT_DIR's run lock, and grade them."""
+    out_dir, options = Path(out_dir), options or TaskOptions()
+    if options.samples < 1:
+        raise EvaluationError(f"--samples must be at least 1, got {options.samples}")
+    problem_set = load_problems(options.tasks, options.limit)  # a bad file fails before anything is loaded
+    require_ladder(out_dir)
+    with locked_dir(out_dir, create=False, alternative=None):
+        return _evaluate_locked(out_dir, problem_set, options, reporter or NullReporter(), solver_factory)
+
+
+def _evaluate_locked(out_dir: Path, problem_set: ProblemSet, options: TaskOptions, reporter: Reporter,
+                     solver_factory: SolverFactory) -> TaskReport:
+    models = _models(out_dir, options, reporter)
+    settings = solve_settings(models[0].path, options)
+    record = settings_record(settings, options)
+    session = _Session(out_dir, settings_hash(record), reporter)
+    requests = _requests(problem_set.problems, options.samples, options.seed)
+    work = [(m, session.pending(m, requests)) for m in models]
+    session.total = total = sum(len(p) for _, p in work)
+    already = len(requests) * len(models) - total
+    if already:
+        reporter.note(f"{already} of {len(requests) * len(models)} answers kept from earlier runs; {total} to give")
+    reporter.start("answering problems", total)
+    with RecordWriter(session.path) as writer:
+        for model, pending in work:
+            if pending:
+                session.answer(model, pending, settings, solver_factory, writer)
+    reporter.finish()
+    scored = []
+    for model in models:
+        answers = {(r.problem, r.sample): r for r in session.records.values()
+                   if r.settings == session.digest and r.model_sha256 == model.sha256}
+        identity = ModelFile(model.name, model.path.name, model.sha256, model.path.stat().st_size)
+        scored.append(score_model(identity, problem_set.problems, answers, options.samples))
+    return TaskReport(
+        source=problem_set.source, sha256=problem_set.sha256, problems=len(problem_set.problems),
+        problems_in_file=problem_set.total, samples=options.samples, settings=record,
+        settings_hash=session.digest, models=scored, answers_file=ANSWERS_NAME,
+    )
+
