@@ -15,21 +15,25 @@ MEMORY_MARKERS = ("insufficient memory", "failed to allocate", "out of memory", 
 
 @contextlib.contextmanager
 def captured_log() -> Iterator[list[str]]:
-    """Collect llama.cpp's log lines while the block runs, then put its default logger back."""
-    import llama_cpp._logger as default_logger
-
+    """Collect llama.cpp's log lines while the block runs, passing each on to the logger set before (the
+    bindings' default, or a caller's own), which is put back afterwards."""
+    previous = llama_cpp.llama_log_callback()
+    previous_data = ctypes.c_void_p()
+    llama_cpp.llama_log_get(ctypes.byref(previous), ctypes.byref(previous_data))
     lines: list[str] = []
 
-    def callback(_level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    def callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         with contextlib.suppress(Exception):
             lines.append(text.decode("utf-8", errors="replace"))
+            if previous:
+                previous(level, text, previous_data)
 
-    c_callback = llama_cpp.llama_log_callback(callback)  # referenced until the default is back
+    c_callback = llama_cpp.llama_log_callback(callback)  # referenced until the previous logger is back
     llama_cpp.llama_log_set(c_callback, ctypes.c_void_p(0))
     try:
         yield lines
     finally:
-        llama_cpp.llama_log_set(default_logger.llama_log_callback, ctypes.c_void_p(0))
+        llama_cpp.llama_log_set(previous, previous_data)
 
 
 def memory_failure(lines: list[str]) -> str | None:

@@ -91,7 +91,10 @@ def test_a_full_standard_output_is_one_line_and_debug_shows_the_traceback(tmp_pa
     with full.open("w") as out:
         result = subprocess.run([sys.executable, "-m", "localr1", "run", "-n", "4", "-t", "0", "hi"], stdout=out,
                                 stderr=subprocess.PIPE, text=True, env=dict(os.environ), timeout=120, check=False)
-    _one_line_error(result, "No space left on device (ENOSPC)", "free some disk space")
+    plan, rest = result.stderr.split("\n", 1)  # the planner's one-line choice comes first on stderr
+    assert plan.startswith("localr1: plan: "), result.stderr
+    _one_line_error(subprocess.CompletedProcess(result.args, result.returncode, result.stdout, rest),
+                    "No space left on device (ENOSPC)", "free some disk space")
     with full.open("w") as out:
         debug = subprocess.run([sys.executable, "-m", "localr1", "--debug", "run", "-n", "4", "-t", "0", "hi"],
                                stdout=out, stderr=subprocess.PIPE, text=True, env=dict(os.environ), timeout=120,

@@ -33,7 +33,7 @@ def test_math_preset_is_folded_into_the_question() -> None:
 
 
 def test_thinking_budget_caps_the_thinking(r1_demo_path: Path) -> None:
-    # The demo with the R1 template starts inside <think> and never closes it: every token is thinking.
+    # The demo with the R1 template starts inside <think> and does not close it itself.
     solver = SequentialSolver(r1_demo_path, SolveSettings(GREEDY, think_budget=12, context=512, threads=2))
     try:
         capped = next(iter(solver.solve([_request()])))
@@ -43,10 +43,12 @@ def test_thinking_budget_caps_the_thinking(r1_demo_path: Path) -> None:
         solver.close()
     assert capped.stop == "think-budget" and capped.thinking_cut_off and capped.answer == ""
     assert 12 <= capped.tokens <= 13 and 0 < capped.thinking_tokens <= 16
-    assert free.stop == "length" and free.thinking_cut_off and free.tokens == 40
+    # Without the budget the reply runs on to the length limit (the engine's loop guard may end the demo's
+    # looping thinking on its own first).
+    assert free.stop == "length" and free.tokens == 40 and free.thinking_tokens > capped.thinking_tokens
     assert free.thinking.startswith(capped.thinking[:20])  # the same greedy reply, cut earlier
-    found, right = grade(free.answer, "12", "number")
-    assert free.answer == "" and found is None and not right  # no answer: the thinking is never graded
+    found, right = grade(capped.answer, "12", "number")
+    assert found is None and not right  # no answer: the thinking is never graded
 
 
 def test_requests_are_answered_in_order_and_reproducibly(demo_path: Path) -> None:

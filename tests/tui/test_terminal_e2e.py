@@ -96,7 +96,7 @@ def test_chat_answers_on_the_demo_model_and_stores_it(tmux: Tmux, private_home: 
 
 def test_sigkill_mid_answer_loses_at_most_a_second(tmux: Tmux, private_home: Path) -> None:
     tmux.start("chat")
-    wait(lambda: "Smollm2" in tmux.screen("chat"), 60, "the model to load")
+    wait(lambda: "Smollm2" in tmux.screen("chat") or "SmolLM2" in tmux.screen("chat"), 60, "the model to load")
     tmux.keys("chat", "Write a very long story about a dragon and a knight.", "Enter")
     wait(lambda: any(len(m.content) > 200 for m in assistant_rows(private_home)), 60, "a saved partial answer")
     time.sleep(1.2)
