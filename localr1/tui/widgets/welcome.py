@@ -9,11 +9,11 @@ from textual.widgets import Markdown
 from localr1.plaintext import printable
 
 GET_R1 = (
-    "To run an R1 model, convert and quantize a checkpoint you downloaded from Hugging Face:\n\n"
+    "To run an R1 model, let the planner pick the distill and quant that suit this machine and download it\n"
+    "(or point at a GGUF you already have, from LM Studio, Ollama or the Hugging Face cache):\n\n"
     "```\n"
-    "localr1 convert ~/ckpt/DeepSeek-R1-Distill-Qwen-7B -o r1-7b-f16.gguf\n"
-    "localr1 quantize r1-7b-f16.gguf -o ladder/\n"
-    "localr1 chat -m ladder/<a quant>.gguf\n"
+    "localr1 pull r1\n"
+    "localr1 chat --model r1-qwen-7b\n"
     "```"
 )
 KEYS = ("**Enter** send · **Esc** stop · **F5** answer now (ends the thinking) · "
