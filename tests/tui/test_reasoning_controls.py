@@ -108,7 +108,7 @@ async def test_the_empty_chat_welcomes_and_the_first_message_replaces_it(make_ap
         await ready(pilot)
         await wait_for(pilot, lambda: "SmolLM2-135M-Instruct" in screen_text(app))
         text = screen_text(app)
-        assert "does not reason" in text and "localr1 convert" in text and "localr1 quantize" in text
+        assert "does not reason" in text and "localr1 pull r1" in text and "localr1 chat --model" in text
         assert "F5" in text and "Esc" in text and "Enter" in text
         # The status bar names the model as the registry does, not as its GGUF does.
         assert "SmolLM2-135M-Instruct (demo) · Q4_K_M" in text and "Mix1 Ep2" not in text
