@@ -8,7 +8,8 @@ out (`token_key`): a loop whose copies are joined once by " " and once by a blan
   comparison of the last `max_period` tokens: for every period p a counter of how many tokens
   in a row equalled the token p back. A loop of period p is seen the moment its third copy ends.
 - near: for a period p of `near_min_period` or more, at least `near_ratio` of the last
-  (`repeats` - 1) × p tokens equal the token p back (a loop whose copies differ in a token or two).
+  (`repeats` - 1) × p tokens equal the token p back, and at most `near_mismatches` per copy differ
+  (a loop whose copies differ in a counter or a word; records and tests differ in more).
   A running count per period and a ring of its past values make this O(max_period) numpy per token.
 - Data and markup repeat legitimately (a row of zeros, `0x00, 0x00, …`, `<col></col> <col></col>`),
   prose does not: a unit with fewer than `min_words` distinct words (alphabetic tokens of two
@@ -50,8 +51,9 @@ class LoopGuardConfig:
     min_words: int = 3
     data_span: int = 96
     thinking_data_span: int = 96
-    near_min_period: int = 16
-    near_ratio: float = 0.9
+    near_min_period: int = 8
+    near_ratio: float = 0.85
+    near_mismatches: int = 1  # and at most this many tokens per copy differ
     window: int = 512
     ngram: int = 4
     min_distinct: float = 0.25
@@ -70,7 +72,8 @@ class LoopGuard:
         self._need = need
         # The near rule: matches needed among the last (repeats - 1) * p tokens.
         self._near_window = (c.repeats - 1) * periods
-        near_need = np.ceil(c.near_ratio * self._near_window - 1e-9).astype(np.int64)
+        near_need = np.maximum(np.ceil(c.near_ratio * self._near_window - 1e-9).astype(np.int64),
+                               self._near_window - c.near_mismatches * (c.repeats - 1))
         near_need[: max(c.near_min_period, c.min_period) - 1] = never
         self._near_need = near_need
         self._keep = c.repeats * c.max_period + 1  # tokens of history the rules look back over
@@ -129,8 +132,8 @@ class LoopGuard:
         spans = np.minimum(spans, self._count + 1)
         # A run made of a shorter unit (a row of dashes, `0, 0, 0`) is left to the diversity rule.
         shorter = int(np.max(self._run[: c.min_period - 1] + np.arange(1, c.min_period), initial=0))
-        keep = spans > shorter
-        ready, spans = ready[keep], spans[keep]
+        longer = spans > shorter
+        ready, spans = ready[longer], spans[longer]
         if ready.size == 0:
             return None
         # A data unit (few distinct words) must span more; a longer unit holds at least the words of a shorter.

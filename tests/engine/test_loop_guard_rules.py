@@ -1,0 +1,84 @@
+"""The engine's loop guard (localr1.engine.loop_guard): near-loops and data loops within a few periods, the
+near-repeats of legitimate text (records, tests, SQL, zero grids) left alone, in both channels."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+import pytest
+
+from localr1.engine.loop_guard import LoopGuard, LoopGuardConfig, scan, token_key
+from tests.fixtures.vocab_file import VocabFile
+
+CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "loop_guard"
+
+
+def words(rng: random.Random, n: int) -> list[int]:
+    """n keys of distinct random words (the low bit marks a word)."""
+    return [rng.randrange(1 << 40) << 1 | 1 for _ in range(n)]
+
+
+def keys(vocab: VocabFile, text: str) -> list[int]:
+    """The guard's keys for a text, whitespace-only tokens left out as the engine does."""
+    pieces = (vocab.vocab.piece(t) for t in vocab.vocab.tokenize(text, add_bos=False, special=False))
+    return [k for p in pieces if (k := token_key(p)) is not None]
+
+
+@pytest.mark.parametrize("period", [8, 24, 64, 128, 256])
+def test_a_near_loop_of_a_long_period_is_caught_within_three_periods(period: int) -> None:
+    rng = random.Random(period)
+    prefix, unit = words(rng, 300), words(rng, period)
+    changed_at = rng.randrange(period)
+    loop = [k for _ in range(6) for k in [*unit[:changed_at], *words(rng, 1), *unit[changed_at + 1:]]]
+    hit = scan(prefix + loop)
+    assert hit is not None and hit.rule == "near" and hit.period == period
+    assert hit.seen_at - len(prefix) <= 3 * period
+
+
+def test_copies_that_differ_in_two_tokens_each_are_left_alone() -> None:
+    rng = random.Random(2)
+    prefix, unit = words(rng, 300), words(rng, 37)
+    records = [k for _ in range(6) for k in [*words(rng, 1), *unit[1:20], *words(rng, 1), *unit[21:]]]
+    assert scan(prefix + records) is None
+    assert scan(prefix + records, LoopGuardConfig(near_mismatches=2)) is not None  # the threshold is what holds
+
+
+def test_a_counting_loop_in_real_tokens_is_caught_within_three_periods(demo_vocab: VocabFile) -> None:
+    copy = "Let me check the case n = {} again: the sum of the first terms is still the same, so nothing changes.\n"
+    period = len(keys(demo_vocab, copy.format(1)))
+    stream = keys(demo_vocab, "So the total is 45.\n" + "".join(copy.format(i) for i in range(1, 9)))
+    prefix = len(keys(demo_vocab, "So the total is 45.\n"))
+    hit = scan(stream)
+    assert hit is not None and hit.seen_at - prefix <= 3 * period
+
+
+def representative_texts() -> dict[str, str]:
+    """Legitimate repetition from the benchmark corpus: records, SQL inserts, tests, fields, zero grids."""
+    texts = {name: (CORPUS / name).read_text(encoding="utf-8")
+             for name in ("config.json", "queries.sql", "structured_code.py", "tables.md")}
+    spec = importlib.util.find_spec("pprint")
+    assert spec is not None and spec.origin is not None
+    texts["pprint"] = Path(spec.origin).read_text(encoding="utf-8")  # near-identical dispatch blocks
+    return texts
+
+
+@pytest.mark.parametrize("thinking", [False, True], ids=["answer", "thinking"])
+def test_representative_repetition_from_the_corpus_does_not_fire(
+    demo_vocab: VocabFile, r1_vocab: VocabFile, thinking: bool,
+) -> None:
+    for vocab in (demo_vocab, r1_vocab):
+        for name, text in representative_texts().items():
+            guard = LoopGuard()
+            hits = [hit for key in keys(vocab, text) if (hit := guard.feed(key, thinking=thinking)) is not None]
+            assert hits == [], name
+
+
+def test_the_channel_keyword_defaults_to_the_answer() -> None:
+    rng = random.Random(9)
+    guard = LoopGuard()
+    assert all(guard.feed(k) is None for k in words(rng, 100))
+    assert guard.tokens_seen == 100
+    guard.reset()
+    assert guard.tokens_seen == 0
