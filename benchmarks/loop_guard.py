@@ -205,7 +205,8 @@ def sweep_grid() -> dict[str, list[LoopGuardConfig]]:
     base = LoopGuardConfig()
     return {
         "data": [replace(base, data_span=s, thinking_data_span=s, min_words=w)
-                 for w in (2, 3, 4) for s in (24, 32, 48, 64, 80, 96, 128)],
+                 for w, spans in ((2, (48, 96)), (3, (24, 32, 48, 64, 80, 96, 128)), (4, (24, 48, 96)))
+                 for s in spans],
         "near": [replace(base, near_min_period=8, near_ratio=r, near_mismatches=m)
                  for m in (10**6, 2, 1) for r in (0.8, 0.85, 0.9, 0.95)]
         + [replace(base, near_min_period=p) for p in (12, 16, 24)],

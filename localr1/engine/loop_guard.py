@@ -51,8 +51,8 @@ class LoopGuardConfig:
     min_words: int = 3
     data_span: int = 96
     thinking_data_span: int = 96
-    near_min_period: int = 8
-    near_ratio: float = 0.85
+    near_min_period: int = 16
+    near_ratio: float = 0.9
     near_mismatches: int = 1  # and at most this many tokens per copy differ
     window: int = 512
     ngram: int = 4
