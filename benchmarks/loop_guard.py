@@ -197,7 +197,7 @@ def speed(prep: Prepared, config: LoopGuardConfig, rounds: int = 5) -> float:
     return statistics.median(times)
 
 LOOSEST = LoopGuardConfig(min_words=0, data_span=0, thinking_data_span=0, near_min_period=8, near_ratio=0.8,
-                          near_mismatches=10**6)
+                          near_mismatches=10**6, near_span=0)
 
 
 def sweep_grid() -> dict[str, list[LoopGuardConfig]]:
@@ -207,9 +207,8 @@ def sweep_grid() -> dict[str, list[LoopGuardConfig]]:
         "data": [replace(base, data_span=s, thinking_data_span=s, min_words=w)
                  for w, spans in ((2, (48, 96)), (3, (24, 32, 48, 64, 80, 96, 128)), (4, (24, 48, 96)))
                  for s in spans],
-        "near": [replace(base, near_min_period=8, near_ratio=r, near_mismatches=m)
-                 for m in (10**6, 2, 1) for r in (0.8, 0.85, 0.9, 0.95)]
-        + [replace(base, near_min_period=p) for p in (12, 16, 24)],
+        "near": [replace(base, near_min_period=m, near_span=s) for m in (8, 12) for s in (48, 64, 96, 128)]
+        + [replace(base, near_mismatches=2), replace(base, near_ratio=0.8)],
         "thinking": [replace(base, thinking_data_span=s) for s in (0, 12, 24, 48, 96)],
     }
 
@@ -224,8 +223,8 @@ def sweep_row(preps: list[Prepared], risky: list[set[str]], config: LoopGuardCon
             group = "near" if kind.startswith(NEAR) else "prose" if kind.endswith("prose unit") else "data"
             pooled.setdefault(group, []).extend(values)
     knobs = {"data": f"data_span {config.data_span}, min_words {config.min_words}",
-             "near": f"near_min_period {config.near_min_period}, near_ratio {config.near_ratio}, "
-                     f"near_mismatches {config.near_mismatches if config.near_mismatches < 10**6 else 'any'}",
+             "near": f"near_min_period {config.near_min_period}, near_span {config.near_span}, near_ratio "
+                     f"{config.near_ratio}, near_mismatches {min(config.near_mismatches, 99)}",
              "thinking": f"thinking_data_span {config.thinking_data_span}"}[family]
     return (f"| {knobs} | {fps[0]} / {fps[1]} | {summary(pooled['data'])} | {summary(pooled['prose'])} "
             f"| {summary(pooled['near'])} |")

@@ -8,8 +8,9 @@ out (`token_key`): a loop whose copies are joined once by " " and once by a blan
   comparison of the last `max_period` tokens: for every period p a counter of how many tokens
   in a row equalled the token p back. A loop of period p is seen the moment its third copy ends.
 - near: for a period p of `near_min_period` or more, at least `near_ratio` of the last
-  (`repeats` - 1) × p tokens equal the token p back, and at most `near_mismatches` per copy differ
-  (a loop whose copies differ in a counter or a word; records and tests differ in more).
+  max((`repeats` - 1) × p, `near_span` - p) tokens equal the token p back, and at most
+  `near_mismatches` per copy differ (a loop whose copies differ in a counter or a word; records and
+  tests differ in more, and a short unit must repeat more often: checklists repeat a few times).
   A running count per period and a ring of its past values make this O(max_period) numpy per token.
 - Data and markup repeat legitimately (a row of zeros, `0x00, 0x00, …`, `<col></col> <col></col>`),
   prose does not: a unit with fewer than `min_words` distinct words (alphabetic tokens of two
@@ -51,9 +52,10 @@ class LoopGuardConfig:
     min_words: int = 3
     data_span: int = 96
     thinking_data_span: int = 96
-    near_min_period: int = 16
-    near_ratio: float = 0.9
+    near_min_period: int = 8
+    near_ratio: float = 0.85
     near_mismatches: int = 1  # and at most this many tokens per copy differ
+    near_span: int = 96  # over at least this many tokens
     window: int = 512
     ngram: int = 4
     min_distinct: float = 0.25
@@ -69,14 +71,20 @@ class LoopGuard:
         need = np.maximum((c.repeats - 1) * periods, c.min_span - periods)
         never = np.iinfo(np.int64).max
         need[: c.min_period - 1] = never  # shorter units: the diversity rule's job
-        self._need = need
-        # The near rule: matches needed among the last (repeats - 1) * p tokens.
-        self._near_window = (c.repeats - 1) * periods
-        near_need = np.maximum(np.ceil(c.near_ratio * self._near_window - 1e-9).astype(np.int64),
-                               self._near_window - c.near_mismatches * (c.repeats - 1))
+        # The near rule looks at the last W_p tokens: (repeats - 1) copies, and at least near_span - p tokens
+        # (as min_span for the exact rule: a short unit needs more copies). Matches needed there:
+        window = np.maximum((c.repeats - 1) * periods, c.near_span - periods)
+        self._near_window = window
+        copies = -(-window // periods)
+        near_need = np.maximum(np.ceil(c.near_ratio * window - 1e-9).astype(np.int64),
+                               window - c.near_mismatches * copies)
         near_need[: max(c.near_min_period, c.min_period) - 1] = never
-        self._near_need = near_need
-        self._keep = c.repeats * c.max_period + 1  # tokens of history the rules look back over
+        # Periods below `self._split` have the longer window: the comparison leaving it is the token
+        # near_span - p back against the one near_span back; the others compare (r-1)p and rp back.
+        self._split = int(np.count_nonzero(window > (c.repeats - 1) * periods))
+        self._keep = max(c.repeats * c.max_period, c.near_span) + 1  # tokens of history the rules look back over
+        self._leaving = np.zeros(c.max_period, dtype=bool)
+        self._needs = np.stack([need, near_need])
         self.reset()
 
     def reset(self) -> None:
@@ -85,8 +93,9 @@ class LoopGuard:
         # Newest last, at _end - 1. The slots before the stream hold distinct negative values: equal to nothing.
         self._history = -np.arange(1, 2 * keep + 1, dtype=np.int64)
         self._end = keep
-        self._run = np.zeros(size, dtype=np.int64)
-        self._near = np.zeros(size, dtype=np.int64)  # per period p: matches among the last (repeats-1)*p tokens
+        self._state = np.zeros((2, size), dtype=np.int64)
+        self._run = self._state[0]  # per period p: tokens in a row equal to the one p back
+        self._near = self._state[1]  # per period p: matches among the last W_p tokens
         self._count = 0
         self._grams: Counter[tuple[int, ...]] = Counter()
         self._recent: deque[int] = deque(maxlen=self.config.ngram)
@@ -106,27 +115,29 @@ class LoopGuard:
 
     def _feed_repeat(self, token: int, thinking: bool) -> LoopHit | None:
         c = self.config
-        size, keep, end, r = c.max_period, self._keep, self._end, c.repeats
-        if end == len(self._history):  # slide the last `keep` tokens to the front
-            self._history[:keep] = self._history[-keep:]
-            self._end = end = keep
+        size, end, r = c.max_period, self._end, c.repeats
         history = self._history
-        back = history[end - size: end][::-1]  # back[p-1] = the token p back
-        equal = back == token
-        self._run += 1
-        self._run *= equal
-        # The comparison leaving each period's near window: the token (r-1)p back against the one rp back.
-        leaving = history[end - r + 1: end - (r - 1) * size - 1: -(r - 1)] == history[end - r: end - r * size - 1: -r]
-        self._near += equal
-        self._near -= leaving
+        if end == len(history):  # slide the last `keep` tokens to the front
+            history[: self._keep] = history[-self._keep:]
+            self._end = end = self._keep
+        equal = history[end - size: end][::-1] == token  # equal[p-1]: the token p back is this one
+        run, near, leaving = self._run, self._near, self._leaving
+        run += 1
+        run *= equal
+        # The comparison leaving each period's near window (see __init__).
+        k, span = self._split, c.near_span
+        np.equal(history[end - span + 1: end - span + k + 1], history[end - span], out=leaving[:k])
+        np.equal(history[end - (r - 1) * (k + 1): end - (r - 1) * size - 1: -(r - 1)],
+                 history[end - r * (k + 1): end - r * size - 1: -r], out=leaving[k:])
+        near += equal
+        near -= leaving
         history[end] = token
         self._end = end + 1
-        near = self._near
-        exact = self._run >= self._need
-        close = near >= self._near_need
-        ready = np.flatnonzero(exact | close)
-        if ready.size == 0:
+        hot = self._state >= self._needs  # rows: the exact rule's runs, the near rule's matches
+        if not hot.any():
             return None
+        exact, close = hot
+        ready = np.flatnonzero(exact | close)
         spans = ready + 1 + np.maximum(np.where(exact[ready], self._run[ready], 0),
                                        np.where(close[ready], self._near_window[ready], 0))
         spans = np.minimum(spans, self._count + 1)

