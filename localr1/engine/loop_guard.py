@@ -50,12 +50,12 @@ class LoopGuardConfig:
     repeats: int = 3
     min_span: int = 24  # a 4-token unit must repeat 6 times
     min_words: int = 3
-    data_span: int = 96
-    thinking_data_span: int = 96
+    data_span: int = 80
+    thinking_data_span: int = 80
     near_min_period: int = 8
     near_ratio: float = 0.85
     near_mismatches: int = 1  # and at most this many tokens per copy differ
-    near_span: int = 96  # over at least this many tokens
+    near_span: int = 64  # over at least this many tokens
     window: int = 512
     ngram: int = 4
     min_distinct: float = 0.25

@@ -97,3 +97,12 @@ def test_the_channel_keyword_defaults_to_the_answer() -> None:
     assert guard.tokens_seen == 100
     guard.reset()
     assert guard.tokens_seen == 0
+
+
+def test_in_thinking_a_data_loop_follows_thinking_data_span() -> None:
+    config = LoopGuardConfig(thinking_data_span=0)  # the prose rule for every unit in thinking
+    rng = random.Random(4)
+    prefix, unit = words(rng, 300), [rng.randrange(1 << 40) << 1 for _ in range(8)]  # no word in the unit
+    thought, answer = scan(prefix + unit * 20, config, thinking=True), scan(prefix + unit * 20, config)
+    assert thought is not None and thought.seen_at - len(prefix) == 3 * len(unit)
+    assert answer is not None and answer.seen_at - len(prefix) >= config.data_span
