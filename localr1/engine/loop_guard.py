@@ -11,11 +11,13 @@ out (`token_key`): a loop whose copies are joined once by " " and once by a blan
   max((`repeats` - 1) × p, `near_span` - p) tokens equal the token p back, and at most
   `near_mismatches` per copy differ (a loop whose copies differ in a counter or a word; records and
   tests differ in more, and a short unit must repeat more often: checklists repeat a few times).
-  A running count per period and a ring of its past values make this O(max_period) numpy per token.
+  A running match count per period, updated from two strided slices of the history (the comparison
+  entering the window and the one leaving it), keeps this at a few numpy operations per token.
 - Data and markup repeat legitimately (a row of zeros, `0x00, 0x00, …`, `<col></col> <col></col>`),
   prose does not: a unit with fewer than `min_words` distinct words (alphabetic tokens of two
   letters or more, marked in the key's low bit) must span `data_span` tokens before either rule
-  counts it (`thinking_data_span` in the thinking channel, where R1 writes prose).
+  counts it (`thinking_data_span` in the thinking channel: `feed(key, thinking=True)`). Every
+  period ready at a token is checked, so the rules are monotone in their thresholds.
 - diversity: over the last `window` tokens, fewer than `min_distinct` of the n-grams are distinct
   (a short unit repeated, or a loop that drifts). Kept with a rolling n-gram count: O(1) per token.
 """
@@ -43,7 +45,7 @@ class LoopHit:
 
 @dataclass(frozen=True)
 class LoopGuardConfig:
-    """Thresholds; the defaults are the ones measured in benchmarks/loop_guard.py."""
+    """Thresholds; the defaults are the ones measured in benchmarks/loop_guard.py (see benchmarks/RESULTS.md)."""
 
     min_period: int = 4
     max_period: int = 256
