@@ -353,7 +353,7 @@ class Engine:
                         elif close is None and cut is not None and cut.after(reply.tail):
                             close = "budget"
                     key = self._guard_key(token) if guard is not None else None
-                    hit = guard.feed(key) if guard is not None and key is not None else None
+                    hit = guard.feed(key, thinking=thinking) if guard is not None and key is not None else None
                     if hit is not None and guard is not None:
                         guard.reset()
                         loop_after = loop_after or generated
