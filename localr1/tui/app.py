@@ -20,6 +20,7 @@ from localr1.engine.params import LoadRequest
 from localr1.engine.port import ChatEngine, EngineFactory
 from localr1.errors import LocalR1Error, StoreError
 from localr1.paths import data_dir
+from localr1.plaintext import printable
 from localr1.registry import installed_models
 from localr1.settings import Settings, save_settings
 from localr1.store import ConversationStore, SearchHit
@@ -123,8 +124,8 @@ class LocalR1App(App[None]):
         timeout: float | None = None,
         markup: bool = False,
     ) -> None:
-        """Notifications carry paths and model output: no markup unless asked for."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        """Notifications carry paths and model output: no markup unless asked for, no escape sequences."""
+        super().notify(printable(message, limit=None), title=title, severity=severity, timeout=timeout, markup=markup)
 
     # layout
     def compose(self) -> ComposeResult:
