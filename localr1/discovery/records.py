@@ -9,7 +9,7 @@ from typing import Protocol
 
 from localr1.discovery.header_cache import R1_MARK, HeaderFacts
 
-__all__ = ["R1_MARK", "Identity", "LocalModel", "identify", "record"]
+__all__ = ["R1_MARK", "SOURCE_NAMES", "Identity", "LocalModel", "identify", "record"]
 
 
 class Identity(Protocol):
@@ -27,6 +27,10 @@ class Identity(Protocol):
     def reasoning(self) -> bool: ...
 
 
+SOURCE_NAMES = {"localr1": "localr1", "hub-cache": "Hugging Face cache", "lm-studio": "LM Studio", "ollama": "Ollama",
+                "folder": "folder (settings)"}
+
+
 @dataclass(frozen=True)
 class LocalModel:
     """One model file on disk."""
@@ -39,6 +43,11 @@ class LocalModel:
     path: Path
     source: str  # localr1 | hub-cache | lm-studio | ollama | folder
     reasoning: bool
+
+    @property
+    def where(self) -> str:
+        """Where it was found, in words (LM Studio, Ollama, the Hugging Face cache...)."""
+        return SOURCE_NAMES.get(self.source, self.source)
 
     def to_json(self) -> dict[str, object]:
         """The record as `localr1 models --json` prints it."""
