@@ -15,7 +15,7 @@ import gguf
 import pytest
 
 from tests.cli_helpers import LOCALR1, localr1
-from tests.gguf_edit import rewrite_gguf
+from tests.gguf_edit import BOOL, R1_TEMPLATE, STRING, rewrite_gguf
 
 PAYLOAD = "\x1b]0;pwned\x07\x9b31m"  # retitle the terminal, then a one-byte CSI (C1)
 FIRST = "I"  # the demo's first greedy token for PROMPT: renamed, it starts the answer with PAYLOAD
@@ -35,21 +35,34 @@ def _byte_level(text: str) -> str:
     return "".join(table[b] for b in text.encode())
 
 
-@pytest.fixture(scope="module")
-def escaping_model(demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo model whose token "I" reads PAYLOAD + "I": its greedy answer to PROMPT starts with escape bytes."""
+def _escaping_tokens(demo_path: Path) -> list[str]:
     field = gguf.GGUFReader(demo_path).fields["tokenizer.ggml.tokens"]
     tokens = [bytes(field.parts[i]).decode() for i in field.data]
     tokens[tokens.index(FIRST)] = _byte_level(PAYLOAD + FIRST)
+    return tokens
+
+
+@pytest.fixture(scope="module")
+def escaping_model(demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model whose token "I" reads PAYLOAD + "I": its greedy answer to PROMPT starts with escape bytes."""
     out = tmp_path_factory.mktemp("escaping") / "escaping-demo.gguf"
-    return rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, tokens))
+    return rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, _escaping_tokens(demo_path)))
 
 
-def _run_on_a_terminal(*args: str, timeout: float = 240) -> tuple[int, bytes]:
-    """Run `localr1 ARGS` with stdout on a pseudo-terminal; returns the exit code and every byte written to it."""
+@pytest.fixture(scope="module")
+def escaping_r1_model(demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same with the R1 template: the reply starts inside <think>, so the escape bytes come in the thinking."""
+    out = tmp_path_factory.mktemp("escaping") / "escaping-r1-demo.gguf"
+    return rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, _escaping_tokens(demo_path)),
+                        tokenizer__chat_template=(STRING, R1_TEMPLATE), tokenizer__ggml__add_bos_token=(BOOL, True))
+
+
+def _run_on_a_terminal(*args: str, stream: str = "stdout", timeout: float = 240) -> tuple[int, bytes]:
+    """Run `localr1 ARGS` with `stream` (stdout or stderr) on a pseudo-terminal and the other one discarded; returns
+    the exit code and every byte written to the terminal."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([*LOCALR1, *args], stdout=follower, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                            env=dict(os.environ))
+    out, err = (follower, subprocess.DEVNULL) if stream == "stdout" else (subprocess.DEVNULL, follower)
+    proc = subprocess.Popen([*LOCALR1, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(os.environ))
     os.close(follower)
     got = b""
     deadline = time.monotonic() + timeout
@@ -91,3 +104,13 @@ def test_run_answer_on_a_terminal_shows_escape_sequences(escaping_model: Path) -
     assert code == 0, written
     assert written.startswith(b"\\x1b]0;pwned\\x07\\x9b31m" + FIRST.encode()), written
     assert not any(bad in written for bad in (b"\x1b", b"\x07", "\x9b".encode()))
+
+
+@pytest.mark.model
+def test_run_thinking_on_a_terminal_shows_escape_sequences(escaping_r1_model: Path) -> None:
+    as_json = localr1(*RUN, "--json", "-m", str(escaping_r1_model), PROMPT)
+    assert json.loads(as_json.stdout)["thinking"].startswith(PAYLOAD + FIRST)  # the premise: it comes in the thinking
+    code, written = _run_on_a_terminal(*RUN, "-m", str(escaping_r1_model), PROMPT, stream="stderr")
+    assert code == 0, written
+    assert b"\\x1b]0;pwned\\x07\\x9b31m" + FIRST.encode() in written, written
+    assert not any(bad in written for bad in (b"\x1b]", b"\x07", "\x9b".encode()))  # the dimming (ESC [2m) is ours
