@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from localr1 import __version__
 from localr1.commands.options import (
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", "-m", help="a model key (the planner picks the variant) or a .gguf path")
     chat.add_argument("--ctx", type=CONTEXT, help="context size in tokens (default: your settings, else auto)")
     chat.add_argument("--mlock", action="store_true", help="lock the weights in RAM for this session")
+    chat.add_argument("--db", type=Path, metavar="PATH",
+                      help="the conversation database file (default: conversations.db in the data folder)")
     add_workers_option(chat)
     chat.set_defaults(handler=_chat)
 

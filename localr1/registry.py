@@ -254,3 +254,20 @@ def installed_models() -> list[InstalledModel]:
         if path.resolve() not in known and path.name != IMATRIX_FILE:
             found.append(InstalledModel(str(path), path.name, path))
     return found
+
+
+def _installed_files(models: list[InstalledModel]) -> set[Path]:
+    files: set[Path] = set()
+    for m in models:
+        files.update(p.resolve() for p in (variant_files(m.path) if m.path.is_dir() else [m.path]))
+    return files
+
+
+def discovered_models(installed: list[InstalledModel]) -> list[LocalModel]:
+    """GGUFs found outside localr1's models folder (other tools' folders, the Hub cache, the settings' folders)
+    that are not among `installed`: loadable in place by their path."""
+    from localr1.discovery import scan
+
+    mine = _installed_files(installed)
+    return [m for m in scan(load_registry().values()).models
+            if m.source != "localr1" and m.path.resolve() not in mine]

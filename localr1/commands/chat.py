@@ -35,7 +35,7 @@ def chat_command(args: argparse.Namespace) -> int:
 
     if args.mlock:
         settings = replace(settings, use_mlock=True)
-    store = ConversationStore()
+    store = ConversationStore(getattr(args, "db", None))
     app = LocalR1App(store=store, settings=settings, engine_factory=open_with_workers, startup_notices=notices)
     try:
         app.run()

@@ -17,10 +17,6 @@ if TYPE_CHECKING:  # imported when the command runs, not when the parser is buil
     from localr1.discovery import LocalModel, Scan
     from localr1.pull_choice import FamilyRow
 
-SOURCES = {"localr1": "localr1", "hub-cache": "Hugging Face cache", "lm-studio": "LM Studio", "ollama": "Ollama",
-           "folder": "folder (settings)"}
-
-
 def add_models_parser(subparsers: Any) -> None:
     """Register `models` on an argparse subparsers object."""
     p = subparsers.add_parser("models", help="list the model family, the models on this disk and where they are")
@@ -43,7 +39,7 @@ def _fit_json(row: FamilyRow) -> dict[str, Any]:
 
 
 def _where(model: LocalModel) -> str:
-    return SOURCES.get(model.source, model.source)
+    return model.where
 
 
 def _family_table(found: Scan) -> Table:

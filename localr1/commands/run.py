@@ -27,6 +27,7 @@ from localr1.engine import (
 )
 from localr1.errors import ConfigError
 from localr1.loader import open_engine
+from localr1.plaintext import printable
 from localr1.presets import apply_preset, last_boxed
 from localr1.residency import lock_status_from, slow_decoding_notice
 from localr1.streaming import ThreadedStream
@@ -67,14 +68,21 @@ def load_request_from(args: argparse.Namespace) -> LoadRequest:
     )
 
 
+def for_terminal(text: str, stream: TextIO) -> str:
+    """Model text as it may reach `stream`: control characters shown as `\\x1b` escapes on a terminal (a model's
+    output can hold ESC or BEL bytes that would retitle or clear it), the exact text into a pipe or a file."""
+    return printable(text, limit=None) if stream.isatty() else text
+
+
 class TerminalPrinter:
-    """Answer to stdout as it arrives; thinking to stderr, dimmed on a terminal."""
+    """Answer to stdout as it arrives; thinking to stderr, dimmed on a terminal; escape sequences shown on one."""
 
     def __init__(self, show_thinking: bool, out: TextIO, err: TextIO, plan: dict[str, object] | None = None) -> None:
         self.show_thinking = show_thinking
         self.plan = plan
         self.out, self.err = out, err
         self._dim = err.isatty()
+        self._out_tty = out.isatty()
         self._in_thinking = False
         self.thinking = False  # the reply is in its thinking now (Ctrl-C then means "answer now")
         self._answer_ends_line = True
@@ -93,12 +101,12 @@ class TerminalPrinter:
                 if not self._in_thinking:
                     self.err.write(DIM if self._dim else "")
                     self._in_thinking = True
-                self.err.write(event.text)
+                self.err.write(printable(event.text, limit=None) if self._dim else event.text)
                 self.err.flush()
         elif isinstance(event, AnswerDelta):
             self.thinking = False
             self._end_thinking()
-            self.out.write(event.text)
+            self.out.write(printable(event.text, limit=None) if self._out_tty else event.text)
             self.out.flush()
             self._answer_ends_line = event.text.endswith("\n")
         elif isinstance(event, ThinkingClosed):
@@ -312,7 +320,7 @@ def _run(args: argparse.Namespace, answer_now: list[Any]) -> int:
         }, ensure_ascii=False))
     else:
         if boxed is not None:
-            print(f"boxed answer: {boxed}", file=sys.stderr)
+            print(f"boxed answer: {for_terminal(boxed, sys.stderr)}", file=sys.stderr)
         if args.stats:
             print(stats_text(finished.stats), file=sys.stderr)
     if notice is not None:

@@ -8,7 +8,7 @@ and `find_local` put them together. The registry is passed in, never imported (t
 
 from __future__ import annotations
 
-from localr1.discovery.records import Identity, LocalModel
+from localr1.discovery.records import SOURCE_NAMES, Identity, LocalModel
 from localr1.discovery.scan import Scan, find_local, scan
 
-__all__ = ["Identity", "LocalModel", "Scan", "find_local", "scan"]
+__all__ = ["SOURCE_NAMES", "Identity", "LocalModel", "Scan", "find_local", "scan"]

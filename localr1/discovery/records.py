@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from localr1.ggufinfo import GGUFInfo
+from localr1.discovery.header_cache import R1_MARK, HeaderFacts
 
-R1_MARK = "<｜Assistant｜>"  # the R1 chat template's special token
+__all__ = ["R1_MARK", "SOURCE_NAMES", "Identity", "LocalModel", "identify", "record"]
 
 
 class Identity(Protocol):
@@ -27,6 +27,10 @@ class Identity(Protocol):
     def reasoning(self) -> bool: ...
 
 
+SOURCE_NAMES = {"localr1": "localr1", "hub-cache": "Hugging Face cache", "lm-studio": "LM Studio", "ollama": "Ollama",
+                "folder": "folder (settings)"}
+
+
 @dataclass(frozen=True)
 class LocalModel:
     """One model file on disk."""
@@ -40,16 +44,21 @@ class LocalModel:
     source: str  # localr1 | hub-cache | lm-studio | ollama | folder
     reasoning: bool
 
+    @property
+    def where(self) -> str:
+        """Where it was found, in words (LM Studio, Ollama, the Hugging Face cache...)."""
+        return SOURCE_NAMES.get(self.source, self.source)
+
     def to_json(self) -> dict[str, object]:
         """The record as `localr1 models --json` prints it."""
         return {"name": self.name, "key": self.key, "family": self.family, "quant": self.quant, "size": self.size,
                 "path": str(self.path), "source": self.source, "reasoning": self.reasoning}
 
 
-def identify(info: GGUFInfo, known: Iterable[Identity]) -> tuple[str | None, bool]:
+def identify(info: HeaderFacts, known: Iterable[Identity]) -> tuple[str | None, bool]:
     """(registry key or None, whether it carries the R1 template). A reasoning entry needs the R1 template: its base
     model (Qwen2.5-Math, Llama 3.1) has the same shape."""
-    reasoning = R1_MARK in (info.chat_template or "")
+    reasoning = info.reasoning
     for entry in known:
         if (entry.architecture, entry.layers, entry.hidden_size) == (info.architecture, info.block_count,
                                                                      info.embedding_length) \
@@ -58,7 +67,8 @@ def identify(info: GGUFInfo, known: Iterable[Identity]) -> tuple[str | None, boo
     return None, reasoning
 
 
-def record(path: Path, name: str, source: str, info: GGUFInfo, known: Iterable[Identity], *, size: int) -> LocalModel:
+def record(path: Path, name: str, source: str, info: HeaderFacts, known: Iterable[Identity], *,
+           size: int) -> LocalModel:
     """A LocalModel from a header already read."""
     key, reasoning = identify(info, known)
     return LocalModel(name, key, info.architecture, info.file_type, size, path, source, reasoning)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localr1.discovery import sources
+from localr1.discovery.header_cache import HeaderCache
 from localr1.discovery.records import Identity, LocalModel, record
 from localr1.errors import LocalR1Error
 from localr1.ggufinfo import read_info
@@ -44,11 +45,13 @@ def _settings_folders() -> list[Path]:
 
 
 def scan(known: Iterable[Identity], folders: Iterable[Path] | None = None) -> Scan:
-    """Every GGUF in every place; unreadable files are skipped with a warning."""
+    """Every GGUF in every place; unreadable files are skipped with a warning. Headers are read once per change
+    of the file (localr1.discovery.header_cache)."""
     known = list(known)
     result = Scan()
     warn: Callable[[str], None] = result.warnings.append
     seen: set[Path] = set()
+    cache = HeaderCache()
     for source, found in _places(_settings_folders() if folders is None else folders, warn):
         for path, name, size in found:
             real = path.resolve()
@@ -56,11 +59,12 @@ def scan(known: Iterable[Identity], folders: Iterable[Path] | None = None) -> Sc
                 continue
             seen.add(real)
             try:
-                info = read_info(path)
+                facts = cache.facts(path, read_info)
             except (LocalR1Error, OSError) as exc:
                 warn(f"skipped {path}: {exc}")
                 continue
-            result.models.append(record(path, name, source, info, known, size=size))
+            result.models.append(record(path, name, source, facts, known, size=size))
+    cache.save()
     return result
 
 

@@ -24,7 +24,7 @@ from localr1.store.db import (
     is_user_facing,
     transaction,
 )
-from localr1.store.migrations import MIGRATIONS, MigrationError, migrate
+from localr1.store.migrations import MIGRATIONS, MigrationError, NewerDatabaseError, check_not_newer, migrate
 from localr1.store.search import SearchHit, search_messages
 
 Role = Literal["system", "user", "assistant"]
@@ -65,6 +65,12 @@ def _stats(raw: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def newer_database_message(path: Path, exc: NewerDatabaseError) -> str:
+    """The one line for a database a newer localr1 wrote."""
+    return (f"the conversation database {path} was written by a newer localr1 (migration {exc}); upgrade localr1, "
+            "or use --db PATH to start another database (this one was left as it was)")
+
+
 def default_db_path() -> Path:
     """conversations.db in the data folder (LOCALR1_HOME moves it)."""
     return data_dir() / "conversations.db"
@@ -74,7 +80,8 @@ class ConversationStore:
     """All reads and writes of conversations and messages.
 
     Only a file SQLite calls not a database or malformed is moved aside (and a fresh one started);
-    any other failure (locked, read-only, a failed migration) is a StoreError that touches nothing.
+    any other failure (locked, read-only, a failed migration, written by a newer localr1) is a StoreError
+    that touches nothing.
     """
 
     def __init__(
@@ -93,6 +100,7 @@ class ConversationStore:
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path, self._busy_timeout_s)
         try:
+            check_not_newer(conn, self._migrations)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -112,6 +120,8 @@ class ConversationStore:
                              f"{exc.strerror or exc}") from None
         try:
             return self._connect()
+        except NewerDatabaseError as exc:
+            raise StoreError(newer_database_message(self.path, exc)) from None
         except (sqlite3.Error, MigrationError) as exc:
             cause = exc.cause if isinstance(exc, MigrationError) else exc
             if not is_corruption(cause):

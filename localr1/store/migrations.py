@@ -157,6 +157,31 @@ class MigrationError(Exception):
         self.name, self.cause = name, cause
 
 
+class NewerDatabaseError(Exception):
+    """The database records migrations this version does not know: a newer localr1 wrote it."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = list(names)
+
+
+def check_not_newer(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]] = MIGRATIONS) -> None:
+    """Raise NewerDatabaseError when the database records a migration not in `migrations`; reads only.
+
+    Run before anything that writes (the journal mode, a migration): a newer schema may hold what this
+    version would misread or lose, so the file must stay exactly as it is.
+    """
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
+    if has_table is None:
+        return
+    known = {name for name, _ in migrations}
+    unknown = [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")
+               if row[0] not in known]
+    if unknown:
+        raise NewerDatabaseError(unknown)
+
+
 def applied(conn: sqlite3.Connection) -> list[str]:
     """Names of the migrations already applied, in order."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")

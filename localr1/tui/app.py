@@ -20,7 +20,8 @@ from localr1.engine.params import LoadRequest
 from localr1.engine.port import ChatEngine, EngineFactory
 from localr1.errors import LocalR1Error, StoreError
 from localr1.paths import data_dir
-from localr1.registry import installed_models
+from localr1.plaintext import printable
+from localr1.registry import discovered_models, installed_models
 from localr1.settings import Settings, save_settings
 from localr1.store import ConversationStore, SearchHit
 from localr1.store.export import export_conversation
@@ -123,8 +124,8 @@ class LocalR1App(App[None]):
         timeout: float | None = None,
         markup: bool = False,
     ) -> None:
-        """Notifications carry paths and model output: no markup unless asked for."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        """Notifications carry paths and model output: no markup unless asked for, no escape sequences."""
+        super().notify(printable(message, limit=None), title=title, severity=severity, timeout=timeout, markup=markup)
 
     # layout
     def compose(self) -> ComposeResult:
@@ -423,7 +424,7 @@ class LocalR1App(App[None]):
         self.notify(f"Exported to {md} and {js.name}")
 
     def action_pick_model(self) -> None:
-        """Choose another installed model (not while one is answering: it is still in use)."""
+        """Choose another model, installed or found in other tools' folders (not while one answers: it is in use)."""
         if self.chat.generating:
             self.notify("Wait for the answer to finish (Esc stops it), then switch models", severity="warning")
             return
@@ -435,7 +436,7 @@ class LocalR1App(App[None]):
             if model and not self.chat.generating:
                 self.load_model(model)
 
-        self.push_screen(ModelPicker(installed_models(), self.settings.model), done)
+        self.push_screen(ModelPicker(installed_models(), self.settings.model, discover=discovered_models), done)
 
     def action_settings(self) -> None:
         """Edit and save settings."""

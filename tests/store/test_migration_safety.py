@@ -51,8 +51,8 @@ def _columns(path: Path, table: str) -> set[str]:
         conn.close()
 
 
-def _assert_history_intact(path: Path, cid: int) -> None:
-    store = ConversationStore(path)
+def _assert_history_intact(path: Path, cid: int, migrations: tuple[tuple[str, str], ...] = MIGRATIONS) -> None:
+    store = ConversationStore(path, migrations=migrations)
     assert [c.title for c in store.conversations()] == ["Keep me"]
     assert [(m.content, m.thinking) for m in store.messages(cid)] == [
         ("precious words", ""), ("a precious answer", "careful thought")]
@@ -79,7 +79,7 @@ def test_a_migration_failing_halfway_rolls_back_whole_and_applies_on_the_next_op
     assert {"extra_a", "extra_a_x", "extra_b"} <= _tables(path) and "pinned" in _columns(path, "conversations")
     assert applied(store.conn)[-1] == "0099_test_extra"
     store.close()
-    _assert_history_intact(path, cid)
+    _assert_history_intact(path, cid, (*MIGRATIONS, FIXED))
 
 
 def test_migrate_rolls_back_on_a_connection_in_pythons_default_mode(tmp_path: Path) -> None:

@@ -11,16 +11,21 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from localr1.errors import StoreError
+from localr1.plaintext import printable
 from localr1.store import ConversationStore, SearchHit
 
 
 def hit_text(hit: SearchHit) -> Text:
     """Title and snippet as plain text, with the store's match spans styled."""
-    text = Text.assemble((hit.conversation_title, "bold"), ": ")
-    offset = len(text)
-    text.append(hit.snippet)
-    for start, end in hit.highlights:
-        text.stylize("reverse", offset + start, offset + end)
+    text = Text.assemble((printable(hit.conversation_title, limit=None), "bold"), ": ")
+    at = 0  # pieces made printable one by one, so the match spans still fall on the same characters
+    for start, end in sorted(hit.highlights):
+        if start < at:
+            continue
+        text.append(printable(hit.snippet[at:start], limit=None))
+        text.append(printable(hit.snippet[start:end], limit=None), "reverse")
+        at = end
+    text.append(printable(hit.snippet[at:], limit=None))
     return text
 
 

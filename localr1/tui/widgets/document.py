@@ -1,4 +1,7 @@
-"""Markdown that marks its last block, so the last block's bottom margin can be dropped without `:last-child`.
+"""Markdown that shows model text safely and marks its last block (so its bottom margin can go without `:last-child`).
+
+Every text goes through `localr1.plaintext.printable` first: a model's answer or reasoning can hold ESC, BEL or
+C1 bytes (a prompt-injected document is enough), which Textual would otherwise write to the terminal as they are.
 
 Textual restyles every sibling of a widget (and each sibling's subtree) on every mount when any CSS
 rule with an order pseudo-class (`:last-child`, `:first-child`...) could apply to them. With such a
@@ -9,25 +12,47 @@ nothing of the sort.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from markdown_it import MarkdownIt
 from textual.await_complete import AwaitComplete
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
 
+from localr1.plaintext import printable
+
 LAST = "-last"
 
 
+def shown(text: str) -> str:
+    """What a Document shows for `text`: control characters as `\\x1b` escapes, newlines and tabs kept.
+
+    It works character by character, so streaming pieces one at a time shows what the whole text shows.
+    """
+    return printable(text, limit=None)
+
+
 class Document(Markdown):
-    """A Markdown widget whose last top-level block carries the class `-last`."""
+    """A Markdown widget that never passes control characters on, whose last top-level block has the class `-last`."""
 
     _last: MarkdownBlock | None = None
 
+    def __init__(self, markdown: str | None = None, *, classes: str | None = None,
+                 parser_factory: Callable[[], MarkdownIt] | None = None) -> None:
+        super().__init__(None if markdown is None else shown(markdown), classes=classes,
+                         parser_factory=parser_factory)
+
+    def shows(self, text: str) -> bool:
+        """Whether the document already shows `text` (so re-rendering it would change nothing)."""
+        return self.source == shown(text)
+
     def update(self, markdown: str) -> AwaitComplete:
         """Replace the document, then mark its last block."""
-        return AwaitComplete(self._then_mark(super().update(markdown)))
+        return AwaitComplete(self._then_mark(super().update(shown(markdown))))
 
     def append(self, markdown: str) -> AwaitComplete:
         """Append to the document, then mark its last block."""
-        return AwaitComplete(self._then_mark(super().append(markdown)))
+        return AwaitComplete(self._then_mark(super().append(shown(markdown))))
 
     async def _then_mark(self, done: AwaitComplete) -> None:
         await done

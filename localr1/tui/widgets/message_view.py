@@ -133,7 +133,7 @@ class MessageView(Vertical, can_focus=True):
         # The stream's appends re-parse from the last block, so when the source is unchanged the
         # document already equals a full render (tests/tui/test_markdown_stream.py); re-rendering
         # a long answer anyway froze the UI for over a second.
-        if self.answer.source != content:
+        if not self.answer.shows(content):
             await self.answer.update(content)
         self.content = content
 

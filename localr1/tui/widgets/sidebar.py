@@ -7,6 +7,7 @@ from collections.abc import Callable
 from textual.widgets import ListItem, ListView, Static
 
 from localr1.errors import StoreError
+from localr1.plaintext import printable
 from localr1.store import Conversation
 
 PAGE = 50  # conversations read and mounted at once; a history of 10,000 starts with 50
@@ -18,7 +19,7 @@ class ConversationItem(ListItem):
     """One conversation in the sidebar."""
 
     def __init__(self, conversation: Conversation) -> None:
-        super().__init__(Static(conversation.title, markup=False))
+        super().__init__(Static(printable(conversation.title, limit=None), markup=False))  # the first prompt's words
         self.conversation = conversation
 
 

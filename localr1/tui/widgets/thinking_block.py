@@ -40,6 +40,6 @@ class ThinkingBlock(Collapsible):
     async def finish(self) -> None:
         """Stop streaming; render the whole text again only if it differs from what was streamed."""
         self.live = False
-        if self._body.source != self.text:
+        if not self._body.shows(self.text):
             await self._body.update(self.text)
         self.title = self._label()

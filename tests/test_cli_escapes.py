@@ -1,0 +1,116 @@
+"""`localr1 run` shows escape sequences from the model's answer on a terminal, and passes the exact text on
+to a pipe or in --json (a real process, a real pseudo-terminal, the demo model with one token renamed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import gguf
+import pytest
+
+from tests.cli_helpers import LOCALR1, localr1
+from tests.gguf_edit import BOOL, R1_TEMPLATE, STRING, rewrite_gguf
+
+PAYLOAD = "\x1b]0;pwned\x07\x9b31m"  # retitle the terminal, then a one-byte CSI (C1)
+FIRST = "I"  # the demo's first greedy token for PROMPT: renamed, it starts the answer with PAYLOAD
+PROMPT = "Say hello"
+RUN = ("run", "--temperature", "0", "--max-tokens", "4")
+
+
+def _byte_level(text: str) -> str:
+    """`text` as a byte-level BPE vocabulary spells it (GPT-2's byte-to-character table)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return "".join(table[b] for b in text.encode())
+
+
+def _escaping_tokens(demo_path: Path) -> list[str]:
+    field = gguf.GGUFReader(demo_path).fields["tokenizer.ggml.tokens"]
+    tokens = [bytes(field.parts[i]).decode() for i in field.data]
+    tokens[tokens.index(FIRST)] = _byte_level(PAYLOAD + FIRST)
+    return tokens
+
+
+@pytest.fixture(scope="module")
+def escaping_model(demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model whose token "I" reads PAYLOAD + "I": its greedy answer to PROMPT starts with escape bytes."""
+    out = tmp_path_factory.mktemp("escaping") / "escaping-demo.gguf"
+    return rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, _escaping_tokens(demo_path)))
+
+
+@pytest.fixture(scope="module")
+def escaping_r1_model(demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same with the R1 template: the reply starts inside <think>, so the escape bytes come in the thinking."""
+    out = tmp_path_factory.mktemp("escaping") / "escaping-r1-demo.gguf"
+    return rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, _escaping_tokens(demo_path)),
+                        tokenizer__chat_template=(STRING, R1_TEMPLATE), tokenizer__ggml__add_bos_token=(BOOL, True))
+
+
+def _run_on_a_terminal(*args: str, stream: str = "stdout", timeout: float = 240) -> tuple[int, bytes]:
+    """Run `localr1 ARGS` with `stream` (stdout or stderr) on a pseudo-terminal and the other one discarded; returns
+    the exit code and every byte written to the terminal."""
+    leader, follower = pty.openpty()
+    out, err = (follower, subprocess.DEVNULL) if stream == "stdout" else (subprocess.DEVNULL, follower)
+    proc = subprocess.Popen([*LOCALR1, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(os.environ))
+    os.close(follower)
+    got = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the process closed the terminal
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            elif proc.poll() is not None:
+                break
+        else:
+            raise AssertionError(f"no end within {timeout:.0f} s; got {got!r}")
+        return proc.wait(30), got
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+
+
+@pytest.mark.model
+def test_run_answer_into_a_pipe_and_json_is_the_exact_text(escaping_model: Path) -> None:
+    piped = localr1(*RUN, "-m", str(escaping_model), PROMPT)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith(PAYLOAD + FIRST)  # the renamed token came first: the test's premise holds
+    as_json = localr1(*RUN, "--json", "-m", str(escaping_model), PROMPT)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["answer"].startswith(PAYLOAD + FIRST)
+
+
+@pytest.mark.model
+def test_run_answer_on_a_terminal_shows_escape_sequences(escaping_model: Path) -> None:
+    code, written = _run_on_a_terminal(*RUN, "-m", str(escaping_model), PROMPT)
+    assert code == 0, written
+    assert written.startswith(b"\\x1b]0;pwned\\x07\\x9b31m" + FIRST.encode()), written
+    assert not any(bad in written for bad in (b"\x1b", b"\x07", "\x9b".encode()))
+
+
+@pytest.mark.model
+def test_run_thinking_on_a_terminal_shows_escape_sequences(escaping_r1_model: Path) -> None:
+    as_json = localr1(*RUN, "--json", "-m", str(escaping_r1_model), PROMPT)
+    assert json.loads(as_json.stdout)["thinking"].startswith(PAYLOAD + FIRST)  # the premise: it comes in the thinking
+    code, written = _run_on_a_terminal(*RUN, "-m", str(escaping_r1_model), PROMPT, stream="stderr")
+    assert code == 0, written
+    assert b"\\x1b]0;pwned\\x07\\x9b31m" + FIRST.encode() in written, written
+    assert not any(bad in written for bad in (b"\x1b]", b"\x07", "\x9b".encode()))  # the dimming (ESC [2m) is ours
