@@ -127,10 +127,10 @@ class ChatEndpoint:
         except LocalR1Error as exc:  # a prompt over the context, a template that refuses the conversation
             code = "context_length_exceeded" if "context" in exc.message else "invalid_request_error"
             return error_response(RequestError(exc.message, 400, code, "messages"))
-        from localr1.engine.batch.sequence import ReasoningControls, SequenceRequest
+        from localr1.engine.batch.sequence import SequenceRequest
 
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
-        controls = ReasoningControls(chat.reasoning.thinking_budget, chat.reasoning.loop_guard)  # type: ignore[arg-type]
+        controls = chat.reasoning
         events: asyncio.Queue[Event] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
