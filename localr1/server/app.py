@@ -112,7 +112,7 @@ class ChatEndpoint:
                              "slot_context": engine.slot_context, "active": engine.active,
                              "waiting": self.scheduler.waiting, "free_slots": engine.free_slots,
                              "peak_active": engine.peak_active, "steps": engine.steps,
-                             "stopped": dict(engine.stopped)})
+                             "stopped": dict(engine.stopped), "load": engine.load_params.as_dict()})
 
     async def chat(self, request: Request) -> Response:
         """POST /v1/chat/completions."""

@@ -122,8 +122,9 @@ def _budget(value: Any) -> tuple[int | None, float | None]:
         else:
             if (tokens is None or tokens <= MAX_BUDGET_TOKENS) and (seconds is None or seconds <= MAX_BUDGET_S):
                 return tokens, seconds
-    raise RequestError(f"'thinking_budget' must be {BUDGET_FORMS}, not {json.dumps(value)[:40]}",
-                       param="thinking_budget")
+    shown = json.dumps(value, ensure_ascii=False)
+    shown = shown if len(shown) <= 40 else shown[:36] + "…"
+    raise RequestError(f"'thinking_budget' must be {BUDGET_FORMS}, not {shown}", param="thinking_budget")
 
 
 def reasoning_fields(body: dict[str, Any]) -> ThinkingControl:
