@@ -98,3 +98,15 @@ def test_a_bad_think_budget_is_a_one_line_error(tmp_path: Path) -> None:
     done = localr1("batch", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--think-budget", "soon")
     assert done.returncode != 0 and "thinking budget must be tokens (2000) or time (90s, 2m)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.model
+def test_a_loop_is_reported_as_run_reports_it(tmp_path: Path) -> None:
+    source, out = tmp_path / "prompts.jsonl", tmp_path / "results.jsonl"
+    source.write_text('{"id": "storm", "prompt": "Write a long story about a lighthouse keeper and a storm."}\n')
+    done = localr1("batch", str(source), "-o", str(out), "-n", "200", "-t", "0", "--ctx", "512", timeout=900)
+    assert done.returncode == 0, done.stderr
+    [record] = lines(out)
+    after = record["stats"]["loop_detected_after"]  # type: ignore[index]
+    assert record["stop_reason"] == "repetition" and record["loop_detected_at"] == after
+    assert f"line 1: loop detected after {after} tokens" in done.stderr and "answer stopped" in done.stderr

@@ -92,6 +92,8 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
     """Run the prompts; returns (answered, skipped). Ctrl-C stops after the current step."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from localr1.commands.run import loop_notice
+    from localr1.engine import LoopDetected
     from localr1.engine.batch import BatchEngine, SequenceFinished
     from localr1.loader import planned_batch_load
 
@@ -111,9 +113,11 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
             task = progress.add_task("answering", total=len(requests), rate="")
             tokens = 0
             for rid, event in engine.run(requests):
+                prompt = by_id[rid]
+                if isinstance(event, LoopDetected):  # said as `run` says it
+                    warn(f"line {prompt.line}: {loop_notice(event)}")
                 if not isinstance(event, SequenceFinished):
                     continue
-                prompt = by_id[rid]
                 if event.stats.stop_reason in ("error", "cancelled"):
                     warn(f"line {prompt.line}: {event.error or 'stopped'} (not written; a re-run retries it)")
                     skipped += 1
