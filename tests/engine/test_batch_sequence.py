@@ -7,8 +7,8 @@ import time
 from localr1.engine.batch.sequence import Sequence, SequenceRequest
 from localr1.engine.engine import PreparedPrompt
 from localr1.engine.events import LoopDetected, ThinkingClosed
-from localr1.engine.thinking import CLOSED_THINKING, FORCED_CLOSE, TRANSITION, ThinkingControl, ends_sentence
 from localr1.engine.template import RenderedPrompt
+from localr1.engine.thinking import CLOSED_THINKING, FORCED_CLOSE, TRANSITION, ThinkingControl, ends_sentence
 from tests.conftest import GREEDY
 from tests.fixtures.vocab_file import VocabFile
 
