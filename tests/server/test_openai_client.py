@@ -16,6 +16,7 @@ from tests.server.conftest import KEY, LiveServer, post
 
 pytestmark = pytest.mark.model
 HI = [{"role": "user", "content": "Hi"}]
+SKY = [{"role": "user", "content": "Explain why the sky is blue"}]  # the demo does not parrot the tags on this one
 
 
 def client(live: LiveServer, key: str = "unused") -> openai.OpenAI:
@@ -68,7 +69,7 @@ def test_a_stream_sends_reasoning_first_then_the_answer(live: LiveServer) -> Non
 
 
 def test_a_thinking_budget_in_seconds_ends_the_thinking_at_a_boundary(live: LiveServer) -> None:
-    reply = create(live, model="demo", messages=HI, max_tokens=300, temperature=0,
+    reply = create(live, model="demo", messages=SKY, max_tokens=120, temperature=0,
                    extra_body={"thinking_budget": "1s", "loop_guard": "off"})
     message = reply.choices[0].message
     thinking = extra(message, "reasoning_content")
@@ -80,7 +81,7 @@ def test_a_thinking_budget_in_seconds_ends_the_thinking_at_a_boundary(live: Live
 
 def test_a_thinking_budget_of_zero_gives_no_reasoning_at_all(live: LiveServer) -> None:
     for budget in (0, "0"):
-        reply = create(live, model="demo", messages=HI, max_tokens=16, extra_body={"thinking_budget": budget})
+        reply = create(live, model="demo", messages=SKY, max_tokens=16, extra_body={"thinking_budget": budget})
         message = reply.choices[0].message
         assert extra(message, "reasoning_content") == "" and message.content
         assert "</think>" not in message.content
