@@ -104,7 +104,7 @@ class ReasoningController:
         if guard is None:
             return
         key = self._key(token)
-        hit = guard.feed(key) if key is not None else None
+        hit = guard.feed(key, thinking=thinking) if key is not None else None
         if hit is not None:
             guard.reset()
             self.loop_after = self.loop_after or self.generated
