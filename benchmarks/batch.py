@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from localr1.engine import ChatMessage, Finished, LoadParams, SamplingParams  # noqa: E402
-from localr1.engine.batch import BatchEngine, ReasoningControls, SequenceFinished, SequenceRequest  # noqa: E402
+from localr1.engine import ChatMessage, Finished, LoadParams, SamplingParams, ThinkingControl  # noqa: E402
+from localr1.engine.batch import BatchEngine, SequenceFinished, SequenceRequest  # noqa: E402
 from localr1.engine.engine import GGML_KV_TYPES, Engine  # noqa: E402
 from localr1.registry import resolve_model  # noqa: E402
 
@@ -148,7 +148,7 @@ def bench_model(spec: str, sizes: list[int], rounds: int, tokens: int, load: Loa
         batch = BatchEngine(path, load, sampling, parallel=n)
         bare = BareBatch(path, batch.load_params, n)
         prepared = [batch.prepare(c) for c in conversations]
-        controls = ReasoningControls(loop_guard="warn")  # the guard runs but never cuts a sequence short
+        controls = ThinkingControl(loop_guard="warn")  # the guard runs but never cuts a sequence short
         rates: dict[str, list[float]] = {"a": [], "b": [], "c": []}
         made: dict[str, int] = {}
         for r in range(rounds):
@@ -197,7 +197,7 @@ def cpu_split(spec: str, n: int, tokens: int, load: LoadParams) -> str:
     native.BatchContext.decode = measured  # type: ignore[method-assign]
     requests = [SequenceRequest(str(i), engine.prepare([ChatMessage("user", f"Write a long story about "
                                                                     f"{TOPICS[i % len(TOPICS)]}.")]),
-                                sampling, ReasoningControls(loop_guard="warn")) for i in range(n)]
+                                sampling, ThinkingControl(loop_guard="warn")) for i in range(n)]
     started = time.thread_time()
     made = run_batched(engine, requests)
     total = time.thread_time() - started

@@ -149,8 +149,9 @@ def _target(model: str, resolved: ResolvedModel) -> str:
 def planned_batch_load(model: str, request: LoadRequest, overrides: dict[str, Any] | None, parallel: int
                        ) -> LoadAttempt:
     """The planner's load for `parallel` sequences in one context: without --ctx, the context the planner
-    budgeted for one conversation is shared among the sequences (so the KV cache stays within the plan)."""
-    resolved, plan = plan_for(model, request, runtime_hardware())
+    budgeted for one conversation is shared among the sequences (so the KV cache stays within the plan).
+    With RPC workers, each is probed first (an unreachable one is a one-line error) and counted as a device."""
+    resolved, plan = plan_for(model, request, _with_workers(request, runtime_hardware()))
     attempt = _attempt(resolved, plan, request, overrides or {}, [])
     if request.context_size is None:
         per_sequence = max(512, attempt.params.context_size // max(1, parallel))
@@ -188,6 +189,15 @@ def load_planned(model: str, request: LoadRequest, overrides: dict[str, Any] | N
     raise ModelMemoryError(f"llama.cpp refused {MAX_FALLBACKS + 1} plans for lack of memory: {fallbacks[-1]}")
 
 
+def _with_workers(request: LoadRequest, hardware: HardwareProfile) -> HardwareProfile:
+    """The machine plus the memory each RPC worker lends (probed in a child process: a lost one is an error)."""
+    if not request.workers:
+        return hardware
+    from localr1.planner.remote import remote_devices, with_workers
+
+    return with_workers(hardware, remote_devices(request.workers))
+
+
 def _engine(attempt: LoadAttempt) -> ChatEngine:
     from localr1.engine.engine import Engine
 
@@ -208,7 +218,5 @@ def open_engine(model: str, request: LoadRequest, sampling_overrides: dict[str, 
     the memory it lends as one more device.
     """
     if request.workers:
-        from localr1.planner.remote import remote_devices, with_workers
-
-        hardware = with_workers(hardware or runtime_hardware(), remote_devices(request.workers))
+        hardware = _with_workers(request, hardware or runtime_hardware())
     return load_planned(model, request, sampling_overrides, _engine, hardware=hardware, notify=notify)

@@ -79,3 +79,35 @@ def test_ctrl_c_keeps_every_finished_result_whole_and_a_rerun_finishes(tmp_path:
     rerun = localr1("batch", str(source), "-o", str(out), "-n", "24", "-t", "0", "--parallel", "2", timeout=900)
     assert rerun.returncode == 0, rerun.stderr
     assert sorted(int(str(r["id"])) for r in lines(out)) == list(range(1, 13))
+
+
+def test_think_budget_takes_the_forms_run_takes() -> None:
+    from localr1.cli import build_parser
+    from localr1.commands.run import thinking_control_from
+
+    parser = build_parser()
+    for given, tokens, seconds in (("2000", 2000, None), ("90s", None, 90.0), ("2m", None, 120.0), ("0", 0, None)):
+        control = thinking_control_from(parser.parse_args(["batch", "p.jsonl", "-o", "o.jsonl",
+                                                           "--think-budget", given]))
+        assert (control.budget_tokens, control.budget_seconds) == (tokens, seconds)
+        run = thinking_control_from(parser.parse_args(["run", "hi", "--think-budget", given]))
+        assert run == control
+
+
+def test_a_bad_think_budget_is_a_one_line_error(tmp_path: Path) -> None:
+    done = localr1("batch", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--think-budget", "soon")
+    assert done.returncode != 0 and "thinking budget must be tokens (2000) or time (90s, 2m)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.model
+def test_a_loop_is_reported_as_run_reports_it(tmp_path: Path) -> None:
+    source, out = tmp_path / "prompts.jsonl", tmp_path / "results.jsonl"
+    source.write_text('{"id": "storm", "prompt": "Write a long story about a lighthouse keeper and a storm."}\n')
+    done = localr1("batch", str(source), "-o", str(out), "-n", "200", "-t", "0", "--ctx", "512", timeout=900)
+    assert done.returncode == 0, done.stderr
+    [record] = lines(out)
+    after = record["stats"]["loop_detected_after"]  # type: ignore[index]
+    assert record["stop_reason"] == "repetition" and record["loop_detected_at"] == after
+    said = " ".join(done.stderr.split())  # the console wraps long lines
+    assert f"line 1: loop detected after {after} tokens" in said and "answer stopped" in said

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localr1.batch_files import PromptLine, ResultsFile, read_prompts
-from localr1.commands.run import load_request_from
+from localr1.commands.run import load_request_from, thinking_control_from
 from localr1.errors import ConfigError, ContextOverflowError, TemplateError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from localr1.engine.batch import BatchEngine, ReasoningControls, SequenceFinished, SequenceRequest
+    from localr1.engine import ThinkingControl
+    from localr1.engine.batch import BatchEngine, SequenceFinished, SequenceRequest
 
 
 def _record(prompt: PromptLine, final: SequenceFinished) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def _record(prompt: PromptLine, final: SequenceFinished) -> dict[str, Any]:
     }
 
 
-def _requests(engine: BatchEngine, prompts: list[PromptLine], controls: ReasoningControls,
+def _requests(engine: BatchEngine, prompts: list[PromptLine], controls: ThinkingControl,
               warn: Any) -> tuple[list[SequenceRequest], dict[str, PromptLine]]:
     from localr1.engine.batch import SequenceRequest
 
@@ -91,7 +92,9 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
     """Run the prompts; returns (answered, skipped). Ctrl-C stops after the current step."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from localr1.engine.batch import BatchEngine, ReasoningControls, SequenceFinished
+    from localr1.commands.run import loop_notice
+    from localr1.engine import LoopDetected
+    from localr1.engine.batch import BatchEngine, SequenceFinished
     from localr1.loader import planned_batch_load
 
     overrides = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
@@ -99,7 +102,7 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
     parallel = min(args.parallel, len(todo))
     load = planned_batch_load(args.model, load_request_from(args), overrides, parallel)
     engine = BatchEngine(load.path, load.params, load.sampling, parallel)
-    controls = ReasoningControls(thinking_budget=args.think_budget, loop_guard=args.loop_guard)
+    controls = thinking_control_from(args)
     answered = skipped = 0
     try:
         requests, by_id = _requests(engine, todo, controls, warn)
@@ -110,9 +113,11 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
             task = progress.add_task("answering", total=len(requests), rate="")
             tokens = 0
             for rid, event in engine.run(requests):
+                prompt = by_id[rid]
+                if isinstance(event, LoopDetected):  # said as `run` says it
+                    warn(f"line {prompt.line}: {loop_notice(event)}")
                 if not isinstance(event, SequenceFinished):
                     continue
-                prompt = by_id[rid]
                 if event.stats.stop_reason in ("error", "cancelled"):
                     warn(f"line {prompt.line}: {event.error or 'stopped'} (not written; a re-run retries it)")
                     skipped += 1
@@ -132,7 +137,7 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
 
 def add_batch_parser(sub: Any, add_load: Any, add_sampling: Any) -> None:
     """The `batch` subcommand."""
-    from localr1.commands.options import integer
+    from localr1.commands.options import THINK_BUDGET, integer
 
     batch = sub.add_parser("batch", help="answer many prompts from a JSON Lines file, several at a time")
     batch.add_argument("prompts", type=Path, help='JSON Lines: one {"id": ..., "prompt": "..."} per line')
@@ -140,8 +145,8 @@ def add_batch_parser(sub: Any, add_load: Any, add_sampling: Any) -> None:
                        help="results, JSON Lines; prompts already in it are skipped (resume)")
     batch.add_argument("--parallel", "-p", type=integer(1, 256, "a whole number of sequences from 1 to 256"),
                        default=4, help="sequences decoded together (default: 4); --ctx is per sequence")
-    batch.add_argument("--think-budget", type=integer(0, what="a whole number of tokens, 0 or more"),
-                       help="end each reply's thinking after this many tokens (0: answer directly)")
+    batch.add_argument("--think-budget", type=THINK_BUDGET, metavar="N|Ns",
+                       help="end each reply's thinking after N tokens (2000) or seconds (90s); 0 answers directly")
     batch.add_argument("--loop-guard", choices=("off", "warn", "act"), default="act",
                        help="on repeating output: do nothing, note it, or end the thinking / stop (default: act)")
     add_load(batch)

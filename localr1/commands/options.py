@@ -113,7 +113,7 @@ def think_budget(text: str) -> tuple[int | None, float | None]:
 
 
 def add_workers_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """`--workers host:port,...`, the same for run, chat, plan and serve."""
+    """`--workers host:port,...`, the same for run, chat, plan, batch and serve."""
     parser.add_argument("--workers", type=workers_list, default=None, metavar="HOST:PORT,...",
                         help="RPC workers started with 'localr1 worker' that hold some of the layers "
                              "(only on a trusted network: the protocol has no authentication)")

@@ -7,11 +7,14 @@ import ipaddress
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localr1.commands.run import load_request_from
 from localr1.errors import ConfigError
 from localr1.oserrors import file_system_error
+
+if TYPE_CHECKING:
+    from localr1.engine.batch import BatchEngine
 
 DEFAULT_PORT = 8080
 
@@ -97,7 +100,7 @@ def serve_command(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"localr1: serving {model_id} on http://{shown}:{port}/v1 ({engine.parallel} sequences of "
-          f"{engine.slot_context} tokens{', API key required' if key else ''}); Ctrl-C stops",
+          f"{engine.slot_context} tokens{', API key required' if key else ''}{_workers_note(engine)}); Ctrl-C stops",
           file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
                             access_log=False)
@@ -108,6 +111,16 @@ def serve_command(args: argparse.Namespace) -> int:
         engine.close()
         sock.close()
     return 0
+
+
+def _workers_note(engine: BatchEngine) -> str:
+    """Where the layers are, when RPC workers hold some (losing one mid-answer ends the server)."""
+    params = engine.load_params
+    if not params.workers:
+        return ""
+    held = int(sum(params.tensor_split[: len(params.workers)]))
+    return (f", {held} layers on workers {', '.join(params.workers)}: "
+            "if one stops, the server stops too")
 
 
 def add_serve_parser(sub: Any, add_load: Any, add_sampling: Any) -> None:

@@ -29,7 +29,7 @@ def add_worker_parser(subparsers: Any) -> None:
     """Register `worker` on an argparse subparsers object."""
     p = subparsers.add_parser(
         "worker", help="lend this machine's memory and CPU to localr1 on another machine (llama.cpp RPC)",
-        description="Serve this machine's CPU and memory to `localr1 run/chat/plan --workers HOST:PORT` on "
+        description="Serve this machine's CPU and memory to `localr1 run/chat/plan/batch/serve --workers HOST:PORT` on "
                     "another machine: it holds some of the model's layers. No authentication: only on a "
                     "trusted network.")
     p.add_argument("--host", default="127.0.0.1",

@@ -18,20 +18,16 @@ from localr1.engine.events import (
     Finished,
     GenerationStats,
     LengthLimit,
-    LoopDetected,
     StopReason,
-    ThinkingClosed,
-    ThinkingEnd,
 )
 from localr1.engine.fit import cut_points
 from localr1.engine.load_log import captured_log, memory_failure
 from localr1.engine.loading import open_llama
-from localr1.engine.loop_guard import LoopGuard, token_key
 from localr1.engine.params import LoadParams, SamplingParams, SpeedPrediction
-from localr1.engine.reply import ReplyAssembler
+from localr1.engine.reasoning_controller import ReasoningController
 from localr1.engine.residency import WINDOW_S, DecodeWatch
 from localr1.engine.template import ChatMessage, RenderedPrompt, compile_template, render
-from localr1.engine.thinking import CLOSED_THINKING, FORCED_CLOSE, BudgetCut, ThinkingControl
+from localr1.engine.thinking import CLOSED_THINKING, ThinkingControl
 from localr1.engine.vocab import Vocab
 from localr1.errors import ConfigError, ContextOverflowError, ModelLoadError, ModelMemoryError
 from localr1.ggufinfo import GGUFInfo, read_info
@@ -258,15 +254,9 @@ class Engine:
         if prepared.dropped_messages:
             yield ContextTrimmed(prepared.dropped_messages, len(prepared.tokens), self.context_size)
         closed_in_prompt = control.answer_directly and prepared.rendered.opens_thinking
-        if closed_in_prompt:  # budget 0: the reply starts after a closed, empty thinking block
-            rendered = replace(prepared.rendered, text=prepared.rendered.text + CLOSED_THINKING, opens_thinking=False)
-            prepared = replace(prepared, rendered=rendered, tokens=prepared.tokens + self._forced(CLOSED_THINKING))
+        if closed_in_prompt:
+            prepared = close_thinking_in_prompt(prepared, self._forced(CLOSED_THINKING))
         yield from self._generate(prepared, sp, control, started, closed_in_prompt)
-
-    def _guard_key(self, token: int) -> int | None:
-        if token not in self._keys:
-            self._keys[token] = token_key(self.vocab.piece(token))
-        return self._keys[token]
 
     def _forced(self, text: str) -> list[int]:
         """Tokens of text fed as if generated (the closing tag parsed as the special token it may be)."""
@@ -293,14 +283,9 @@ class Engine:
         self, prepared: PreparedPrompt, sp: SamplingParams, control: ThinkingControl, started: float,
         closed_in_prompt: bool,
     ) -> Iterator[Event]:
-        reply = ReplyAssembler(self.vocab, start_in_thinking=prepared.rendered.opens_thinking)
-        guard = LoopGuard() if control.loop_guard != "off" else None
-        forced_text = CLOSED_THINKING if control.answer_directly else FORCED_CLOSE
-        generated = thinking_tokens = 0
-        ended_by: ThinkingEnd | None = "budget" if closed_in_prompt else None
-        loop_after: int | None = None
-        cut: BudgetCut | None = None
-        pending_close: ThinkingEnd | None = "budget" if control.answer_directly else None
+        steer = ReasoningController(self.vocab, control, prepared.rendered.opens_thinking, closed_in_prompt,
+                                    self._keys)
+        reply = steer.reply
         prompt_eval: int | None = None
         first_token_at: float | None = None
         last_token_at = started
@@ -324,63 +309,23 @@ class Engine:
                 if self.vocab.is_end(token):
                     stop = "eos"
                     break
-                thinking = reply.in_thinking
-                close: ThinkingEnd | None = None
-                keep = True
-                if thinking:
-                    if pending_close is None and self._answer_now.is_set():
-                        pending_close = "answer_now"
-                    if pending_close is not None:
-                        if not reply.mid_character:  # now, before this token: never half a character
-                            close, keep = pending_close, False
-                    elif control.over_budget(thinking_tokens, now - first_token_at):
-                        cut = cut or BudgetCut()
-                        if cut.before(reply.tail, self.vocab.piece(token).decode("utf-8", "replace")):
-                            close, keep = "budget", False
-                if keep:
-                    generated += 1
+                outcome = steer.step(token, now, self._answer_now.is_set())
+                if outcome.kept:
                     last_token_at = now
-                    slow = watch.token(now, generated)
+                    slow = watch.token(now, steer.generated)
                     if slow is not None:
                         yield slow
-                    yield from reply.feed(token)
-                    if thinking:
-                        thinking_tokens += 1
-                        if not reply.in_thinking:
-                            ended_by = "model"
-                        elif close is None and pending_close is not None:
-                            close = pending_close  # the split character is whole now
-                        elif close is None and cut is not None and cut.after(reply.tail):
-                            close = "budget"
-                    key = self._guard_key(token) if guard is not None else None
-                    hit = guard.feed(key, thinking=thinking) if guard is not None and key is not None else None
-                    if hit is not None and guard is not None:
-                        guard.reset()
-                        loop_after = loop_after or generated
-                        acting = control.loop_guard == "act"
-                        yield LoopDetected(generated, hit.period, reply.in_thinking, acting)
-                        if acting and not reply.in_thinking:
-                            stop = "repetition"
-                            break
-                        if acting and close is None:
-                            if reply.mid_character:
-                                pending_close = "loop"
-                            else:
-                                close = "loop"
-                    if thinking and not reply.in_thinking and guard is not None:
-                        guard.reset()  # the answer is watched on its own
+                yield from outcome.events
+                if outcome.stop:
+                    stop = "repetition"
+                    break
                 restart: list[int] | None = None
-                if close is not None:
-                    yield from reply.close_thinking()
-                    ended_by, pending_close, cut = close, None, None
-                    if guard is not None:
-                        guard.reset()
-                    yield ThinkingClosed(close, thinking_tokens)
-                    restart = self.cached_tokens + ([token] if keep else []) + self._forced(forced_text)
+                if outcome.close is not None:
+                    restart = self.cached_tokens + ([token] if outcome.kept else []) + self._forced(steer.forced_text)
                 if self._cancel.is_set():
                     stop = "cancelled"
                     break
-                if generated >= sp.max_tokens:
+                if steer.generated >= sp.max_tokens:
                     stop, limit = "length", "max_tokens"
                     break
                 to_eval = len(restart) - self._llm.n_tokens if restart is not None else 1
@@ -408,16 +353,16 @@ class Engine:
             prompt_tokens=len(prepared.tokens),
             prompt_eval_tokens=prompt_eval,
             cached_tokens=min(reused, len(prepared.tokens)),
-            generated_tokens=generated,
+            generated_tokens=steer.generated,
             time_to_first_token_s=ttft,
             decode_s=decode_s,
-            decode_tokens_per_s=(generated - 1) / decode_s if generated > 1 and decode_s > 0 else 0.0,
+            decode_tokens_per_s=(steer.generated - 1) / decode_s if steer.generated > 1 and decode_s > 0 else 0.0,
             stop_reason=stop,
             length_limit=limit,
             thinking_cut_off=stop == "length" and reply.in_thinking,
-            thinking_tokens=thinking_tokens,
-            thinking_ended_by=ended_by,
-            loop_detected_after=loop_after,
+            thinking_tokens=steer.thinking_tokens,
+            thinking_ended_by=steer.ended_by,
+            loop_detected_after=steer.loop_after,
         )
         yield Finished(reply.thinking, reply.answer, stats, error)
 
@@ -435,6 +380,12 @@ class Engine:
             "predicted_tokens_per_s": round(self.prediction.decode_tps, 2) if self.prediction else None,
             "plan": self.plan,
         }
+
+
+def close_thinking_in_prompt(prepared: PreparedPrompt, closed_tokens: list[int]) -> PreparedPrompt:
+    """Budget 0: the prompt ends with a closed, empty thinking block, so the reply starts in the answer."""
+    rendered = replace(prepared.rendered, text=prepared.rendered.text + CLOSED_THINKING, opens_thinking=False)
+    return replace(prepared, rendered=rendered, tokens=prepared.tokens + closed_tokens)
 
 
 def tokenize_prompt(vocab: Vocab, rendered: RenderedPrompt) -> list[int]:

@@ -112,7 +112,7 @@ class ChatEndpoint:
                              "slot_context": engine.slot_context, "active": engine.active,
                              "waiting": self.scheduler.waiting, "free_slots": engine.free_slots,
                              "peak_active": engine.peak_active, "steps": engine.steps,
-                             "stopped": dict(engine.stopped)})
+                             "stopped": dict(engine.stopped), "load": engine.load_params.as_dict()})
 
     async def chat(self, request: Request) -> Response:
         """POST /v1/chat/completions."""
@@ -127,10 +127,10 @@ class ChatEndpoint:
         except LocalR1Error as exc:  # a prompt over the context, a template that refuses the conversation
             code = "context_length_exceeded" if "context" in exc.message else "invalid_request_error"
             return error_response(RequestError(exc.message, 400, code, "messages"))
-        from localr1.engine.batch.sequence import ReasoningControls, SequenceRequest
+        from localr1.engine.batch.sequence import SequenceRequest
 
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
-        controls = ReasoningControls(chat.reasoning.thinking_budget, chat.reasoning.loop_guard)  # type: ignore[arg-type]
+        controls = chat.reasoning
         events: asyncio.Queue[Event] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 

@@ -7,17 +7,23 @@ request's history is dropped: only an assistant message's `content` reaches the 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from localr1.budget import parse_budget
 from localr1.engine.events import Finished
 from localr1.engine.params import SamplingParams
 from localr1.engine.template import ChatMessage, Role
+from localr1.engine.thinking import ThinkingControl
+from localr1.errors import ConfigError
 
 ROLE_MAP: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 LOOP_GUARD_MODES = ("off", "warn", "act")
+MAX_BUDGET_TOKENS = 10_000_000
+MAX_BUDGET_S = 7 * 24 * 3600.0
 FINISH_REASONS = {"eos": "stop", "length": "length", "repetition": "stop", "cancelled": "stop"}
 
 
@@ -36,20 +42,12 @@ class RequestError(Exception):
 
 
 @dataclass(frozen=True)
-class ReasoningFields:
-    """The per-request reasoning controls a client may send (extensions to OpenAI's schema)."""
-
-    thinking_budget: int | None
-    loop_guard: str
-
-
-@dataclass(frozen=True)
 class ChatRequest:
     """A validated chat-completions request."""
 
     messages: list[ChatMessage]
     sampling: SamplingParams
-    reasoning: ReasoningFields
+    reasoning: ThinkingControl  # from the extension fields `thinking_budget` and `loop_guard`
     stream: bool
     include_usage: bool
 
@@ -107,13 +105,35 @@ def parse_messages(raw: Any) -> list[ChatMessage]:
     return out
 
 
-def reasoning_fields(body: dict[str, Any]) -> ReasoningFields:
-    """The adapter from request fields to reasoning controls: `thinking_budget` (tokens) and `loop_guard`."""
-    budget = _whole(body, "thinking_budget", 0, 10_000_000)
+BUDGET_FORMS = "a whole number of tokens (2000) or a time string (\"90s\", \"2m\"); 0 answers directly"
+
+
+def _budget(value: Any) -> tuple[int | None, float | None]:
+    """`thinking_budget` as `run --think-budget` takes it: tokens, or a string of tokens or seconds."""
+    if value is None:
+        return None, None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_BUDGET_TOKENS:
+        return value, None
+    if isinstance(value, str) and len(value) <= 32:
+        try:
+            tokens, seconds = parse_budget(value)
+        except ConfigError:
+            pass
+        else:
+            if (tokens is None or tokens <= MAX_BUDGET_TOKENS) and (seconds is None or seconds <= MAX_BUDGET_S):
+                return tokens, seconds
+    shown = json.dumps(value, ensure_ascii=False)
+    shown = shown if len(shown) <= 40 else shown[:36] + "…"
+    raise RequestError(f"'thinking_budget' must be {BUDGET_FORMS}, not {shown}", param="thinking_budget")
+
+
+def reasoning_fields(body: dict[str, Any]) -> ThinkingControl:
+    """The adapter from request fields to reasoning controls: `thinking_budget` (tokens or "90s") and `loop_guard`."""
+    tokens, seconds = _budget(body.get("thinking_budget"))
     guard = body.get("loop_guard", "act")
     if guard not in LOOP_GUARD_MODES:
         raise RequestError("'loop_guard' must be one of off, warn, act", param="loop_guard")
-    return ReasoningFields(budget, str(guard))
+    return ThinkingControl(budget_tokens=tokens, budget_seconds=seconds, loop_guard=guard)
 
 
 def parse_chat_request(body: Any, defaults: SamplingParams) -> ChatRequest:

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from localr1.engine import AnswerDelta, ChatMessage, Finished, LoadParams, ThinkingDelta
-from localr1.engine.batch import BatchEngine, NoFreeSlotError, ReasoningControls, SequenceFinished, SequenceRequest
+from localr1.budget import parse_budget
+from localr1.engine import (
+    AnswerDelta,
+    ChatMessage,
+    Finished,
+    LoadParams,
+    SamplingParams,
+    ThinkingControl,
+    ThinkingDelta,
+)
+from localr1.engine.batch import BatchEngine, NoFreeSlotError, SequenceFinished, SequenceRequest
 from localr1.engine.engine import Engine
+from localr1.engine.events import Event, ThinkingClosed
+from localr1.engine.thinking import GRACE_TOKENS, TRANSITION, ends_sentence, ends_word
 from localr1.errors import ContextOverflowError
 from tests.conftest import GREEDY
 
@@ -26,7 +38,8 @@ PROMPTS = [
     "Why do cats purr?",
 ]
 SHORT = replace(GREEDY, max_tokens=24)
-NO_GUARD = ReasoningControls(loop_guard="off")
+SKY = "Explain why the sky is blue"  # under the R1 template the demo thinks on without parroting the tags
+NO_GUARD = ThinkingControl(loop_guard="off")
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +50,12 @@ def batch(demo_path: Path) -> Iterator[BatchEngine]:
     eng.close()
 
 
-def request(engine: BatchEngine, rid: str, prompt: str, controls: ReasoningControls = NO_GUARD) -> SequenceRequest:
-    return SequenceRequest(rid, engine.prepare([ChatMessage("user", prompt)]), SHORT, controls)
+def request(engine: BatchEngine, rid: str, prompt: str, controls: ThinkingControl = NO_GUARD,
+            sampling: SamplingParams = SHORT) -> SequenceRequest:
+    return SequenceRequest(rid, engine.prepare([ChatMessage("user", prompt)]), sampling, controls)
 
 
-def finals(events: Iterator[tuple[str, object]]) -> dict[str, SequenceFinished]:
+def finals(events: Iterator[tuple[str, Event]]) -> dict[str, SequenceFinished]:
     out = {}
     for rid, event in events:
         if isinstance(event, SequenceFinished):
@@ -50,7 +64,7 @@ def finals(events: Iterator[tuple[str, object]]) -> dict[str, SequenceFinished]:
 
 
 def test_greedy_output_in_a_batch_equals_each_prompt_alone(batch: BatchEngine, demo_path: Path) -> None:
-    requests = [request(batch, str(i), p) for i, p in enumerate(PROMPTS)]
+    requests = [request(batch, str(i), p, ThinkingControl()) for i, p in enumerate(PROMPTS)]
     together = finals(batch.run(requests))
     assert batch.peak_active == 4  # the prompts really shared decode steps
     single = Engine(demo_path, LoadParams(context_size=512, seed=1), SHORT)
@@ -136,6 +150,25 @@ def test_a_prompt_over_a_slots_context_is_refused(batch: BatchEngine) -> None:
         batch.prepare([ChatMessage("user", "word " * 600)])
 
 
+def test_the_loop_guard_fires_in_a_batch_as_in_run(batch: BatchEngine, demo_path: Path) -> None:
+    """The demo loops on this prompt: the batch stops it after the same tokens, with the same answer, as `run`."""
+    sampling = replace(GREEDY, max_tokens=200)
+    prompt = "Write a long story about a lighthouse keeper and a storm."
+    single = Engine(demo_path, LoadParams(context_size=512, seed=1), sampling)
+    try:
+        alone = list(single.chat([ChatMessage("user", prompt)], thinking=ThinkingControl()))[-1]
+    finally:
+        single.close()
+    assert isinstance(alone, Finished)
+    assert alone.stats.stop_reason == "repetition" and alone.stats.loop_detected_after is not None
+    mate = request(batch, "mate", PROMPTS[1], ThinkingControl(), sampling)
+    got = finals(batch.run([request(batch, "loop", prompt, ThinkingControl(), sampling), mate]))["loop"]
+    assert got.stats.stop_reason == "repetition"
+    assert got.stats.loop_detected_after == got.loop_detected_at == alone.stats.loop_detected_after
+    assert got.stats.generated_tokens == alone.stats.generated_tokens
+    assert got.answer == alone.answer and got.peak_batch > 1
+
+
 @pytest.fixture(scope="module")
 def r1_batch(r1_demo_path: Path) -> Iterator[BatchEngine]:
     """The demo weights with the R1 template: every prompt opens the thinking."""
@@ -144,18 +177,78 @@ def r1_batch(r1_demo_path: Path) -> Iterator[BatchEngine]:
     eng.close()
 
 
-def test_thinking_budget_closes_the_thinking_and_leaves_no_tag(r1_batch: BatchEngine) -> None:
-    budget = ReasoningControls(thinking_budget=6, loop_guard="off")
-    free = ReasoningControls(loop_guard="off")
-    requests = [request(r1_batch, "budget", "Hi", budget), request(r1_batch, "free", "Hi", free)]
-    done = finals(r1_batch.run(requests))
-    limited, unlimited = done["budget"], done["free"]
-    assert unlimited.stats.thinking_cut_off and not unlimited.thinking_forced_closed  # it thinks past 6 tokens
-    assert limited.thinking_forced_closed and limited.answer
-    assert len(r1_batch.vocab.tokenize(limited.thinking, add_bos=False, special=False)) <= 6
-    assert "</think>" not in limited.answer + limited.thinking and "<think>" not in limited.answer
+def events_of(engine: BatchEngine, requests: list[SequenceRequest]) -> dict[str, list[Event]]:
+    out: dict[str, list[Event]] = {}
+    for rid, event in engine.run(requests):
+        out.setdefault(rid, []).append(event)
+    return out
 
 
-def test_thinking_budget_zero_gives_no_thinking_at_all(r1_batch: BatchEngine) -> None:
-    done = finals(r1_batch.run([request(r1_batch, "zero", "Hi", ReasoningControls(thinking_budget=0))]))
-    assert done["zero"].thinking == "" and done["zero"].answer and done["zero"].thinking_forced_closed
+def final_of(events: list[Event]) -> SequenceFinished:
+    assert isinstance(events[-1], SequenceFinished)
+    return events[-1]
+
+
+def assert_clean(engine: BatchEngine, final: Finished) -> None:
+    """Neither text holds a thinking tag or the forced transition."""
+    for text in (final.thinking, final.answer):
+        assert "<think>" not in text and "</think>" not in text and TRANSITION.strip() not in text
+
+
+def test_a_token_budget_ends_thinking_at_a_boundary_as_run_does(r1_batch: BatchEngine, r1_demo_path: Path) -> None:
+    budget = 12
+    sampling = replace(GREEDY, max_tokens=80)
+    control = ThinkingControl(budget_tokens=budget, loop_guard="off")
+    got = events_of(r1_batch, [request(r1_batch, "budget", SKY, control, sampling),
+                               request(r1_batch, "free", SKY, NO_GUARD, sampling)])
+    limited, unlimited = final_of(got["budget"]), final_of(got["free"])
+    assert unlimited.stats.thinking_cut_off and unlimited.stats.thinking_ended_by is None  # it thinks past the budget
+    stats = limited.stats
+    assert stats.thinking_ended_by == "budget" and limited.thinking_forced_closed
+    assert budget <= stats.thinking_tokens <= budget + GRACE_TOKENS
+    assert ends_sentence(limited.thinking) or ends_word(limited.thinking)  # never mid-word
+    assert limited.answer and stats.generated_tokens > stats.thinking_tokens
+    assert_clean(r1_batch, limited)
+    closed = [e for e in got["budget"] if isinstance(e, ThinkingClosed)]
+    assert closed == [ThinkingClosed("budget", stats.thinking_tokens)]
+    assert not any(isinstance(e, ThinkingDelta) for e in got["budget"][got["budget"].index(closed[0]):])
+    # The same cut, transition and answer as the single engine (`run`).
+    single = Engine(r1_demo_path, LoadParams(context_size=512, seed=1), sampling)
+    try:
+        alone = list(single.chat([ChatMessage("user", SKY)], thinking=control))[-1]
+    finally:
+        single.close()
+    assert isinstance(alone, Finished)
+    assert (limited.thinking, limited.answer) == (alone.thinking, alone.answer)
+    assert stats.thinking_tokens == alone.stats.thinking_tokens
+
+
+def test_budget_zero_in_a_batch_gives_no_thinking_at_all(r1_batch: BatchEngine) -> None:
+    got = events_of(r1_batch, [request(r1_batch, "zero", SKY, ThinkingControl(budget_tokens=0)),
+                               request(r1_batch, "other", PROMPTS[0], ThinkingControl(budget_tokens=0))])
+    for events in got.values():
+        final = final_of(events)
+        assert final.thinking == "" and not any(isinstance(e, ThinkingDelta) for e in events)
+        assert final.answer and final.stats.thinking_tokens == 0 and final.stats.thinking_ended_by == "budget"
+        assert_clean(r1_batch, final)
+        assert not final.answer.startswith(("\n", " "))
+
+
+def test_a_time_budget_ends_the_thinking_after_that_long(r1_batch: BatchEngine) -> None:
+    tokens, seconds = parse_budget("2s")
+    control = ThinkingControl(budget_tokens=tokens, budget_seconds=seconds, loop_guard="off")
+    sampling = replace(GREEDY, max_tokens=160)
+    closed_at: float | None = None
+    final: SequenceFinished | None = None
+    started = time.perf_counter()  # before the sequence is admitted
+    for _, event in r1_batch.run([request(r1_batch, "timed", SKY, control, sampling)]):
+        if isinstance(event, ThinkingClosed):
+            closed_at = time.perf_counter()
+        elif isinstance(event, SequenceFinished):
+            final = event
+    assert final is not None and closed_at is not None
+    assert final.stats.thinking_ended_by == "budget" and final.answer
+    assert closed_at - (started + final.stats.time_to_first_token_s) >= 2.0  # not before 2 s of thinking
+    assert final.stats.thinking_tokens < sampling.max_tokens
+    assert ends_sentence(final.thinking) or ends_word(final.thinking)
+    assert_clean(r1_batch, final)

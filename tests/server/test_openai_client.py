@@ -11,10 +11,12 @@ from typing import Any
 import openai
 import pytest
 
+from localr1.engine.thinking import TRANSITION, ends_sentence, ends_word
 from tests.server.conftest import KEY, LiveServer, post
 
 pytestmark = pytest.mark.model
 HI = [{"role": "user", "content": "Hi"}]
+SKY = [{"role": "user", "content": "Explain why the sky is blue"}]  # the demo does not parrot the tags on this one
 
 
 def client(live: LiveServer, key: str = "unused") -> openai.OpenAI:
@@ -36,8 +38,7 @@ def test_models_lists_the_served_model(live: LiveServer) -> None:
 
 
 def test_a_whole_reply_carries_reasoning_beside_the_answer(live: LiveServer) -> None:
-    reply = create(live, model="demo", messages=HI, max_tokens=16,
-                                                 extra_body={"thinking_budget": 4})
+    reply = create(live, model="demo", messages=HI, max_tokens=48, extra_body={"thinking_budget": 4})
     message = reply.choices[0].message
     thinking = extra(message, "reasoning_content")
     assert thinking and extra(message, "reasoning") == thinking and message.content
@@ -48,9 +49,8 @@ def test_a_whole_reply_carries_reasoning_beside_the_answer(live: LiveServer) -> 
 
 
 def test_a_stream_sends_reasoning_first_then_the_answer(live: LiveServer) -> None:
-    stream = create(live, model="demo", messages=HI, max_tokens=16, stream=True,
-                                                  stream_options={"include_usage": True},
-                                                  extra_body={"thinking_budget": 4})
+    stream = create(live, model="demo", messages=HI, max_tokens=48, stream=True,
+                    stream_options={"include_usage": True}, extra_body={"thinking_budget": 4})
     kinds: list[str] = []
     usage = None
     for chunk in stream:
@@ -66,6 +66,35 @@ def test_a_stream_sends_reasoning_first_then_the_answer(live: LiveServer) -> Non
     assert "thinking" in kinds and "answer" in kinds
     assert kinds.index("answer") > max(i for i, k in enumerate(kinds) if k == "thinking")
     assert usage is not None and usage.completion_tokens >= 5
+
+
+def test_a_thinking_budget_in_seconds_ends_the_thinking_at_a_boundary(live: LiveServer) -> None:
+    reply = create(live, model="demo", messages=SKY, max_tokens=120, temperature=0,
+                   extra_body={"thinking_budget": "1s", "loop_guard": "off"})
+    message = reply.choices[0].message
+    thinking = extra(message, "reasoning_content")
+    assert extra(reply, "localr1")["thinking_forced_closed"] is True and message.content
+    assert ends_sentence(thinking) or ends_word(thinking)  # never mid-word
+    for text in (thinking, message.content):
+        assert "</think>" not in text and TRANSITION.strip() not in text
+
+
+def test_a_thinking_budget_of_zero_gives_no_reasoning_at_all(live: LiveServer) -> None:
+    for budget in (0, "0"):
+        reply = create(live, model="demo", messages=SKY, max_tokens=16, extra_body={"thinking_budget": budget})
+        message = reply.choices[0].message
+        assert extra(message, "reasoning_content") == "" and message.content
+        assert "</think>" not in message.content
+
+
+def test_a_bad_thinking_budget_is_one_clear_400(live: LiveServer) -> None:
+    bad: list[object] = [-1, 1.5, "fast", "-3s", True, [], "9" * 40]
+    for budget in bad:
+        status, reply = post(live.url + "/chat/completions",
+                             json.dumps({"messages": HI, "thinking_budget": budget}).encode())
+        assert status == 400 and reply["error"]["param"] == "thinking_budget", (budget, reply)
+        message = reply["error"]["message"]
+        assert "\n" not in message and "tokens" in message and '"90s"' in message
 
 
 def test_reasoning_sent_back_in_history_never_reaches_the_model(live: LiveServer) -> None:

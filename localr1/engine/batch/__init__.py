@@ -1,15 +1,11 @@
 """Batched generation: many sequences in one llama.cpp context, each with its own sampler, stop and reply."""
 
 from localr1.engine.batch.engine import BatchEngine, NoFreeSlotError, SequenceEvent
-from localr1.engine.batch.loop_guard import LoopGuard, LoopGuardMode
-from localr1.engine.batch.sequence import ReasoningControls, SequenceFinished, SequenceRequest
+from localr1.engine.batch.sequence import SequenceFinished, SequenceRequest
 
 __all__ = [
     "BatchEngine",
-    "LoopGuard",
-    "LoopGuardMode",
     "NoFreeSlotError",
-    "ReasoningControls",
     "SequenceEvent",
     "SequenceFinished",
     "SequenceRequest",

@@ -13,11 +13,11 @@ from localr1.engine.engine import PreparedPrompt, check_load_params, tokenize_pr
 from localr1.engine.events import Event, LengthLimit, StopReason
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.template import ChatMessage, RenderedPrompt, compile_template, render
+from localr1.engine.thinking import CLOSED_THINKING, FORCED_CLOSE
 from localr1.engine.vocab import Vocab
 from localr1.errors import ConfigError, ContextOverflowError, LocalR1Error
 from localr1.ggufinfo import GGUFInfo, read_info
 
-CLOSE_THINKING = "\n</think>\n\n"
 SequenceEvent = tuple[str, Event]  # (request id, event)
 
 
@@ -44,7 +44,10 @@ class BatchEngine:
         self.slot_context = self._native.slot_context
         self.vocab = Vocab(self._native.vocab_pointer)
         self._step_vocab = Vocab(self._native.vocab_pointer)  # its own piece buffer: prepare() may run elsewhere
-        self._close_tokens = self.vocab.tokenize(CLOSE_THINKING, add_bos=False, special=True)
+        # The texts a forced close feeds the model (the closing tag parsed as the special token it may be).
+        self._forced = {text: self.vocab.tokenize(text, add_bos=False, special=True)
+                        for text in (CLOSED_THINKING, FORCED_CLOSE)}
+        self._keys: dict[int, int | None] = {}  # the loop guard's key per token, shared by every sequence
         self._free = list(range(parallel - 1, -1, -1))
         self._active: dict[str, Sequence] = {}
         self.steps = 0  # decode calls so far
@@ -89,13 +92,19 @@ class BatchEngine:
         if request.request_id in self._active:
             raise ConfigError(f"request id {request.request_id!r} is already running")
         slot = self._free.pop()
-        self._active[request.request_id] = Sequence(request, slot, self._step_vocab, self._close_tokens)
+        self._active[request.request_id] = Sequence(request, slot, self._step_vocab, self._forced, self._keys)
 
     def cancel(self, request_id: str) -> None:
         """Stop a sequence at the next step (its slot is freed then); unknown ids are ignored."""
         sequence = self._active.get(request_id)
         if sequence is not None:
             sequence.cancelled = True
+
+    def answer_now(self, request_id: str) -> None:
+        """End a sequence's thinking at its next token, keeping it (call from the stepping thread)."""
+        sequence = self._active.get(request_id)
+        if sequence is not None:
+            sequence.answer_now = True
 
     def abort(self) -> None:
         """Stop the decode under way from another thread; every running sequence ends as cancelled."""

@@ -1,11 +1,14 @@
 """One llama.cpp context holding several sequences: the model, the context and a reusable `llama_batch`.
 
-Each sequence lives in its own KV stream (`kv_unified` off): sequences that share no prefix attend
+With RPC workers (`LoadParams.workers`) the layers are placed on the workers' devices as `run` places them;
+a worker lost mid-decode aborts this process (llama.cpp's RPC client has no error path), so a command using
+them says so. Each sequence lives in its own KV stream (`kv_unified` off): sequences that share no prefix attend
 only to their own cells, and freeing one (`llama_memory_seq_rm`) never touches the others.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,28 @@ class BatchEntry:
     wants_logits: bool
 
 
+def _devices(load: LoadParams) -> ctypes.Array[ctypes.c_void_p] | None:
+    """The RPC workers' devices, then this machine's GPUs, NULL-terminated (llama_model_params.devices);
+    None without workers (llama.cpp's default list, which leaves workers out)."""
+    if not load.workers:
+        return None
+    from localr1.engine.rpc import local_gpu_devices, worker_devices
+
+    pointers = worker_devices(load.workers) + local_gpu_devices()
+    return (ctypes.c_void_p * (len(pointers) + 1))(*pointers, None)
+
+
+def _tensor_split(load: LoadParams) -> ctypes.Array[ctypes.c_float] | None:
+    """Each device's share of the offloaded layers, in the order of `_devices`."""
+    if not load.tensor_split:
+        return None
+    if len(load.tensor_split) > llama_cpp.LLAMA_MAX_DEVICES:
+        raise ModelLoadError(f"{len(load.tensor_split)} devices to split the model over, but this llama.cpp build "
+                             f"takes at most {llama_cpp.LLAMA_MAX_DEVICES}: use fewer --workers")
+    size: int = llama_cpp.LLAMA_MAX_DEVICES
+    return (ctypes.c_float * size)(*load.tensor_split)
+
+
 @functools.cache
 def _ensure_backend() -> None:
     """Initialise llama.cpp's backends once, with its log quiet below errors (as `Llama(verbose=False)` does)."""
@@ -47,6 +72,11 @@ class BatchContext:
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = load.gpu_layers
         model_params.use_mmap = load.use_mmap
+        self._device_list, self._split = _devices(load), _tensor_split(load)  # kept alive while the model loads
+        if self._device_list is not None:
+            model_params.devices = ctypes.cast(self._device_list, ctypes.c_void_p).value
+        if self._split is not None:
+            model_params.tensor_split = self._split
         try:
             self._model = _internals.LlamaModel(path_model=str(model_path), params=model_params, verbose=False)
         except ValueError as exc:
