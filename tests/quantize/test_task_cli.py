@@ -35,7 +35,8 @@ def test_think_budget_takes_tokens_or_time_as_run_does() -> None:
 
 
 @pytest.mark.parametrize(("option", "value"), [("--samples", "0"), ("--samples", "many"), ("--think-budget", "-1"),
-                                               ("--think-budget", "lots"), ("--parallel", "0"), ("--limit", "0"), ("--temperature", "-1"), ("--max-tokens", "0")])
+                                               ("--think-budget", "lots"), ("--parallel", "0"), ("--limit", "0"),
+                                               ("--temperature", "-1"), ("--max-tokens", "0")])
 def test_bad_option_values_exit_2(tmp_path: Path, option: str, value: str) -> None:
     result = localr1("eval", str(tmp_path), "--tasks", option, value)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and option in result.stderr
