@@ -63,9 +63,10 @@ def test_greedy_answers_through_the_batch_equal_the_sequential_engine(demo_path:
 
 @pytest.mark.parametrize("batched", [True, False], ids=["batch", "sequential"])
 def test_a_think_budget_ends_the_thinking_and_the_model_still_answers(r1_demo_path: Path, batched: bool) -> None:
-    # The demo with the R1 template starts inside <think> and does not close it itself.
-    settings = SolveSettings(replace(GREEDY, max_tokens=48), ThinkingControl(budget_tokens=8), context=512,
-                             threads=1, parallel=3)
+    # The demo with the R1 template starts inside <think> and does not close it itself; the loop guard is off so
+    # that only the budget can end the thinking.
+    settings = SolveSettings(replace(GREEDY, max_tokens=48), ThinkingControl(budget_tokens=8, loop_guard="off"),
+                             context=512, threads=1, parallel=3)
     controls = batch_controls(settings.thinking)
     assert controls is not None
     solver: Solver = BatchSolver(r1_demo_path, settings, controls) if batched \
