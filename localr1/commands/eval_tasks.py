@@ -12,11 +12,11 @@ from typing import Any
 
 from rich.console import Console
 
-from localr1.commands.options import CONTEXT, MAX_TOKENS, SEED, TEMPERATURE, integer
+from localr1.commands.options import CONTEXT, MAX_TOKENS, SEED, TEMPERATURE, THINK_BUDGET, integer
 
 SHIPPED = "shipped"
 SAMPLES = integer(1, 1000, what="a whole number of samples from 1 to 1000")
-THINK_BUDGET = integer(0, what="a whole number of tokens, 0 or more")
+PARALLEL = integer(1, 256, "a whole number of sequences from 1 to 256")
 LIMIT = integer(1, what="a whole number of problems, at least 1")
 
 
@@ -28,24 +28,30 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
                             "instead of KLD; alone: the 60 problems shipped with localr1")
     group.add_argument("--samples", type=SAMPLES, default=1,
                        help="answers per problem at the recommended temperature (pass@1 averaged, majority vote)")
-    group.add_argument("--think-budget", type=THINK_BUDGET, metavar="N",
-                       help="at most N thinking tokens per answer (a reply still thinking then counts as no answer)")
+    group.add_argument("--think-budget", type=THINK_BUDGET, metavar="N|Ns",
+                       help="end each reply's thinking after N tokens (2000) or seconds (90s) and let the model "
+                            "answer, as 'run --think-budget'; 0 answers directly")
+    group.add_argument("--parallel", "-p", type=PARALLEL,
+                       help="sequences decoded together (default: 4, as 'localr1 batch'); --ctx is per sequence")
     group.add_argument("--limit", type=LIMIT, metavar="N", help="only the first N problems")
     group.add_argument("--temperature", type=TEMPERATURE, help="override the recommended temperature (0: greedy)")
     group.add_argument("--max-tokens", type=MAX_TOKENS, help="override the recommended reply length")
     group.add_argument("--seed", type=SEED, default=0, help="base of every answer's sampling seed (default: 0)")
-    group.add_argument("--ctx", type=CONTEXT, help="context size (default: the longest reply plus 1024)")
+    group.add_argument("--ctx", type=CONTEXT, help="context size per sequence (default: the longest reply plus 1024)")
 
 
 def _options(args: argparse.Namespace, types: list[str] | None) -> Any:
     from pathlib import Path
 
-    from quantize.quality.tasks.evaluate import TaskOptions
+    from localr1.engine.thinking import ThinkingControl
+    from quantize.quality.evaluate import EvalOptions
 
-    return TaskOptions(
-        tasks=None if args.tasks == SHIPPED else Path(args.tasks), limit=args.limit, samples=args.samples,
-        think_budget=args.think_budget, temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
-        context=args.ctx, threads=args.threads, types=types,
+    tokens, seconds = args.think_budget or (None, None)
+    return EvalOptions(
+        types=types, threads=args.threads, tasks=None if args.tasks == SHIPPED else Path(args.tasks),
+        limit=args.limit, samples=args.samples, thinking=ThinkingControl(budget_tokens=tokens, budget_seconds=seconds),
+        temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed, context=args.ctx,
+        parallel=EvalOptions.parallel if args.parallel is None else args.parallel,
     )
 
 

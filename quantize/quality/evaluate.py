@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from localr1.engine.params import default_threads
+from localr1.engine.thinking import ThinkingControl
 from localr1.errors import ModelFileError
 from localr1.ggufinfo import GGUFInfo, read_info
 from localr1.oserrors import os_errors
@@ -38,20 +39,33 @@ from quantize.quality.metrics import TopK, compare, perplexity, reference_topk
 from quantize.runner import Runner
 
 REFERENCE_NAME = "eval-reference.npz"
+PARALLEL = 4  # task accuracy: sequences decoded together by default, as `localr1 batch`
 
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """How quality is measured."""
+    """How quality is measured: KLD on held-out text (`evaluate_ladder`) or task accuracy (`tasks.evaluate`).
+    None means the model's recommendation (models.toml) or the default."""
 
+    types: list[str] | None = None
+    threads: int = 0
+    # KL divergence, perplexity and speed
     heldout: Path | None = None
     n_ctx: int = 512
     top_k: int = 128
     speed_tokens: int = 64
     speed_prompt: int = 32
     speed_runs: int = 3
-    threads: int = 0
-    types: list[str] | None = None
+    # task accuracy
+    tasks: Path | None = None  # None: the problem set shipped with localr1
+    limit: int | None = None
+    samples: int = 1
+    thinking: ThinkingControl = field(default_factory=ThinkingControl)  # the budget: tokens or seconds, as `run`
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int = 0
+    context: int | None = None  # per sequence
+    parallel: int = PARALLEL  # sequences decoded together
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 
 from localr1.cli import build_parser
 from localr1.commands.eval_tasks import _options
+from localr1.engine.thinking import ThinkingControl
 from quantize.quality.tasks.problems import SHIPPED_PROBLEMS
 from tests.cli_helpers import localr1
 
@@ -16,15 +17,26 @@ from tests.cli_helpers import localr1
 def test_tasks_alone_means_the_shipped_set() -> None:
     args = build_parser().parse_args(["eval", "ladder", "--tasks", "--samples", "4", "--think-budget", "0"])
     options = _options(args, None)
-    assert options.tasks is None and options.samples == 4 and options.think_budget == 0
+    assert options.tasks is None and options.samples == 4 and options.thinking == ThinkingControl(budget_tokens=0)
+    assert options.parallel == 4  # as `localr1 batch`
     assert SHIPPED_PROBLEMS.is_file()
     named = _options(build_parser().parse_args(["eval", "ladder", "--tasks", "mine.jsonl"]), ["Q8_0"])
     assert named.tasks == Path("mine.jsonl") and named.types == ["Q8_0"]
     assert build_parser().parse_args(["eval", "ladder"]).tasks is None  # without --tasks: KLD as before
 
 
+def test_think_budget_takes_tokens_or_time_as_run_does() -> None:
+    timed = _options(build_parser().parse_args(["eval", "ladder", "--tasks", "--think-budget", "90s", "-p", "8"]),
+                     None)
+    assert timed.thinking == ThinkingControl(budget_seconds=90.0) and timed.parallel == 8
+    tokens = _options(build_parser().parse_args(["eval", "ladder", "--tasks", "--think-budget", "2000"]), None)
+    assert tokens.thinking == ThinkingControl(budget_tokens=2000)
+    assert _options(build_parser().parse_args(["eval", "ladder", "--tasks"]), None).thinking == ThinkingControl()
+
+
 @pytest.mark.parametrize(("option", "value"), [("--samples", "0"), ("--samples", "many"), ("--think-budget", "-1"),
-                                               ("--limit", "0"), ("--temperature", "-1"), ("--max-tokens", "0")])
+                                               ("--think-budget", "lots"), ("--parallel", "0"), ("--limit", "0"),
+                                               ("--temperature", "-1"), ("--max-tokens", "0")])
 def test_bad_option_values_exit_2(tmp_path: Path, option: str, value: str) -> None:
     result = localr1("eval", str(tmp_path), "--tasks", option, value)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and option in result.stderr

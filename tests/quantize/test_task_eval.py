@@ -15,9 +15,9 @@ import pytest
 
 from quantize.ladder import build_ladder
 from quantize.ladder.manifest import load_manifest
-from quantize.quality.evaluate import base_path
+from quantize.quality.evaluate import EvalOptions, base_path
 from quantize.quality.report import REPORT_NAME
-from quantize.quality.tasks.evaluate import TaskOptions, settings_hash, settings_record, solve_settings
+from quantize.quality.tasks.evaluate import settings_hash, settings_record, solve_settings
 from quantize.quality.tasks.problems import problem_id
 from quantize.quality.tasks.records import ANSWERS_NAME, AnswerRecord, read_records
 from tests.quantize.ladder_fixtures import demo_f16_fixture, ladder_options, run_cli  # noqa: F401
@@ -52,7 +52,7 @@ def _args(ladder: Path, problems: Path, *extra: str) -> list[str]:
 def _digest(ladder: Path, *options: str) -> str:
     """The settings hash of a greedy run with these --max-tokens/--seed options."""
     values = dict(zip(options[::2], options[1::2], strict=True))
-    task_options = TaskOptions(temperature=0.0, max_tokens=int(values["--max-tokens"]),
+    task_options = EvalOptions(temperature=0.0, max_tokens=int(values["--max-tokens"]),
                                seed=int(values.get("--seed", 0)))
     manifest = load_manifest(ladder)
     assert manifest is not None
@@ -93,6 +93,7 @@ def test_accuracy_matches_a_hand_count(ladder: Path, problems: Path, capsys: pyt
         assert row["answers"] == 3 and row["complete"] is True and row["samples"] == 1 and row["majority"] is None
         assert row["mean_tokens"] == pytest.approx(sum(r.tokens for r in mine) / 3)
         assert row["mean_thinking_tokens"] == 0  # the demo does not think
+        assert max(r.parallel for r in mine) == 3  # the three problems ran as parallel sequences of the batch
     document = json.loads((ladder / REPORT_NAME).read_text())
     assert document["tasks"]["models"] == report["models"] and document["tasks"]["problems"] == 3
     assert (ladder / "quality.png").read_bytes().startswith(b"\x89PNG")
@@ -145,6 +146,7 @@ def test_resume_after_a_kill_redoes_nothing(ladder: Path, problems: Path) -> Non
     first = {r.key: r for r in _records(ladder, digest)}
     assert process.returncode == -signal.SIGKILL and 2 <= len(first) < 9, "the run ended before it could be killed"
     assert len({r.run for r in first.values()}) == 1
+    assert all(r.parallel > 1 for r in first.values())  # finished while other sequences of the batch still ran
 
     with answers.open("ab") as fh:  # as if the kill had landed inside a write
         fh.write(b'{"settings": "torn')

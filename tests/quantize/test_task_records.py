@@ -53,6 +53,15 @@ def test_damaged_lines_are_counted_and_skipped_and_a_later_line_wins(tmp_path: P
     assert read_records(tmp_path / "none.jsonl") == ({}, 0)
 
 
+def test_lines_written_before_the_batch_fields_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    old = {k: v for k, v in RECORD.__dict__.items() if k not in ("thinking_closed", "parallel")}
+    path.write_text(json.dumps(old) + "\n" + json.dumps({**old, "sample": 1, "parallel": 3}) + "\n")
+    records, bad = read_records(path)
+    assert bad == 0 and records[("s", "m", "p", 0)] == RECORD  # absent: one at a time, not closed
+    assert records[("s", "m", "p", 1)].parallel == 3 and not records[("s", "m", "p", 1)].thinking_closed
+
+
 @pytest.mark.parametrize(("successes", "n", "interval"), [
     (0, 10, (0.0, 0.2775)), (5, 10, (0.2366, 0.7634)), (10, 10, (0.7225, 1.0)), (1, 4, (0.0456, 0.6994)),
     (81, 263, (0.2553, 0.3662)),

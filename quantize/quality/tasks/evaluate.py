@@ -1,7 +1,8 @@
 """Task accuracy of a ladder: every problem on the base and on every variant, with the math preset.
 
-Answers are kept as they finish (`records`), so an interrupted run continues where it stopped; the same seed
-goes to every model for the same problem and sample, so the models answer under the same draw.
+A model's requests run as parallel sequences of the batched engine (`batch_solver`); answers are kept as each
+finishes (`records`), so an interrupted run continues where it stopped; the same seed goes to every model for the
+same problem and sample, so the models answer under the same draw.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from localr1.engine.params import SamplingParams, default_threads
+from localr1.engine.thinking import format_budget
 from localr1.errors import LocalR1Error
 from localr1.ggufinfo import read_info
 from localr1.loader import sampling_for
@@ -22,38 +24,21 @@ from quantize.errors import EvaluationError, OutputDirError
 from quantize.ladder.manifest import file_matches, load_manifest, now, resolve_record
 from quantize.outlock import locked_dir
 from quantize.progress import NullReporter, Reporter
-from quantize.quality.evaluate import base_path, require_ladder
+from quantize.quality.evaluate import EvalOptions, base_path, require_ladder
+from quantize.quality.tasks.batch_solver import batch_solver
 from quantize.quality.tasks.problems import Problem, ProblemSet, load_problems
 from quantize.quality.tasks.records import ANSWERS_NAME, AnswerRecord, RecordWriter, read_records
 from quantize.quality.tasks.score import ModelAccuracy, ModelFile, score_model
 from quantize.quality.tasks.solver import (
-    ANSWER_TOKENS,
-    MATH_PRESET,
     Solution,
     SolveRequest,
     SolverFactory,
     SolveSettings,
     math_prompt,
-    sequential_solver,
+    reply_limit,
 )
 
 PROMPT_ROOM = 1024  # context tokens kept for the question beside the longest reply
-
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """What to run and how; None means the model's recommendation (models.toml) or the default."""
-
-    tasks: Path | None = None
-    limit: int | None = None
-    samples: int = 1
-    think_budget: int | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    seed: int = 0
-    context: int | None = None
-    threads: int = 0
-    types: list[str] | None = None
 
 
 @dataclass
@@ -84,27 +69,27 @@ def request_seed(seed: int, problem: str, sample: int) -> int:
     return (seed + int(problem[:8], 16) + 1_000_003 * sample) % 2**32
 
 
-def solve_settings(base: Path, options: TaskOptions) -> SolveSettings:
-    """Sampling as recommended for the ladder's model (temperature and length overridable), and a context that
-    holds a question and the longest reply."""
+def solve_settings(base: Path, options: EvalOptions) -> SolveSettings:
+    """Sampling as recommended for the ladder's model (temperature and length overridable), the thinking budget,
+    and a context per sequence that holds a question and the longest reply."""
     info = read_info(base)
     sampling: SamplingParams = sampling_for(ResolvedModel(base, None),
                                             {"temperature": options.temperature, "max_tokens": options.max_tokens})
-    longest = sampling.max_tokens
-    if options.think_budget is not None:
-        longest = min(longest, options.think_budget + ANSWER_TOKENS)
-    context = options.context or longest + PROMPT_ROOM
+    context = options.context or reply_limit(sampling, options.thinking).max_tokens + PROMPT_ROOM
     if info.context_length:
         context = min(context, info.context_length)
-    return SolveSettings(sampling, options.think_budget, context, options.threads or default_threads())
+    return SolveSettings(sampling, options.thinking, context, options.threads or default_threads(),
+                         options.parallel)
 
 
-def settings_record(settings: SolveSettings, options: TaskOptions) -> dict[str, Any]:
-    """Everything that decides an answer's text (a change means new answers)."""
-    s = settings.sampling
-    return {"prompt": MATH_PRESET, "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
+def settings_record(settings: SolveSettings, options: EvalOptions) -> dict[str, Any]:
+    """Everything that decides an answer's text (a change means new answers); not how many run together."""
+    s, thinking = settings.sampling, settings.thinking
+    budget = format_budget(thinking.budget_tokens, thinking.budget_seconds) or None
+    return {"prompt": math_prompt("{question}"), "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
             "min_p": s.min_p, "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens,
-            "think_budget": settings.think_budget, "seed": options.seed, "context": settings.context}
+            "think_budget": budget, "loop_guard": thinking.loop_guard, "seed": options.seed,
+            "context": settings.context}
 
 
 def settings_hash(record: dict[str, Any]) -> str:
@@ -112,7 +97,7 @@ def settings_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _models(out_dir: Path, options: TaskOptions, reporter: Reporter) -> list[_Model]:
+def _models(out_dir: Path, options: EvalOptions, reporter: Reporter) -> list[_Model]:
     manifest = load_manifest(out_dir)
     if manifest is None:
         raise OutputDirError(f"{out_dir} holds no ladder (no manifest.json); run 'localr1 quantize' into it first")
@@ -160,7 +145,7 @@ class _Session:
         """Load one model and keep its answers to the pending requests as they come."""
         self.reporter.note(f"{model.name}: {len(pending)} answers to give")
         try:
-            solver = solver_factory(model.path, settings)
+            solver = solver_factory(model.path, replace(settings, parallel=min(settings.parallel, len(pending))))
         except LocalR1Error as exc:
             self.reporter.note(f"{model.name}: {exc}; skipped")
             return
@@ -183,25 +168,28 @@ class _Session:
             sample=solution.request.sample, model=model.name, answer=solution.answer,
             thinking_tokens=solution.thinking_tokens, tokens=solution.tokens, seconds=round(solution.seconds, 3),
             stop=solution.stop, thinking_cut_off=solution.thinking_cut_off, run=self.run, created=now(),
+            thinking_closed=solution.thinking_closed, parallel=solution.parallel,
         )
         writer.append(record)
         self.records[record.key] = record
 
 
-def evaluate_tasks(out_dir: str | Path, options: TaskOptions | None = None, reporter: Reporter | None = None,
-                   solver_factory: SolverFactory = sequential_solver) -> TaskReport:
+def evaluate_tasks(out_dir: str | Path, options: EvalOptions | None = None, reporter: Reporter | None = None,
+                   solver_factory: SolverFactory = batch_solver) -> TaskReport:
     """Answer every problem with the base and every variant (skipping answers kept by earlier runs), holding
     OUT_DIR's run lock, and grade them."""
-    out_dir, options = Path(out_dir), options or TaskOptions()
+    out_dir, options = Path(out_dir), options or EvalOptions()
     if options.samples < 1:
         raise EvaluationError(f"--samples must be at least 1, got {options.samples}")
+    if options.parallel < 1:
+        raise EvaluationError(f"--parallel must be at least 1, got {options.parallel}")
     problem_set = load_problems(options.tasks, options.limit)  # a bad file fails before anything is loaded
     require_ladder(out_dir)
     with locked_dir(out_dir, create=False, alternative=None):
         return _evaluate_locked(out_dir, problem_set, options, reporter or NullReporter(), solver_factory)
 
 
-def _evaluate_locked(out_dir: Path, problem_set: ProblemSet, options: TaskOptions, reporter: Reporter,
+def _evaluate_locked(out_dir: Path, problem_set: ProblemSet, options: EvalOptions, reporter: Reporter,
                      solver_factory: SolverFactory) -> TaskReport:
     models = _models(out_dir, options, reporter)
     settings = solve_settings(models[0].path, options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,6 +37,8 @@ class AnswerRecord:
     thinking_cut_off: bool
     run: str
     created: str
+    thinking_closed: bool = False  # the thinking budget or the loop guard ended the thinking (absent before)
+    parallel: int = 1  # most sequences decoded together with this one (absent before: one at a time)
 
     @property
     def key(self) -> Key:
@@ -45,14 +47,15 @@ class AnswerRecord:
 
 
 _FIELDS = {f.name for f in fields(AnswerRecord)}
+_REQUIRED = {f.name for f in fields(AnswerRecord) if f.default is MISSING}
 
 
 def _parse(line: bytes) -> AnswerRecord | None:
     try:
         raw: Any = json.loads(line)
-        if not isinstance(raw, dict) or not set(raw) >= _FIELDS:
+        if not isinstance(raw, dict) or not set(raw) >= _REQUIRED:
             return None
-        record = AnswerRecord(**{k: raw[k] for k in _FIELDS})
+        record = AnswerRecord(**{k: raw[k] for k in _FIELDS & set(raw)})
     except (ValueError, TypeError):
         return None
     return record if isinstance(record.sample, int) and isinstance(record.answer, str) else None

@@ -1,7 +1,8 @@
-"""How problems reach a model: a small `Solver` interface, and the sequential engine behind it.
+"""How problems reach a model: a small `Solver` interface, the request and reply types, and the sequential engine.
 
-The evaluation only asks a solver for answers to a list of prompts, in any order, as each finishes; a batched
-engine (many sequences in one llama.cpp context) can take the sequential one's place through `SolverFactory`.
+The evaluation asks a solver for answers to a list of prompts and takes them in any order, as each finishes:
+`batch_solver.BatchSolver` (the default) runs them as parallel sequences of one llama.cpp context, and
+`SequentialSolver` one after another through the single-sequence engine (the reference the batch is checked by).
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from localr1.engine.events import Finished, ThinkingDelta
+from localr1.engine.events import Finished
 from localr1.engine.params import LoadParams, SamplingParams
-from localr1.engine.port import ChatEngine
 from localr1.engine.template import ChatMessage
+from localr1.engine.thinking import GRACE_TOKENS, ThinkingControl
+from localr1.errors import LocalR1Error
+from localr1.presets import apply_preset
 
-# DeepSeek's usage notes for math with the R1 distills: the instruction goes into the user turn.
-MATH_PRESET = "Please reason step by step, and put your final answer within \\boxed{}."
-ANSWER_TOKENS = 1024  # room left for the answer after a thinking budget
+ANSWER_TOKENS = 1024  # room left for the answer after a thinking budget in tokens
 
 
 def math_prompt(question: str) -> str:
-    """The user turn for one problem with the math preset."""
-    return f"{question}\n{MATH_PRESET}"
+    """The user turn for one problem with the math preset (as `run --preset math` builds it)."""
+    return apply_preset(question, "math")
 
 
 @dataclass(frozen=True)
@@ -47,19 +48,22 @@ class Solution:
     thinking_tokens: int
     tokens: int
     seconds: float
-    stop: str  # the engine's stop reason, or "think-budget"
-    thinking_cut_off: bool
+    stop: str  # the engine's stop reason
+    thinking_cut_off: bool  # a length limit ended the reply while it was still thinking
     error: str | None = None
+    thinking_closed: bool = False  # the thinking budget or the loop guard ended the thinking (the model answered)
+    parallel: int = 1  # most sequences decoded together with this one
 
 
 @dataclass(frozen=True)
 class SolveSettings:
-    """How every request is generated."""
+    """How every request is generated: sampling, reasoning controls, context per sequence, threads, sequences."""
 
     sampling: SamplingParams
-    think_budget: int | None
+    thinking: ThinkingControl
     context: int
     threads: int = 0
+    parallel: int = 1
 
 
 class Solver(Protocol):
@@ -77,41 +81,31 @@ class Solver(Protocol):
 SolverFactory = Callable[[Path, SolveSettings], Solver]
 
 
-def budgeted_reply(engine: ChatEngine, request: SolveRequest, sampling: SamplingParams,
-                   think_budget: int | None) -> Solution:
-    """One reply with a thinking budget, for now as a cap: at most `think_budget` tokens of thinking plus room for
-    the answer (`max_tokens`), and a thinking still going at the budget is cut off there (no answer).
-    The engine's own budget, which ends the thinking and lets the model answer, takes this function's place."""
-    sp = replace(sampling, seed=request.seed)
-    if think_budget is not None:
-        sp = replace(sp, max_tokens=min(sp.max_tokens, think_budget + ANSWER_TOKENS))
-    started = time.perf_counter()
-    thinking_pieces = 0
-    over_budget = False
-    finished: Finished | None = None
-    for event in engine.chat([ChatMessage("user", request.prompt)], sp):
-        if isinstance(event, ThinkingDelta):
-            thinking_pieces += 1
-            if think_budget is not None and thinking_pieces >= think_budget and not over_budget:
-                over_budget = True
-                engine.cancel()  # ends the reply after this token, through the engine's cut-off path
-        elif isinstance(event, Finished):
-            finished = event
-    seconds = time.perf_counter() - started
-    if finished is None:  # the engine always ends with Finished; a stream without one is a failed reply
-        return Solution(request, "", "", 0, 0, seconds, "error", False, "the engine ended without a reply")
-    stats = finished.stats
-    thinking_tokens = engine.count_tokens(finished.thinking) if finished.thinking else 0
-    if over_budget:
-        return Solution(request, finished.thinking, "", thinking_tokens, stats.generated_tokens, seconds,
-                        "think-budget", True)
-    return Solution(request, finished.thinking, finished.answer, thinking_tokens, stats.generated_tokens, seconds,
-                    stats.stop_reason, stats.thinking_cut_off, finished.error)
+def reply_limit(sampling: SamplingParams, thinking: ThinkingControl) -> SamplingParams:
+    """Sampling with the reply's length capped when a token budget bounds the thinking: the budget, the grace
+    spent reaching a boundary, and room for the answer."""
+    if thinking.budget_tokens is None:
+        return sampling
+    return replace(sampling, max_tokens=min(sampling.max_tokens,
+                                            thinking.budget_tokens + GRACE_TOKENS + ANSWER_TOKENS))
+
+
+def solution_from(request: SolveRequest, final: Finished, thinking_tokens: int, seconds: float, *,
+                  thinking_closed: bool, parallel: int = 1) -> Solution:
+    """A Solution from an engine's final event."""
+    stats = final.stats
+    return Solution(request, final.thinking, final.answer, thinking_tokens, stats.generated_tokens, seconds,
+                    stats.stop_reason, stats.thinking_cut_off, final.error, thinking_closed, parallel)
+
+
+def failed(request: SolveRequest, error: str) -> Solution:
+    """A request that got no reply (not kept: a re-run asks again)."""
+    return Solution(request, "", "", 0, 0, 0.0, "error", False, error)
 
 
 class SequentialSolver:
-    """The engine, one request after another; the cache is emptied before each, so every answer is reproducible
-    on its own (a re-run after an interruption gives the answers an uninterrupted run would have)."""
+    """The single-sequence engine, one request after another; the cache is emptied before each, so every answer is
+    reproducible on its own (a re-run after an interruption gives the answers an uninterrupted run would have)."""
 
     def __init__(self, path: Path, settings: SolveSettings) -> None:
         from localr1.engine.engine import Engine
@@ -122,9 +116,23 @@ class SequentialSolver:
 
     def solve(self, requests: Sequence[SolveRequest]) -> Iterator[Solution]:
         """Answer the requests in order."""
+        sampling = reply_limit(self.settings.sampling, self.settings.thinking)
         for request in requests:
             self.engine.reset_cache()
-            yield budgeted_reply(self.engine, request, self.settings.sampling, self.settings.think_budget)
+            started = time.perf_counter()
+            try:
+                events = list(self.engine.chat([ChatMessage("user", request.prompt)],
+                                               replace(sampling, seed=request.seed), self.settings.thinking))
+            except LocalR1Error as exc:  # a question over the context: this one fails, the others go on
+                yield failed(request, str(exc))
+                continue
+            final = events[-1] if events else None
+            if not isinstance(final, Finished):  # the engine always ends with Finished
+                yield failed(request, "the engine ended without a reply")
+                continue
+            thinking = self.engine.count_tokens(final.thinking) if final.thinking else 0
+            closed = final.stats.thinking_ended_by in ("budget", "loop")
+            yield solution_from(request, final, thinking, time.perf_counter() - started, thinking_closed=closed)
 
     def close(self) -> None:
         """Free the model."""
@@ -132,5 +140,5 @@ class SequentialSolver:
 
 
 def sequential_solver(path: Path, settings: SolveSettings) -> Solver:
-    """The default SolverFactory."""
+    """A SolverFactory: the single-sequence engine."""
     return SequentialSolver(path, settings)
