@@ -12,7 +12,7 @@ from localr1.engine.thinking import GRACE_TOKENS, ThinkingControl
 from localr1.presets import PRESETS
 from quantize.quality.evaluate import EvalOptions
 from quantize.quality.tasks.answers import extract
-from quantize.quality.tasks.batch_solver import BatchSolver, batch_controls, batch_solver
+from quantize.quality.tasks.batch_solver import BatchSolver, batch_solver
 from quantize.quality.tasks.evaluate import PROMPT_ROOM, solve_settings
 from quantize.quality.tasks.solver import (
     ANSWER_TOKENS,
@@ -67,9 +67,7 @@ def test_a_think_budget_ends_the_thinking_and_the_model_still_answers(r1_demo_pa
     # that only the budget can end the thinking.
     settings = SolveSettings(replace(GREEDY, max_tokens=48), ThinkingControl(budget_tokens=8, loop_guard="off"),
                              context=512, threads=1, parallel=3)
-    controls = batch_controls(settings.thinking)
-    assert controls is not None
-    solver: Solver = BatchSolver(r1_demo_path, settings, controls) if batched \
+    solver: Solver = BatchSolver(r1_demo_path, settings) if batched \
         else SequentialSolver(r1_demo_path, settings)
     solutions = _solve(solver, _requests())
     for solution in solutions.values():
@@ -82,7 +80,9 @@ def test_a_think_budget_ends_the_thinking_and_the_model_still_answers(r1_demo_pa
 def test_a_time_budget_of_zero_answers_directly(r1_demo_path: Path) -> None:
     settings = SolveSettings(replace(GREEDY, max_tokens=24), ThinkingControl(budget_seconds=0.0), context=512,
                              threads=1, parallel=2)
-    solutions = _solve(batch_solver(r1_demo_path, settings), _requests()[:2])
+    solver = batch_solver(r1_demo_path, settings)
+    assert isinstance(solver, BatchSolver)  # a budget in seconds runs batched too
+    solutions = _solve(solver, _requests()[:2])
     assert all(s.thinking == "" and s.thinking_tokens == 0 and s.answer.strip() for s in solutions.values())
 
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from localr1.engine.params import LoadParams
 from localr1.engine.template import ChatMessage
 from localr1.engine.thinking import ThinkingControl
 from localr1.errors import ConfigError, ContextOverflowError, TemplateError
 from quantize.quality.tasks.solver import (
-    SequentialSolver,
     Solution,
     Solver,
     SolveRequest,
@@ -25,19 +23,6 @@ from quantize.quality.tasks.solver import (
     solution_from,
 )
 
-if TYPE_CHECKING:
-    from localr1.engine.batch import ReasoningControls
-
-
-def batch_controls(thinking: ThinkingControl) -> ReasoningControls | None:
-    """The batch engine's controls for a ThinkingControl, or None where it cannot express them (a budget in
-    seconds). The one place that knows the batch engine's controls type."""
-    from localr1.engine.batch import ReasoningControls
-
-    if thinking.budget_seconds is not None:
-        return None
-    return ReasoningControls(thinking_budget=thinking.budget_tokens, loop_guard=thinking.loop_guard)
-
 
 def _key(request: SolveRequest) -> str:
     return f"{request.problem}/{request.sample}"
@@ -46,11 +31,11 @@ def _key(request: SolveRequest) -> str:
 class BatchSolver:
     """One BatchEngine with `settings.parallel` sequence slots of `settings.context` tokens each."""
 
-    def __init__(self, path: Path, settings: SolveSettings, controls: ReasoningControls) -> None:
+    def __init__(self, path: Path, settings: SolveSettings) -> None:
         from localr1.engine.batch import BatchEngine
 
         self.settings = settings
-        self.controls = controls
+        self.controls: ThinkingControl = settings.thinking
         self.engine = BatchEngine(path, LoadParams(context_size=settings.context, threads=settings.threads),
                                   settings.sampling, settings.parallel)
 
@@ -88,8 +73,5 @@ class BatchSolver:
 
 
 def batch_solver(path: Path, settings: SolveSettings) -> Solver:
-    """The default SolverFactory: the batched engine; the sequential one for controls the batch cannot express."""
-    controls = batch_controls(settings.thinking)
-    if controls is None:
-        return SequentialSolver(path, settings)
-    return BatchSolver(path, settings, controls)
+    """The default SolverFactory: every request as a parallel sequence of the batched engine."""
+    return BatchSolver(path, settings)
