@@ -76,6 +76,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from localr1.loader import planned_batch_load
     from localr1.registry import resolve_model
     from localr1.server.app import ServerConfig, create_app
+    from localr1.server.shutdown import StoppingServer
 
     key = read_api_key(args)
     if key is None and not is_loopback(args.host):
@@ -102,7 +103,7 @@ def serve_command(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
                             access_log=False)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        StoppingServer(config, scheduler.close).run(sockets=[sock])
     finally:
         scheduler.close()
         engine.close()
