@@ -4,6 +4,7 @@ not when huggingface_hub was imported), what a repo holds at a commit, and huggi
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 TIMEOUT_ENV = "LOCALR1_HUB_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
 _TRUE = {"1", "true", "yes", "on"}
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 def endpoint() -> str:
@@ -113,6 +115,14 @@ def hub_errors(repo: str, what: str = "") -> Iterator[None]:
         raise
 
 
+def check_file_name(repo: str, name: str) -> None:
+    """Refuse a file name from the Hub that would lead outside the repo's folder in the cache (a hostile mirror)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or "\0" in name or any(p in ("", ".", "..") for p in parts):
+        raise HubError(f"the Hub at {endpoint()} listed a file {name[:80]!r} in {repo} whose path leads outside the "
+                       "repo: refusing it (check HF_ENDPOINT)")
+
+
 def repo_snapshot(repo: str, revision: str = "main") -> RepoSnapshot:
     """The commit a revision resolves to and every file with its size and sha256 (one API call)."""
     from huggingface_hub import HfApi
@@ -122,8 +132,12 @@ def repo_snapshot(repo: str, revision: str = "main") -> RepoSnapshot:
         info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True, timeout=timeout())
     if not info.sha:
         raise HubError(f"the Hub at {endpoint()} did not say which commit {repo}@{revision} is")
+    if not COMMIT_RE.match(info.sha):  # it names a folder of the cache
+        raise HubError(f"the Hub at {endpoint()} gave {info.sha[:60]!r} as the commit of {repo}@{revision}, not a "
+                       "commit id: refusing it (check HF_ENDPOINT)")
     files = {}
     for sibling in info.siblings or []:
+        check_file_name(repo, sibling.rfilename)
         lfs = sibling.lfs
         files[sibling.rfilename] = RemoteFile(sibling.rfilename, lfs.size if lfs else sibling.size,
                                               lfs.sha256 if lfs else None)
