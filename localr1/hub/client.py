@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from localr1.hub.errors import HubError, HubTimeoutError, OfflineError
 
@@ -109,6 +110,9 @@ def hub_errors(repo: str, what: str = "") -> Iterator[None]:
             raise HubTimeoutError(
                 f"the Hub at {where} did not answer within {timeout():g} s: check your network and run the same "
                 f"command again (a download resumes where it stopped; {TIMEOUT_ENV} sets the wait)") from None
+        if _is(exc, "TooManyRedirects"):
+            raise HubError(f"the Hub at {where} redirected {repo} {what} in a loop: check HF_ENDPOINT, or try again "
+                           "later") from None
         if _is(exc, "ConnectError", "ConnectionError", "NetworkError", "RemoteProtocolError", "ReadError"):
             raise OfflineError(f"cannot reach the Hub at {where} ({exc}): check your network (or HF_ENDPOINT) and "
                                "run the same command again") from None
@@ -128,13 +132,22 @@ def repo_snapshot(repo: str, revision: str = "main") -> RepoSnapshot:
     from huggingface_hub import HfApi
 
     require_online()
-    with hub_errors(repo, revision):
-        info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True, timeout=timeout())
+    try:
+        with hub_errors(repo, revision):
+            info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True,
+                                                         timeout=timeout())
+        return _snapshot(repo, revision, info)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not the Hub's JSON
+        raise HubError(f"the Hub at {endpoint()} answered something that is not the Hub's API for {repo} "
+                       f"({type(exc).__name__}): check HF_ENDPOINT") from None
+
+
+def _snapshot(repo: str, revision: str, info: Any) -> RepoSnapshot:
     if not info.sha:
         raise HubError(f"the Hub at {endpoint()} did not say which commit {repo}@{revision} is")
-    if not COMMIT_RE.match(info.sha):  # it names a folder of the cache
-        raise HubError(f"the Hub at {endpoint()} gave {info.sha[:60]!r} as the commit of {repo}@{revision}, not a "
-                       "commit id: refusing it (check HF_ENDPOINT)")
+    if not isinstance(info.sha, str) or not COMMIT_RE.match(info.sha):  # it names a folder of the cache
+        raise HubError(f"the Hub at {endpoint()} gave {str(info.sha)[:60]!r} as the commit of {repo}@{revision}, "
+                       "not a commit id: refusing it (check HF_ENDPOINT)")
     files = {}
     for sibling in info.siblings or []:
         check_file_name(repo, sibling.rfilename)

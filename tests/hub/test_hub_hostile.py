@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,47 @@ from localr1.hub.errors import HubError
 from tests.fixtures.hub_server import FakeHub
 
 REPO = "evil-org/checkpoint"
+ANSWERS = {  # what a wrong HF_ENDPOINT (a web page, a proxy, a broken mirror) answers: status, headers, body
+    "loop": (302, {"Location": "/loop/again"}, b""),
+    "html": (200, {"Content-Type": "text/html"}, b"<html><body>Sign in to the Wi-Fi</body></html>"),
+    "json": (200, {"Content-Type": "application/json"}, b'{"sha": 5, "siblings": "x"}'),
+}
+
+
+@pytest.fixture
+def not_a_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 that answers every path under /MODE/ the way ANSWERS says."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            status, headers, body = ANSWERS[self.path.split("/")[1]]
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("mode", "words"), [("loop", "redirected"), ("html", "not the Hub's API"),
+                                             ("json", "not the Hub's API")])
+def test_an_endpoint_that_is_not_a_hub_is_a_one_line_error(not_a_hub: str, mode: str, words: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", f"{not_a_hub}/{mode}")
+    with pytest.raises(HubError, match=words):
+        repo_snapshot("test-org/anything")
 
 
 def test_a_file_name_that_climbs_out_of_the_cache_is_refused(hub: FakeHub, slice_copy: Path) -> None:
