@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +16,7 @@ from localr1.hub.cache import hub_cache_dir
 from localr1.hub.client import repo_snapshot
 from localr1.hub.download import fetch_file
 from localr1.hub.errors import HubError
+from tests.cli_helpers import LOCALR1
 from tests.fixtures.hub_server import FakeHub
 
 REPO = "evil-org/checkpoint"
@@ -77,3 +81,26 @@ def test_a_commit_that_is_not_a_commit_id_is_refused(hub: FakeHub, slice_copy: P
     with pytest.raises(HubError, match="commit"):
         fetch_file(repo_snapshot(REPO), "model.safetensors")
     assert not (hub_cache_dir().parent.parent / "escape").exists()
+
+
+def test_a_full_disk_mid_download_names_the_file_and_a_rerun_resumes(hub: FakeHub, slice_copy: Path) -> None:
+    from tests.hub.test_pull import ENTRY, _register
+
+    _register(ENTRY)
+    hub.add_repo("test-org/tiny-demo-GGUF", {"tiny-demo-Q8_0.gguf": slice_copy})
+    limit = 8 * 1024 * 1024
+
+    def small_disk() -> None:  # RLIMIT_FSIZE: writes past it fail with EFBIG, as a full disk fails with ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [*LOCALR1, "pull", "tiny-demo", "--quant", "Q8_0"]
+    first = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ), preexec_fn=small_disk,
+                           timeout=300, check=False)
+    assert first.returncode == 1 and "Traceback" not in first.stderr, first.stderr
+    last = first.stderr.strip().splitlines()[-1]
+    assert "cannot write the download to" in last and ".incomplete" in last and "EFBIG" in last, last
+    assert "run the same command again to resume" in last
+    second = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ), timeout=300, check=False)
+    assert second.returncode == 0, second.stderr
+    ranges = [h.get("range") for h in hub.blob_requests("tiny-demo-Q8_0.gguf")]
+    assert ranges[-1] == f"bytes={limit}-"  # resumed from what the first run kept
