@@ -27,7 +27,15 @@ def is_loopback(host: str) -> bool:
 
 
 def read_api_key(args: argparse.Namespace) -> str | None:
-    """The key from --api-key or --api-key-file (its first line), or None."""
+    """The key from --api-key or --api-key-file (its first line), or None; printable ASCII only."""
+    key = _read_key(args)
+    if key is not None and not (key.isascii() and key.isprintable()):
+        # it travels in an HTTP header: the openai client (httpx) cannot even send a key like 'ключ'
+        raise ConfigError("the API key must be printable ASCII (clients send it in an HTTP header); choose another")
+    return key
+
+
+def _read_key(args: argparse.Namespace) -> str | None:
     if args.api_key_file is not None:
         path: Path = args.api_key_file
         try:

@@ -15,18 +15,27 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import LOCALR1
+from tests.cli_helpers import LOCALR1, localr1
 from tests.server.conftest import LiveServer, post
 
-pytestmark = pytest.mark.model
+
+def test_a_key_clients_cannot_send_is_refused_before_loading(tmp_path: Path) -> None:
+    result = localr1("serve", "--port", "0", "--api-key", "ключ-123", timeout=60)
+    assert result.returncode == 1 and "printable ASCII" in result.stderr, result.stderr
+    key = tmp_path / "key"
+    key.write_text("k\x07ey\n", encoding="utf-8")
+    result = localr1("serve", "--port", "0", "--api-key-file", str(key), timeout=60)
+    assert result.returncode == 1 and "printable ASCII" in result.stderr, result.stderr
 
 
+@pytest.mark.model
 def test_deeply_nested_json_is_a_400_and_the_server_stays_up(live: LiveServer) -> None:
     status, body = post(live.url + "/chat/completions", b"[" * 30_000 + b"]" * 30_000)
     assert status == 400 and body["error"]["code"] == "invalid_json" and "deeply" in body["error"]["message"]
     assert live.health()["status"] == "ok"
 
 
+@pytest.mark.model
 def test_an_unpaired_surrogate_escape_is_a_400_naming_it(live: LiveServer) -> None:
     raw = b'{"messages": [{"role": "user", "content": "hi \\ud800 there"}], "max_tokens": 2}'
     status, body = post(live.url + "/chat/completions", raw)
@@ -53,6 +62,7 @@ def _stream(port: int, out: list[bytes], first: threading.Event) -> None:
         conn.close()
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stopping_the_server_ends_running_and_waiting_streams_cleanly(sig: signal.Signals, tmp_path: Path) -> None:
     proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", "--parallel", "1", "--ctx", "512", "-n", "400"],
