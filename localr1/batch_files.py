@@ -18,6 +18,8 @@ from localr1.errors import ConfigError
 from localr1.oserrors import file_system_error
 
 ROLES = ("system", "user", "assistant")
+UTF8_BOM = b"\xef\xbb\xbf"
+RESULT_START = b'{"id": '  # how every line ResultsFile.append writes begins
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ def parse_prompts(data: bytes) -> tuple[list[PromptLine], list[str]]:
     prompts: list[PromptLine] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    data = data.removeprefix(UTF8_BOM)  # Notepad and PowerShell write one; json refuses it
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
@@ -73,6 +76,12 @@ def parse_prompts(data: bytes) -> tuple[list[PromptLine], list[str]]:
             continue
         if not isinstance(record, dict):
             problems.append(f"line {number}: a JSON {type(record).__name__}, not an object with a \"prompt\"")
+            continue
+        try:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append(f"line {number}: a \\u escape that is half of a UTF-16 pair (an unpaired surrogate), "
+                            "not a character: fix the line")
             continue
         raw_id = record.get("id", number)
         if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
@@ -122,6 +131,9 @@ class ResultsFile:
             return
         data = self.path.read_bytes()
         complete = data.rfind(b"\n") + 1
+        if complete < len(data) and not data[complete:].startswith(RESULT_START):
+            raise ConfigError(f"{self.path} does not end with a line end and its last line is not a localr1 batch "
+                              "result: it is not a results file (left as it is); give another -o")
         if complete < len(data):
             with self.path.open("r+b") as handle:
                 handle.truncate(complete)

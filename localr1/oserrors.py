@@ -24,6 +24,7 @@ _ADVICE = {
     errno.ENAMETOOLONG: "use a shorter path",
     errno.EMFILE: "too many open files: raise the limit (ulimit -n) and try again",
     errno.EIO: "the disk reported an input/output error: check it",
+    errno.EFBIG: "the file passes this process's file size limit (ulimit -f) or the file system's: raise it",
     errno.ENOSYS: "this file system does not support file locks: choose a folder on a local disk",
     errno.ENOLCK: "this file system does not support file locks: choose a folder on a local disk",
 }

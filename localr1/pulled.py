@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from localr1.errors import ConfigError
+from localr1.errors import ConfigError, ModelNotFoundError
 from localr1.hub.download import PARTIAL_SUFFIX, Fetched
 from localr1.paths import data_dir, models_dir
 
@@ -23,9 +23,22 @@ def records_dir() -> Path:
     return data_dir() / "pulls"
 
 
+def check_key(key: str) -> str:
+    """A model key names one entry of the models folder: never a path (`..`, `/home/me`, ``) whose removal would
+    reach outside it."""
+    if not key.strip() or key in (".", "..") or "/" in key or "\\" in key or "\0" in key:
+        raise ModelNotFoundError(f"{key!r} is not a model name: give a name as 'localr1 models' lists it")
+    return key
+
+
+def model_folder(key: str) -> Path:
+    """models/KEY, for a key that is a plain name."""
+    return models_dir() / check_key(key)
+
+
 def record_path(key: str) -> Path:
     """The pull record of a model."""
-    return records_dir() / f"{key}.json"
+    return records_dir() / f"{check_key(key)}.json"
 
 
 def load_record(key: str) -> dict[str, Any]:
@@ -149,7 +162,7 @@ def remove_model(key: str, *, dry_run: bool = False) -> Removal:
     """Remove models/KEY (links, a ladder built here) and the Hub cache files localr1 downloaded for KEY; files
     that were already in the Hub cache when localr1 pulled (another tool's) stay."""
     removal = Removal()
-    folder = models_dir() / key
+    folder = model_folder(key)
     data = load_record(key)
     for pull in data["pulls"]:
         for f in pull.get("files", []):

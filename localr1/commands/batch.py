@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,14 @@ def _requests(engine: BatchEngine, prompts: list[PromptLine], controls: Thinking
     return requests, by_id
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links too)."""
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
 def batch_command(args: argparse.Namespace) -> int:
     """Answer every prompt not answered yet; exit 0 when all were, 1 when some lines were skipped, 130 on Ctrl-C."""
     from rich.console import Console
@@ -58,6 +67,8 @@ def batch_command(args: argparse.Namespace) -> int:
 
     source: Path = args.prompts
     output: Path = args.output
+    if _same_file(output, source):
+        raise ConfigError(f"-o {output} is the prompts file: results are appended to -o, so give another file")
     prompts, problems = read_prompts(source)
     err = Console(stderr=True, highlight=False)
 

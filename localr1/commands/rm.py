@@ -21,11 +21,10 @@ def add_rm_parser(subparsers: Any) -> None:
 
 def rm_command(args: argparse.Namespace) -> int:
     """Remove models/MODEL and the Hub cache files localr1 downloaded for it; say what stays and why."""
-    from localr1.paths import models_dir
-    from localr1.pulled import load_record, remove_model
+    from localr1.pulled import load_record, model_folder, remove_model
 
     key = args.model
-    if not load_record(key)["pulls"] and not (models_dir() / key).exists():
+    if not load_record(key)["pulls"] and not model_folder(key).exists():
         raise ModelNotFoundError(f"localr1 did not download or build '{key}': nothing to remove (copies other tools "
                                  "downloaded are theirs to remove)")
     removal = remove_model(key, dry_run=args.dry_run)

@@ -30,7 +30,15 @@ def is_loopback(host: str) -> bool:
 
 
 def read_api_key(args: argparse.Namespace) -> str | None:
-    """The key from --api-key or --api-key-file (its first line), or None."""
+    """The key from --api-key or --api-key-file (its first line), or None; printable ASCII only."""
+    key = _read_key(args)
+    if key is not None and not (key.isascii() and key.isprintable()):
+        # it travels in an HTTP header: the openai client (httpx) cannot even send a key like 'ключ'
+        raise ConfigError("the API key must be printable ASCII (clients send it in an HTTP header); choose another")
+    return key
+
+
+def _read_key(args: argparse.Namespace) -> str | None:
     if args.api_key_file is not None:
         path: Path = args.api_key_file
         try:
@@ -79,6 +87,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from localr1.loader import planned_batch_load
     from localr1.registry import resolve_model
     from localr1.server.app import ServerConfig, create_app
+    from localr1.server.shutdown import StoppingServer
 
     key = read_api_key(args)
     if key is None and not is_loopback(args.host):
@@ -105,7 +114,7 @@ def serve_command(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
                             access_log=False)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        StoppingServer(config, scheduler.close).run(sockets=[sock])
     finally:
         scheduler.close()
         engine.close()

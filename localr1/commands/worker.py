@@ -6,6 +6,7 @@ The server runs in a child process (`python -m localr1.engine.rpc serve`): the C
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import socket
@@ -55,6 +56,23 @@ def check_can_listen(endpoint: Endpoint) -> None:
                           "machine for --host") from None
 
 
+def ipv4_address(host: str) -> str:
+    """The numeric IPv4 address llama.cpp's RPC server can bind (it reads --host with inet_addr: no names, no IPv6)."""
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        pass
+    if ":" in host:
+        raise ConfigError(f"--host {host}: llama.cpp's RPC server listens on IPv4 addresses only; give one of this "
+                          "machine's, e.g. 127.0.0.1")
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot resolve --host {host!r} to an IPv4 address ({exc.strerror}): give an address of "
+                          "this machine, e.g. 127.0.0.1") from None
+    return str(infos[0][4][0])
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -63,13 +81,13 @@ def worker_command(args: argparse.Namespace) -> int:
     """Run the RPC server until Ctrl-C; returns its exit code (130 when interrupted)."""
     from localr1.engine.params import default_threads
 
-    endpoint = Endpoint(args.host, args.port)
+    endpoint = Endpoint(ipv4_address(args.host), args.port)
     check_can_listen(endpoint)
     threads = args.threads or default_threads()
     lent = f"{args.mem} MiB" if args.mem else "the RAM available"
     print(f"localr1 worker: lending {lent} and {threads} threads on {endpoint}; "
           f"use it with --workers {endpoint} (Ctrl-C stops)", file=sys.stderr)
-    if not is_loopback(args.host):
+    if not is_loopback(endpoint.host):
         print(f"localr1: warning: {NO_AUTH_WARNING.format(endpoint=endpoint)}", file=sys.stderr)
     command = [sys.executable, "-m", "localr1.engine.rpc", "serve", str(endpoint), "--threads", str(threads)]
     if args.mem:

@@ -11,6 +11,8 @@ import ctypes
 
 import llama_cpp
 
+from localr1.errors import ConfigError
+
 _FIRST_BUFFER = 64  # most pieces are a few bytes; R1's longest is 128
 
 
@@ -54,7 +56,11 @@ class Vocab:
 
     def tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:
         """Token ids of text; `special` parses special-token text such as `<｜User｜>`."""
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # an unpaired surrogate: a JSON "\\ud800" escape, or undecodable argv bytes
+            raise ConfigError(f"the text has an invalid character ({exc.object[exc.start]!r} at position {exc.start}, "
+                              "half of a UTF-16 pair): remove it or fix the text's encoding") from None
         size = len(data) + 2  # never more tokens than bytes, plus BOS/EOS
         while True:
             ids = (llama_cpp.llama_token * size)()

@@ -4,9 +4,11 @@ not when huggingface_hub was imported), what a repo holds at a commit, and huggi
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from localr1.hub.errors import HubError, HubTimeoutError, OfflineError
 
@@ -14,6 +16,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 TIMEOUT_ENV = "LOCALR1_HUB_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
 _TRUE = {"1", "true", "yes", "on"}
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 def endpoint() -> str:
@@ -107,10 +110,21 @@ def hub_errors(repo: str, what: str = "") -> Iterator[None]:
             raise HubTimeoutError(
                 f"the Hub at {where} did not answer within {timeout():g} s: check your network and run the same "
                 f"command again (a download resumes where it stopped; {TIMEOUT_ENV} sets the wait)") from None
+        if _is(exc, "TooManyRedirects"):
+            raise HubError(f"the Hub at {where} redirected {repo} {what} in a loop: check HF_ENDPOINT, or try again "
+                           "later") from None
         if _is(exc, "ConnectError", "ConnectionError", "NetworkError", "RemoteProtocolError", "ReadError"):
             raise OfflineError(f"cannot reach the Hub at {where} ({exc}): check your network (or HF_ENDPOINT) and "
                                "run the same command again") from None
         raise
+
+
+def check_file_name(repo: str, name: str) -> None:
+    """Refuse a file name from the Hub that would lead outside the repo's folder in the cache (a hostile mirror)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or "\0" in name or any(p in ("", ".", "..") for p in parts):
+        raise HubError(f"the Hub at {endpoint()} listed a file {name[:80]!r} in {repo} whose path leads outside the "
+                       "repo: refusing it (check HF_ENDPOINT)")
 
 
 def repo_snapshot(repo: str, revision: str = "main") -> RepoSnapshot:
@@ -118,12 +132,25 @@ def repo_snapshot(repo: str, revision: str = "main") -> RepoSnapshot:
     from huggingface_hub import HfApi
 
     require_online()
-    with hub_errors(repo, revision):
-        info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True, timeout=timeout())
+    try:
+        with hub_errors(repo, revision):
+            info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True,
+                                                         timeout=timeout())
+        return _snapshot(repo, revision, info)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not the Hub's JSON
+        raise HubError(f"the Hub at {endpoint()} answered something that is not the Hub's API for {repo} "
+                       f"({type(exc).__name__}): check HF_ENDPOINT") from None
+
+
+def _snapshot(repo: str, revision: str, info: Any) -> RepoSnapshot:
     if not info.sha:
         raise HubError(f"the Hub at {endpoint()} did not say which commit {repo}@{revision} is")
+    if not isinstance(info.sha, str) or not COMMIT_RE.match(info.sha):  # it names a folder of the cache
+        raise HubError(f"the Hub at {endpoint()} gave {str(info.sha)[:60]!r} as the commit of {repo}@{revision}, "
+                       "not a commit id: refusing it (check HF_ENDPOINT)")
     files = {}
     for sibling in info.siblings or []:
+        check_file_name(repo, sibling.rfilename)
         lfs = sibling.lfs
         files[sibling.rfilename] = RemoteFile(sibling.rfilename, lfs.size if lfs else sibling.size,
                                               lfs.sha256 if lfs else None)

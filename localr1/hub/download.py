@@ -22,9 +22,11 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock
 
+from localr1.errors import FileSystemError
 from localr1.hub.cache import blob_path, hub_cache_dir, link_snapshot, repo_folder, snapshot_path, write_ref
 from localr1.hub.client import RepoSnapshot, endpoint, hub_errors, require_online, timeout
 from localr1.hub.errors import ChecksumError, HubError, NotEnoughSpaceError
+from localr1.oserrors import os_error_message
 
 Progress = Callable[[str, int, int | None], None]  # file name, bytes done, bytes in all
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -214,7 +216,9 @@ def fetch_file(snapshot: RepoSnapshot, name: str, progress: Progress | None = No
                     got = _stream(meta.location, partial, size, sha256, report)
             except OSError as exc:
                 if "Consistency check" not in str(exc):  # huggingface_hub: the body ended short of its size
-                    raise
+                    # a full disk or a file size limit: say where, and that what arrived is kept for a re-run
+                    raise FileSystemError(os_error_message(exc, "write the download to", partial) +
+                                          "; what arrived is kept: run the same command again to resume") from exc
                 got = None
             arrived = partial.stat().st_size
             if size is not None and arrived > size:

@@ -91,6 +91,8 @@ async def read_json(request: Request, limit: int) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise RequestError(f"the request body is not valid JSON{where}", 400, "invalid_json") from None
+    except RecursionError:  # thousands of nested brackets: Python's parser gives up
+        raise RequestError("the request body nests arrays or objects too deeply", 400, "invalid_json") from None
 
 
 class ChatEndpoint:

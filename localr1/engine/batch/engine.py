@@ -122,6 +122,11 @@ class BatchEngine:
         budget = self._native.batch_size
         # Sequences already generating first (one token each), then prompts, oldest first.
         for sequence in sorted(self._active.values(), key=lambda s: s.reading_prompt):
+            if sequence.pos + sequence.remaining() > self.slot_context:
+                # e.g. a prompt near the context plus the closing tag a zero thinking budget queues: decoding it
+                # would fail the whole batch, every other sequence with it
+                self._finish(sequence, "length", "context", out)
+                continue
             if budget == 0:
                 break
             chunk, ends = sequence.take(budget)

@@ -41,6 +41,7 @@ class Scheduler:
         self._waiting: deque[_Submit] = deque()
         self._sinks: dict[str, Sink] = {}
         self._closed = False
+        self._close_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="localr1-batch", daemon=True)
         self._thread.start()
 
@@ -61,12 +62,13 @@ class Scheduler:
         self._inbox.put(_Cancel(request_id))
 
     def close(self) -> None:
-        """Stop every sequence and the thread; the engine stays open for its owner to close."""
-        if self._closed:
-            return
-        self._closed = True
-        self._inbox.put(None)
-        self.engine.abort()
+        """Stop every sequence and the thread; the engine stays open for its owner to close. Any thread may call
+        it, more than once: each call returns only when the thread has stopped (the engine may be freed then)."""
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                self._inbox.put(None)
+                self.engine.abort()
         self._thread.join()
 
     def _take(self, message: _Submit | _Cancel) -> None:
@@ -124,6 +126,8 @@ class Scheduler:
                 self._deliver(request_id, event)
 
     def _stop_all(self) -> None:
+        for item in self._waiting:  # their clients would otherwise wait for an answer that never comes
+            item.sink(_failed("the server is shutting down"))
         self._waiting.clear()
         for request_id in list(self._sinks):
             self.engine.cancel(request_id)

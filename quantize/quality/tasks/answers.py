@@ -19,6 +19,7 @@ KINDS: tuple[Kind, ...] = ("number", "choice", "text")
 THINK_CLOSE = "</think>"
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _MIN_ROUNDED_PLACES = 2  # 0.33 answers 1/3; 0.3 does not
+_MAX_EXPONENT = 4300  # Python's own limit on digits in a number read from text
 
 
 def answer_part(reply: str) -> str:
@@ -109,6 +110,14 @@ def _plain(text: str) -> tuple[Fraction, int | None]:
     return Fraction(digits), places
 
 
+def _power_of_ten(exponent: str) -> Fraction:
+    """10 ** exponent, refused past _MAX_EXPONENT: `1e99999999` would take minutes and gigabytes as a Fraction."""
+    power = int(exponent)
+    if abs(power) > _MAX_EXPONENT:
+        raise OverflowError(f"exponent {power} is out of range")
+    return Fraction(10) ** power
+
+
 def _from_match(m: re.Match[str]) -> Number | None:
     sign = -1 if m.group("sign") == "-" else 1
     places = None
@@ -127,11 +136,11 @@ def _from_match(m: re.Match[str]) -> Number | None:
                 return None
             value = _plain(m.group("sn"))[0] / den
         elif m.group("mant") is not None:
-            value = _plain(m.group("mant"))[0] * Fraction(10) ** int(m.group("exp"))
+            value = _plain(m.group("mant"))[0] * _power_of_ten(m.group("exp"))
         else:
             value, places = _plain(m.group("plain"))
             if m.group("e"):
-                value, places = value * Fraction(10) ** int(m.group("e")), None
+                value, places = value * _power_of_ten(m.group("e")), None
     except (ValueError, ZeroDivisionError, OverflowError):
         return None
     return Number(sign * value, percent=bool(m.group("pct")), places=places)
