@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from localr1.engine import ChatMessage, LoadParams
-from localr1.engine.batch import BatchEngine, ReasoningControls, SequenceFinished, SequenceRequest
+from localr1.engine.batch import BatchEngine, SequenceFinished, SequenceRequest
+from localr1.engine.thinking import ThinkingControl
 from localr1.errors import ConfigError, ContextOverflowError
 from tests.conftest import GREEDY
 
@@ -42,8 +43,8 @@ def test_a_zero_budget_at_the_edge_of_the_context_ends_alone(r1_small: BatchEngi
     hostile = r1_small.prepare(_longest_prompt(r1_small))
     assert len(hostile.tokens) >= r1_small.slot_context - 4  # the closing tag no longer fits after it
     victim = r1_small.prepare([ChatMessage("user", "Count to five.")])
-    requests = [SequenceRequest("victim", victim, SHORT, ReasoningControls(loop_guard="off")),
-                SequenceRequest("hostile", hostile, SHORT, ReasoningControls(thinking_budget=0))]
+    requests = [SequenceRequest("victim", victim, SHORT, ThinkingControl(loop_guard="off")),
+                SequenceRequest("hostile", hostile, SHORT, ThinkingControl(budget_tokens=0))]
     done = {rid: e for rid, e in r1_small.run(requests) if isinstance(e, SequenceFinished)}
     assert done["victim"].error is None and done["victim"].stats.stop_reason == "length", done["victim"].error
     assert done["victim"].stats.generated_tokens == SHORT.max_tokens
