@@ -235,9 +235,10 @@ def test_budget_zero_in_a_batch_gives_no_thinking_at_all(r1_batch: BatchEngine) 
 
 
 def test_a_time_budget_ends_the_thinking_after_that_long(r1_batch: BatchEngine) -> None:
-    tokens, seconds = parse_budget("2s")
+    tokens, seconds = parse_budget("1s")
     control = ThinkingControl(budget_tokens=tokens, budget_seconds=seconds, loop_guard="off")
-    sampling = replace(GREEDY, max_tokens=160)
+    # room for more than a second of thinking even on a quiet machine (the demo decodes ~100 tokens/s alone)
+    sampling = replace(GREEDY, max_tokens=400)
     closed_at: float | None = None
     final: SequenceFinished | None = None
     started = time.perf_counter()  # before the sequence is admitted
@@ -248,7 +249,7 @@ def test_a_time_budget_ends_the_thinking_after_that_long(r1_batch: BatchEngine) 
             final = event
     assert final is not None and closed_at is not None
     assert final.stats.thinking_ended_by == "budget" and final.answer
-    assert closed_at - (started + final.stats.time_to_first_token_s) >= 2.0  # not before 2 s of thinking
+    assert closed_at - (started + final.stats.time_to_first_token_s) >= 1.0  # not before 1 s of thinking
     assert final.stats.thinking_tokens < sampling.max_tokens
     assert ends_sentence(final.thinking) or ends_word(final.thinking)
     assert_clean(r1_batch, final)
