@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -125,26 +122,10 @@ print(json.dumps({"load": load, "fill": measured(), "buffers": buffers}))
 """
 
 
-def _settle_libraries() -> None:
-    """Drop the venv's shared libraries from the page cache. Just after setup they are all cached, and a fresh
-    process then maps ~7 MB more of them at once (fault-around) than on a machine where they were installed
-    earlier; evicting them gives every run the same, normal state."""
-    site = Path(sysconfig.get_paths()["platlib"])
-    for lib in site.rglob("*.so*"):
-        with contextlib.suppress(OSError):
-            fd = os.open(lib, os.O_RDONLY)
-            try:
-                os.fsync(fd)  # dirty pages cannot be dropped
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
 def _load_and_fill(path: Path, context: int, kv: str, flash: bool) -> dict[str, object]:
     """Load with the engine in a fresh process, fill the context; memory = anonymous + the GGUF's mapped
     size + other files' resident pages (see benchmarks/memory_model.py)."""
     root = Path(__file__).resolve().parents[2]
-    _settle_libraries()
     out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(context), kv, "1" if flash else "0"],
                          capture_output=True, text=True, check=True, cwd=root, timeout=600)
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
