@@ -222,6 +222,19 @@ def evaluate_variant(path: Path, name: str, heldout: Heldout, ref: TopK, options
     )
 
 
+def ladder_selection(out_dir: Path, types: list[str] | None) -> tuple[Manifest, Path, str, list[str]]:
+    """A ladder's manifest, its base file and sha256, and the variants asked for (all when none), checked."""
+    manifest = load_manifest(out_dir)
+    if manifest is None:
+        raise OutputDirError(f"{out_dir} holds no ladder (no manifest.json); run 'localr1 quantize' into it first")
+    base, base_sha = base_path(out_dir, manifest)
+    names = types or list(manifest.variants)
+    unknown = [n for n in names if n not in manifest.variants]
+    if unknown:
+        raise EvaluationError(f"{', '.join(unknown)} not in this ladder (it has: {', '.join(manifest.variants)})")
+    return manifest, base, base_sha, names
+
+
 def base_path(out_dir: Path, manifest: Manifest) -> tuple[Path, str]:
     """The ladder's base file and its recorded sha256; missing or changed is an error."""
     record = manifest.base.get("file")
@@ -255,14 +268,7 @@ def evaluate_ladder(out_dir: str | Path, options: EvalOptions | None = None,
 
 
 def _evaluate_locked(out_dir: Path, options: EvalOptions, reporter: Reporter) -> QualityReport:
-    manifest = load_manifest(out_dir)
-    if manifest is None:
-        raise OutputDirError(f"{out_dir} holds no ladder (no manifest.json); run 'localr1 quantize' into it first")
-    base, base_sha = base_path(out_dir, manifest)
-    names = options.types or list(manifest.variants)
-    unknown = [n for n in names if n not in manifest.variants]
-    if unknown:
-        raise EvaluationError(f"{', '.join(unknown)} not in this ladder (it has: {', '.join(manifest.variants)})")
+    manifest, base, base_sha, names = ladder_selection(out_dir, options.types)
     text, text_sha = load_heldout(options.heldout)
     source = str(options.heldout) if options.heldout else "quantize/data/heldout.txt"
     heldout, ref, base_quality = _base_reference(base, base_sha, out_dir, options, text=text, text_sha=text_sha,

@@ -20,11 +20,11 @@ from localr1.errors import LocalR1Error
 from localr1.ggufinfo import read_info
 from localr1.loader import sampling_for
 from localr1.registry import ResolvedModel
-from quantize.errors import EvaluationError, OutputDirError
-from quantize.ladder.manifest import file_matches, load_manifest, now, resolve_record
+from quantize.errors import EvaluationError
+from quantize.ladder.manifest import file_matches, now, resolve_record
 from quantize.outlock import locked_dir
 from quantize.progress import NullReporter, Reporter
-from quantize.quality.evaluate import EvalOptions, base_path, require_ladder
+from quantize.quality.evaluate import EvalOptions, ladder_selection, require_ladder
 from quantize.quality.tasks.batch_solver import batch_solver
 from quantize.quality.tasks.problems import Problem, ProblemSet, load_problems
 from quantize.quality.tasks.records import ANSWERS_NAME, AnswerRecord, RecordWriter, read_records
@@ -98,14 +98,7 @@ def settings_hash(record: dict[str, Any]) -> str:
 
 
 def _models(out_dir: Path, options: EvalOptions, reporter: Reporter) -> list[_Model]:
-    manifest = load_manifest(out_dir)
-    if manifest is None:
-        raise OutputDirError(f"{out_dir} holds no ladder (no manifest.json); run 'localr1 quantize' into it first")
-    base, base_sha = base_path(out_dir, manifest)
-    names = options.types or list(manifest.variants)
-    unknown = [n for n in names if n not in manifest.variants]
-    if unknown:
-        raise EvaluationError(f"{', '.join(unknown)} not in this ladder (it has: {', '.join(manifest.variants)})")
+    manifest, base, base_sha, names = ladder_selection(out_dir, options.types)
     models = [_Model(f"{read_info(base).file_type} base", base, base_sha)]
     for name in names:
         record = manifest.variants[name]
