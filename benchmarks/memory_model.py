@@ -4,12 +4,10 @@ context sizes, f16 and q8_0 KV caches, right after load and after a prompt that 
     .venv/bin/python benchmarks/memory_model.py [--quick] [--calibrate] [--markdown out.md]
 
 Each case runs in a fresh process that imports localr1's engine, loads the model through `Engine` (mmap
-on, as `localr1 run` does) and reads /proc/self/smaps. Measured = anonymous memory (heap, KV cache, compute
-buffer, CPU work buffer, repacked weights) + the size of the GGUF's mappings (what mmap maps; llama.cpp
-populates them at load) + resident pages of other files (Python, the shared libraries). The GGUF's mapped
-size is used rather than its resident pages because this VM's DAMON reclaim pages out cold file pages at
-any time; the resident share is printed beside it. The prediction is `estimate_memory(...).cpu`: `at_load`
-after loading, `peak_resident` after the fill; both include the file pages of repacked tensors.
+on, as `localr1 run` does) and reads /proc/self/smaps; what is measured, and why the libraries are read into
+the page cache first, is in tests/fixtures/process_memory.py. The GGUF's resident share is printed beside it.
+The prediction is `estimate_memory(...).cpu`: `at_load` after loading, `peak_resident` after the fill; both
+include the file pages of repacked tensors.
 `--calibrate` measures the constants of the runtime overhead first (a bare process, the vocab-only R1
 header, the demo model) and prints them for localr1/planner/memory.py.
 """
@@ -19,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -32,70 +29,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from synthetic_models import variant  # noqa: E402
 
 from localr1.gguf_header import read_header  # noqa: E402
-from localr1.planner.memory import MiB, estimate_memory  # noqa: E402
+from localr1.planner.memory import LIBRARY_PAGES, MiB, estimate_memory  # noqa: E402
 from localr1.planner.shape import ModelShape  # noqa: E402
 from localr1.planner.weights import WeightsLayout  # noqa: E402
 from localr1.registry import resolve_model  # noqa: E402
-
-CHILD = r"""
-import json, re, sys, ctypes
-path = sys.argv[1]
-def status():
-    # smaps: anonymous memory, the GGUF's mappings (size mapped, and how much is resident), other files' pages
-    out = {"anon": 0, "model_mapped": 0, "model_resident": 0, "other_file": 0}
-    size = rss = anon = 0
-    name = ""
-    def flush():
-        out["anon"] += anon
-        if name == path:
-            out["model_mapped"] += size
-            out["model_resident"] += rss - anon
-        elif name.startswith("/"):
-            out["other_file"] += rss - anon
-    for line in open("/proc/self/smaps"):
-        first = line.split(None, 1)[0]
-        if not first.endswith(":"):
-            flush()
-            parts = line.split(None, 5)
-            name, size, rss, anon = (parts[5].strip() if len(parts) > 5 else ""), 0, 0, 0
-        elif first == "Size:":
-            size = int(line.split()[1]) * 1024
-        elif first == "Rss:":
-            rss = int(line.split()[1]) * 1024
-        elif first == "Anonymous:":
-            anon = int(line.split()[1]) * 1024
-    flush()
-    out["total"] = out["anon"] + out["model_mapped"] + out["other_file"]
-    return out
-from localr1.engine.engine import Engine
-from localr1.engine.params import LoadParams, SamplingParams
-import llama_cpp
-ctx, kv, fa, fill = int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5] == "1"
-lines = []
-def cb(level, text, _):
-    lines.append(text.decode(errors="replace"))
-c_cb = llama_cpp.llama_log_callback(cb)
-llama_cpp.llama_log_set(c_cb, ctypes.c_void_p(0))
-base = status()
-if ctx == 0:
-    llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
-    print(json.dumps({"base": base, "load": status(), "fill": None, "buffers": {}}))
-    sys.exit()
-eng = Engine(path, LoadParams(context_size=ctx, kv_cache_type=kv, flash_attention=fa), SamplingParams())
-load = status()
-text = "".join(lines)
-buffers = {}
-for m in re.finditer(r"(\S+)\s+(compute|KV|output|model) buffer size =\s+([\d.]+) MiB", text):
-    buffers[f"{m.group(1)} {m.group(2)}"] = float(m.group(3))
-after = None
-if fill:
-    llm = eng._llm
-    n_vocab = llm.n_vocab()
-    n = eng.context_size - 2
-    llm.eval([(7 + 31 * i) % (n_vocab - 10) + 5 for i in range(n)])
-    after = status()
-print(json.dumps({"base": base, "load": load, "fill": after, "buffers": buffers}))
-"""
+from tests.fixtures.process_memory import measure_process, planned_part  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -111,12 +49,7 @@ class Case:
 
 def measure(case: Case, fill: bool = True) -> dict[str, Any]:
     """Run the case in a fresh process and return its measurements."""
-    args = [sys.executable, "-c", CHILD, str(case.path), str(case.context), case.kv_type,
-            "1" if case.flash else "0", "1" if fill else "0", ""]
-    out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return measure_process(case.path, case.context, case.kv_type, case.flash, fill=fill)
 
 
 def predict(case: Case, repacked: frozenset[str]) -> tuple[int, int, ModelShape]:
@@ -160,23 +93,26 @@ def calibrate() -> None:
         deltas = []
         for _ in range(3):
             m = measure(Case("vocab", path, 0, "f16", False), fill=False)
-            bases.append(m["base"]["total"])
+            bases.append(m["base"]["anon"])
             deltas.append(m["load"]["anon"] - m["base"]["anon"])
         rows.append([1.0, tokens, merges])
         costs.append(statistics.median(deltas))
         print(f"{path.name}: {tokens} tokens, {merges} merges: +{costs[-1] / MiB:.1f} MiB anonymous")
     (c0, per_token, per_merge), *_ = np.linalg.lstsq(np.array(rows), np.array(costs), rcond=None)
-    print(f"PROCESS_BASE = {statistics.median(bases) / MiB:.1f} MiB (anon + file pages after importing the engine)")
+    print(f"PROCESS_ANON = {statistics.median(bases) / MiB:.1f} MiB (anonymous, after importing the engine)")
     print(f"VOCAB_BYTES_PER_TOKEN = {per_token:.0f}, VOCAB_BYTES_PER_MERGE = {per_merge:.0f} "
           f"(constant {c0 / MiB:.1f} MiB, part of MODEL_FIXED)")
     demo = resolve_model("demo").path
     case = Case("demo", demo, 2048, "f16", False)
-    fixed = []
+    fixed, library = [], []
     for _ in range(3):
         m = measure(case, fill=False)
         at_load, _, _ = predict(case, frozenset())
         fixed.append(m["load"]["total"] - at_load)
-    print(f"MODEL_FIXED should change by {statistics.median(fixed) / MiB:+.1f} MiB (demo at 2048, after load)")
+        library.append(m["load"]["other_file"])
+    print(f"LIBRARY_PAGES = {statistics.median(library) / MiB:.1f} MiB (other files' resident pages, demo loaded)")
+    print(f"MODEL_FIXED should change by {statistics.median(fixed) / MiB:+.1f} MiB (demo at 2048, after load, with "
+          "the constants above)")
 
 
 def main() -> None:
@@ -199,8 +135,9 @@ def main() -> None:
             item = json.loads(line)
             done[(item["path"], item["context"], item["kv"], item["flash"])] = item["measured"]
     rows = ["| model | context | KV | FA | predicted load MiB | measured load MiB | error | predicted filled MiB "
-            "| measured filled MiB | error | GGUF pages resident | llama.cpp buffers (MiB) |", "|" + "---|" * 12]
-    worst = 0.0
+            "| measured filled MiB | error | error without library pages (load, filled) | library pages MiB "
+            "| GGUF pages resident | llama.cpp buffers (MiB) |", "|" + "---|" * 14]
+    worst = worst_own = 0.0
     for case in cases(args.quick):
         started = time.perf_counter()
         key = (str(case.path), case.context, case.kv_type, case.flash)
@@ -218,13 +155,18 @@ def main() -> None:
         load, fill = m["load"]["total"], m["fill"]["total"]
         e_load, e_fill = at_load / load - 1, peak / fill - 1
         worst = max(worst, abs(e_load), abs(e_fill))
+        own_load = (at_load - LIBRARY_PAGES) / planned_part(m["load"]) - 1
+        own_fill = (peak - LIBRARY_PAGES) / planned_part(m["fill"]) - 1
+        worst_own = max(worst_own, abs(own_load), abs(own_fill))
         buffers = ", ".join(f"{k} {v:.1f}" for k, v in m["buffers"].items())
         resident = m["fill"]["model_resident"] / max(1, m["fill"]["model_mapped"])
         rows.append(f"| {case.label} | {case.context} | {case.kv_type} | {'on' if case.flash else 'off'} | "
                     f"{at_load / MiB:.1f} | {load / MiB:.1f} | {e_load:+.1%} | {peak / MiB:.1f} | {fill / MiB:.1f} "
-                    f"| {e_fill:+.1%} | {resident:.0%} | {buffers} |")
+                    f"| {e_fill:+.1%} | {own_load:+.1%}, {own_fill:+.1%} | {m['fill']['other_file'] / MiB:.1f} "
+                    f"| {resident:.0%} | {buffers} |")
         print(rows[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
-    rows.append(f"\nLargest error: {worst:.1%}")
+    rows.append(f"\nLargest error: {worst:.1%} of the whole; {worst_own:.1%} without the library pages "
+                f"(predicted as {LIBRARY_PAGES / MiB:.0f} MiB)")
     text = "\n".join(rows)
     print(text)
     if args.markdown:

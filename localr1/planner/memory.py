@@ -20,14 +20,17 @@ DEFAULT_UBATCH = 512
 MiB = 2**20
 # bytes per element of each KV cache type (blocks of 32 for the quantized ones)
 KV_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
-# Measured on this machine by benchmarks/memory_model.py (--calibrate): the Python process with localr1's
-# engine and llama.cpp loaded; llama.cpp's vocabulary structures per token and per BPE merge (fitted on
-# vocab-only loads of the real R1 and demo vocabularies and of synthetic ones with few merges); a model's
-# and a context's own allocations.
-PROCESS_BASE = int(43.6 * MiB)
+# Measured on this machine by benchmarks/memory_model.py (--calibrate): the Python process's anonymous memory
+# with localr1's engine and llama.cpp imported; the resident pages of Python and the shared libraries once a
+# model is loaded (clean, shared and reclaimable; the kernel maps whole page-cache folios, so the same files
+# showed 22 to 30 MB depending on how they entered the cache); llama.cpp's vocabulary structures per token and
+# per BPE merge (fitted on vocab-only loads of the real R1 and demo vocabularies and of synthetic ones with few
+# merges); a model's and a context's own allocations.
+PROCESS_ANON = int(24.6 * MiB)
+LIBRARY_PAGES = 22 * MiB
 VOCAB_BYTES_PER_TOKEN = 175
 VOCAB_BYTES_PER_MERGE = 124
-MODEL_FIXED = 10 * MiB
+MODEL_FIXED = 7 * MiB
 # A CUDA/ROCm/Metal context and its libraries' workspaces (cuBLAS...) on each GPU: a documented guess,
 # to be checked by benchmarks/gpu_fit.py on a GPU machine.
 GPU_CONTEXT = 400 * MiB
@@ -100,7 +103,8 @@ def output_buffer_bytes(shape: ModelShape) -> int:
 def runtime_overhead(shape: ModelShape) -> int:
     """The process itself with llama.cpp and this model's vocabulary and context loaded."""
     merges = shape.vocab if shape.merges is None else shape.merges
-    return PROCESS_BASE + MODEL_FIXED + VOCAB_BYTES_PER_TOKEN * shape.vocab + VOCAB_BYTES_PER_MERGE * merges
+    vocabulary = VOCAB_BYTES_PER_TOKEN * shape.vocab + VOCAB_BYTES_PER_MERGE * merges
+    return PROCESS_ANON + LIBRARY_PAGES + MODEL_FIXED + vocabulary
 
 
 def slot_devices(n_layers: int, gpu_layers: Sequence[int]) -> list[int]:
