@@ -75,7 +75,7 @@ def test_a_thinking_budget_in_seconds_ends_the_thinking_at_a_boundary(live: Live
     thinking = extra(message, "reasoning_content")
     assert extra(reply, "localr1")["thinking_forced_closed"] is True and message.content
     # never mid-word: the cut text ends a word, or the model's own next token (greedy, no budget) starts one
-    unbudgeted = create(live, model="demo", messages=SKY, max_tokens=240, temperature=0,
+    unbudgeted = create(live, model="demo", messages=SKY, max_tokens=reply.usage.completion_tokens + 4, temperature=0,
                         extra_body={"loop_guard": "off"})
     whole = extra(unbudgeted.choices[0].message, "reasoning_content") + unbudgeted.choices[0].message.content
     assert whole.startswith(thinking) and len(whole) > len(thinking)
