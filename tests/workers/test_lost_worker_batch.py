@@ -44,6 +44,12 @@ def chat_body(prompt: str, max_tokens: int, stream: bool = False) -> dict[str, A
             "max_tokens": max_tokens, "seed": 1, "stream": stream}
 
 
+def active(base: str) -> int:
+    """Sequences the server is decoding now."""
+    with urllib.request.urlopen(base.removesuffix("/v1") + "/health", timeout=60) as reply:
+        return int(json.loads(reply.read())["active"])
+
+
 @pytest.fixture
 def server(start_worker: StartWorker) -> Iterator[tuple[str, str, subprocess.Popen[bytes], subprocess.Popen[str]]]:
     """A worker holding every layer of `localr1 serve --parallel 2`; (API base, worker, worker's process, server)."""
@@ -91,8 +97,9 @@ def test_serve_survives_a_killed_worker_and_loads_again_when_it_is_back(
                 break
             events.append(json.loads(line.removeprefix("data: ")))
             texts = [e for e in events if e.get("choices") and e["choices"][0]["delta"].get("content")]
-            if len(texts) == 4:
+            if len(texts) >= 4 and worker.poll() is None and active(base) == 2:  # both requests are running
                 worker.send_signal(signal.SIGKILL)
+                worker.wait()
     asker.join(300)
     assert done, "the stream did not end with [DONE]"
     deltas = [e for e in events if "choices" in e]
