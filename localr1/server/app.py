@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from localr1.engine.events import AnswerDelta, Event, Finished, ThinkingDelta
-from localr1.errors import LocalR1Error, WorkerError
+from localr1.errors import LocalR1Error, ModelLoadError, WorkerError
 from localr1.server.protocol import ChatRequest, ChunkWriter, RequestError, completion, parse_chat_request
 
 if TYPE_CHECKING:
@@ -122,8 +122,9 @@ class ChatEndpoint:
             return error_response(exc)
         except ClientDisconnect:
             return Response(status_code=400)
-        except WorkerError as exc:  # a worker of a split model is missing: the server stays up, the request waits
-            return error_response(RequestError(exc.message, 503, "worker_unavailable"))
+        except (WorkerError, ModelLoadError) as exc:  # reloading a model split across workers failed: the server
+            code = "worker_unavailable" if isinstance(exc, WorkerError) else "model_unavailable"  # stays up
+            return error_response(RequestError(exc.message, 503, code))
         except LocalR1Error as exc:  # a prompt over the context, a template that refuses the conversation
             code = "context_length_exceeded" if "context" in exc.message else "invalid_request_error"
             return error_response(RequestError(exc.message, 400, code, "messages"))

@@ -143,6 +143,7 @@ def test_batch_keeps_the_answers_finished_before_a_lost_worker_and_resumes(start
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"localr1: error: worker {endpoint} went away mid-answer"), err
     assert str(output) in last and "run the same command again to resume" in last and "Traceback" not in err
+    assert err.count("error") == 1 and "not written" not in err, err  # one line says it all
     kept = output.read_text()
     assert kept.endswith("\n")  # no half line
     first = [json.loads(line) for line in kept.splitlines()]
