@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from localr1.batch_files import PromptLine, ResultsFile, read_prompts
 from localr1.commands.run import load_request_from, thinking_control_from
-from localr1.errors import ConfigError, ContextOverflowError, TemplateError
+from localr1.errors import ConfigError, ContextOverflowError, TemplateError, WorkerError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from localr1.engine import ThinkingControl
     from localr1.engine.batch import BatchEngine, SequenceFinished, SequenceRequest
+    from localr1.engine.batch.isolated import IsolatedBatch
 
 
 def _record(prompt: PromptLine, final: SequenceFinished) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def _record(prompt: PromptLine, final: SequenceFinished) -> dict[str, Any]:
     }
 
 
-def _requests(engine: BatchEngine, prompts: list[PromptLine], controls: ThinkingControl,
+def _requests(engine: BatchEngine | IsolatedBatch, prompts: list[PromptLine], controls: ThinkingControl,
               warn: Any) -> tuple[list[SequenceRequest], dict[str, PromptLine]]:
     from localr1.engine.batch import SequenceRequest
 
@@ -100,7 +101,8 @@ def batch_command(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace, todo: list[PromptLine], results: ResultsFile, err: Console,
               warn: Any) -> tuple[int, int]:
-    """Run the prompts; returns (answered, skipped). Ctrl-C stops after the current step."""
+    """Run the prompts; returns (answered, skipped). Ctrl-C stops after the current step. With RPC workers the
+    model runs in a child process: a lost worker ends the run with a WorkerError, the answers so far written."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from localr1.commands.run import loop_notice
@@ -112,7 +114,13 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
                  "max_tokens": args.max_tokens, "seed": args.seed}
     parallel = min(args.parallel, len(todo))
     load = planned_batch_load(args.model, load_request_from(args), overrides, parallel)
-    engine = BatchEngine(load.path, load.params, load.sampling, parallel)
+    engine: BatchEngine | IsolatedBatch
+    if load.params.workers:  # llama.cpp aborts the process that loses a worker: not this one
+        from localr1.engine.batch.isolated import IsolatedBatch
+
+        engine = IsolatedBatch(load.path, load.params, load.sampling, parallel, probed=True)
+    else:
+        engine = BatchEngine(load.path, load.params, load.sampling, parallel)
     controls = thinking_control_from(args)
     answered = skipped = 0
     try:
@@ -141,6 +149,10 @@ def _generate(args: argparse.Namespace, todo: list[PromptLine], results: Results
                 progress.update(task, advance=1, rate=rate)
     except KeyboardInterrupt:
         pass
+    except WorkerError as exc:
+        raise WorkerError(f"{exc.message}; every answer finished before it is kept in {args.output} "
+                          f"({answered} this run): restart the worker and run the same command again to resume"
+                          ) from None
     finally:
         engine.close()
     return answered, skipped

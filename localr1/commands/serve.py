@@ -14,7 +14,10 @@ from localr1.errors import ConfigError
 from localr1.oserrors import file_system_error
 
 if TYPE_CHECKING:
-    from localr1.engine.batch import BatchEngine
+    from collections.abc import Callable
+
+    from localr1.engine.batch.service import BatchService
+    from localr1.loader import LoadAttempt
 
 DEFAULT_PORT = 8080
 
@@ -82,8 +85,6 @@ def serve_command(args: argparse.Namespace) -> int:
     """Check the bind and key, load the model, and serve until Ctrl-C."""
     import uvicorn
 
-    from localr1.engine.batch import BatchEngine
-    from localr1.engine.batch.scheduler import Scheduler
     from localr1.loader import planned_batch_load
     from localr1.registry import resolve_model
     from localr1.server.app import ServerConfig, create_app
@@ -99,37 +100,57 @@ def serve_command(args: argparse.Namespace) -> int:
         overrides = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
                      "max_tokens": args.max_tokens, "seed": args.seed}
         load = planned_batch_load(args.model, load_request_from(args), overrides, args.parallel)
-        engine = BatchEngine(load.path, load.params, load.sampling, args.parallel)
+        service, close = open_batch(load, args.parallel)
     except BaseException:
         sock.close()
         raise
-    scheduler = Scheduler(engine)
     model_id = args.model if resolved.entry is not None else resolved.path.stem
-    app = create_app(scheduler, ServerConfig(model_id, key, args.max_body))
+    app = create_app(service, ServerConfig(model_id, key, args.max_body))
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"localr1: serving {model_id} on http://{shown}:{port}/v1 ({engine.parallel} sequences of "
-          f"{engine.slot_context} tokens{', API key required' if key else ''}{_workers_note(engine)}); Ctrl-C stops",
-          file=sys.stderr, flush=True)
+    health = service.health()
+    print(f"localr1: serving {model_id} on http://{shown}:{port}/v1 ({health['slots']} sequences of "
+          f"{health['slot_context']} tokens{', API key required' if key else ''}{_workers_note(health['load'])}); "
+          "Ctrl-C stops", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3,
                             access_log=False)
     try:
-        StoppingServer(config, scheduler.close).run(sockets=[sock])
+        StoppingServer(config, service.close).run(sockets=[sock])
     finally:
-        scheduler.close()
-        engine.close()
+        close()
         sock.close()
     return 0
 
 
-def _workers_note(engine: BatchEngine) -> str:
-    """Where the layers are, when RPC workers hold some (losing one mid-answer ends the server)."""
-    params = engine.load_params
-    if not params.workers:
+def open_batch(load: LoadAttempt, parallel: int) -> tuple[BatchService, Callable[[], None]]:
+    """The batch behind the server, and what frees it. With RPC workers the model runs in a child process
+    (llama.cpp aborts the process that loses a worker); without, in this one, at no cost."""
+    if load.params.workers:
+        from localr1.engine.batch.isolated import IsolatedBatch
+
+        isolated = IsolatedBatch(load.path, load.params, load.sampling, parallel, probed=True)
+        return isolated, isolated.close
+    from localr1.engine.batch import BatchEngine
+    from localr1.engine.batch.scheduler import Scheduler
+
+    engine = BatchEngine(load.path, load.params, load.sampling, parallel)
+    scheduler = Scheduler(engine)
+
+    def close() -> None:
+        scheduler.close()
+        engine.close()
+
+    return scheduler, close
+
+
+def _workers_note(load: dict[str, Any]) -> str:
+    """Where the layers are, when RPC workers hold some."""
+    workers = load.get("workers") or []
+    if not workers:
         return ""
-    held = int(sum(params.tensor_split[: len(params.workers)]))
-    return (f", {held} layers on workers {', '.join(params.workers)}: "
-            "if one stops, the server stops too")
+    held = int(sum(load["tensor_split"][: len(workers)]))
+    return (f", {held} layers on workers {', '.join(workers)}: "
+            "losing one ends the answers in flight, and the next request loads the model again")
 
 
 def add_serve_parser(sub: Any, add_load: Any, add_sampling: Any) -> None:

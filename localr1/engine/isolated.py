@@ -10,11 +10,7 @@ back by then). The child's stderr goes to a file, so llama.cpp's abort message n
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,16 +19,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from localr1 import errors
+from localr1.engine.child import ChildProcess, Failed, child_connection, lost_what
 from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, ThinkingDelta
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.template import ChatMessage
 from localr1.engine.thinking import ThinkingControl
 from localr1.errors import LocalR1Error, WorkerError
-from localr1.workers import Endpoint, lost_workers, parse_endpoint, probe_workers
-
-CLOSE_TIMEOUT_S = 10.0
-_ABORT_MARK = "Remote RPC server crashed"
+from localr1.workers import Endpoint, parse_endpoint, probe_workers
 
 
 @dataclass(frozen=True)
@@ -43,19 +36,8 @@ class _Ready:
 
 
 @dataclass(frozen=True)
-class _Failed:
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
 class _Count:
     tokens: int
-
-
-def _error(kind: str, message: str) -> LocalR1Error:
-    cls = getattr(errors, kind, LocalR1Error)
-    return cls(message) if isinstance(cls, type) and issubclass(cls, LocalR1Error) else LocalR1Error(message)
 
 
 class IsolatedEngine:
@@ -69,9 +51,8 @@ class IsolatedEngine:
         self.workers: tuple[Endpoint, ...] = tuple(parse_endpoint(w) for w in load.workers)
         self._lock = threading.Lock()  # one request or answer at a time
         self._send_lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self._conn: Connection | None = None
-        self._log_path: str | None = None
         self._facts: dict[str, Any] = {}
         self._context_size = load.context_size
         self._start(probe=not probed)
@@ -81,24 +62,17 @@ class IsolatedEngine:
     def _start(self, *, probe: bool) -> None:
         if probe:
             probe_workers(self.workers)  # an unreachable worker is a clear error, not an abort in the child
-        fd, self._log_path = tempfile.mkstemp(prefix="localr1-model-", suffix=".log")
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
-            # A plain child (not multiprocessing's spawn, which re-runs the caller's main module).
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "localr1.engine.isolated", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fd,
-                env={**os.environ, "GGML_NO_BACKTRACE": "1"})  # ggml would otherwise run gdb on abort
-            os.close(fd)
-            self._conn = Connection(os.dup(ours.fileno()))
+        self._child = ChildProcess("localr1.engine.isolated")
+        self._conn = self._child.conn
+        assert self._conn is not None
         try:
             self._conn.send((self.model_path, self.load_params, self.sampling))
             reply = self._conn.recv()
         except (EOFError, OSError):
             raise self._load_lost() from None
-        if isinstance(reply, _Failed):
+        if isinstance(reply, Failed):
             self._reap()
-            raise _error(reply.kind, reply.message)
+            raise reply.error()
         assert isinstance(reply, _Ready)
         self._context_size = reply.context_size
         self.load_params = replace(reply.load_params, workers=self.load_params.workers)
@@ -106,32 +80,14 @@ class IsolatedEngine:
 
     def _load_lost(self) -> WorkerError:
         code, log = self._reap()
-        gone = lost_workers(self.workers)
-        if gone or _ABORT_MARK in log:
-            names = f"worker {', '.join(map(str, gone))}" if gone else "a worker"
-            return WorkerError(f"{names} went away while the model was loading: restart it and try again")
-        return WorkerError(f"the model process stopped while loading (exit code {code}): {_last_line(log)}")
+        what, by_worker = lost_what(self.workers, code, log, "while the model was loading")
+        return WorkerError(f"{what}: restart it and try again" if by_worker else what)
 
     def _reap(self) -> tuple[int | None, str]:
         """Wait for a dead or closing child; return its exit code and what it wrote to stderr."""
-        if self._conn is not None:
-            self._conn.close()
         self._conn = None
-        code = None
-        if self._proc is not None:
-            try:
-                code = self._proc.wait(CLOSE_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                code = self._proc.wait()
-            self._proc = None
-        log = ""
-        if self._log_path is not None:
-            with contextlib.suppress(OSError):
-                log = Path(self._log_path).read_text(errors="replace")
-                os.unlink(self._log_path)
-            self._log_path = None
-        return code, log
+        child, self._child = self._child, None
+        return child.reap() if child is not None else (None, "")
 
     @property
     def alive(self) -> bool:
@@ -160,8 +116,8 @@ class IsolatedEngine:
             except (EOFError, OSError):
                 self._reap()
                 raise WorkerError("the model was lost with a worker: restart the worker and send again") from None
-            if isinstance(reply, _Failed):
-                raise _error(reply.kind, reply.message)
+            if isinstance(reply, Failed):
+                raise reply.error()
             assert isinstance(reply, _Count)
             return reply.tokens
 
@@ -189,9 +145,9 @@ class IsolatedEngine:
                     finished = True
                     yield self._lost(thinking, answer, started, first)
                     return
-                if isinstance(event, _Failed):
+                if isinstance(event, Failed):
                     finished = True
-                    raise _error(event.kind, event.message)
+                    raise event.error()
                 if isinstance(event, ThinkingDelta | AnswerDelta):
                     first = first or time.perf_counter()
                     (thinking if isinstance(event, ThinkingDelta) else answer).append(event.text)
@@ -206,19 +162,14 @@ class IsolatedEngine:
 
     def _drain(self) -> None:
         try:
-            while self._conn is not None and not isinstance(self._conn.recv(), Finished | _Failed):
+            while self._conn is not None and not isinstance(self._conn.recv(), Finished | Failed):
                 pass
         except (EOFError, OSError):
             self._reap()
 
     def _lost(self, thinking: list[str], answer: list[str], started: float, first: float | None) -> Finished:
         code, log = self._reap()
-        gone = lost_workers(self.workers)
-        if gone or _ABORT_MARK in log:
-            names = f"worker {', '.join(map(str, gone))}" if gone else "a worker"
-            what = f"{names} went away mid-answer"
-        else:
-            what = f"the model process stopped mid-answer (exit code {code}: {_last_line(log)})"
+        what, _ = lost_what(self.workers, code, log, "mid-answer")
         error = (f"{what}; the answer so far is kept. llama.cpp cannot go on without it: restart the worker, "
                  "and the next message loads the model again")
         now = time.perf_counter()
@@ -255,26 +206,19 @@ class IsolatedEngine:
         self._reap()
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
-
-
-def _child_main(fd: int) -> None:
+def _child_main(argv: list[str]) -> None:
     """The child: load the Engine, then serve chat, cancel, count and close requests."""
     from localr1.engine.engine import Engine
-    from localr1.engine.rpc import die_with_parent
 
-    die_with_parent()
-    conn = Connection(fd)
+    conn = child_connection(argv)
     model_path, load, sampling = conn.recv()
     try:
         engine = Engine(model_path, load, sampling)
     except LocalR1Error as exc:
-        conn.send(_Failed(type(exc).__name__, exc.message))
+        conn.send(Failed.of(exc))
         return
     except Exception as exc:  # a native failure: say it in one line
-        conn.send(_Failed("ModelLoadError", f"llama.cpp could not load the model: {exc}"))
+        conn.send(Failed("ModelLoadError", f"llama.cpp could not load the model: {exc}"))
         return
     conn.send(_Ready(engine.context_size, engine.load_params, engine.describe()))
     _serve(conn, engine)
@@ -296,9 +240,9 @@ def _serve(conn: Connection, engine: Any) -> None:
                     engine.cancel()
                 send(event)
         except LocalR1Error as exc:
-            send(_Failed(type(exc).__name__, exc.message))
+            send(Failed.of(exc))
         except Exception as exc:
-            send(_Failed("LocalR1Error", f"generation failed: {exc}"))
+            send(Failed("LocalR1Error", f"generation failed: {exc}"))
 
     while True:
         try:
@@ -319,7 +263,7 @@ def _serve(conn: Connection, engine: Any) -> None:
             try:
                 send(_Count(engine.count_tokens(request[1])))
             except LocalR1Error as exc:
-                send(_Failed(type(exc).__name__, exc.message))
+                send(Failed.of(exc))
         elif op == "close":
             break
     if worker is not None and worker.is_alive():
@@ -331,4 +275,4 @@ def _serve(conn: Connection, engine: Any) -> None:
 if __name__ == "__main__":  # the messages must pickle as localr1.engine.isolated's classes, not __main__'s
     from localr1.engine.isolated import _child_main as child_main
 
-    child_main(int(sys.argv[1]))
+    child_main(sys.argv)

@@ -24,11 +24,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from localr1.engine.events import AnswerDelta, Event, Finished, ThinkingDelta
-from localr1.errors import LocalR1Error
+from localr1.errors import LocalR1Error, ModelLoadError, WorkerError
 from localr1.server.protocol import ChatRequest, ChunkWriter, RequestError, completion, parse_chat_request
 
 if TYPE_CHECKING:
-    from localr1.engine.batch.scheduler import Scheduler
+    from localr1.engine.batch.service import BatchService
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 DISCONNECT_POLL_S = 0.25
@@ -98,7 +98,7 @@ async def read_json(request: Request, limit: int) -> Any:
 class ChatEndpoint:
     """Turns chat requests into batch sequences and their events into OpenAI responses."""
 
-    def __init__(self, scheduler: Scheduler, config: ServerConfig) -> None:
+    def __init__(self, scheduler: BatchService, config: ServerConfig) -> None:
         self.scheduler = scheduler
         self.config = config
 
@@ -109,23 +109,22 @@ class ChatEndpoint:
 
     async def health(self, _request: Request) -> Response:
         """Slots and load, for monitoring (and for tests that check requests shared the batch)."""
-        engine = self.scheduler.engine
-        return JSONResponse({"status": "ok", "model": self.config.model_id, "slots": engine.parallel,
-                             "slot_context": engine.slot_context, "active": engine.active,
-                             "waiting": self.scheduler.waiting, "free_slots": engine.free_slots,
-                             "peak_active": engine.peak_active, "steps": engine.steps,
-                             "stopped": dict(engine.stopped), "load": engine.load_params.as_dict()})
+        health = await asyncio.to_thread(self.scheduler.health)
+        return JSONResponse({"status": "ok", "model": self.config.model_id, **health})
 
     async def chat(self, request: Request) -> Response:
         """POST /v1/chat/completions."""
         try:
             body = await read_json(request, self.config.max_body_bytes)
-            chat = parse_chat_request(body, self.scheduler.engine.sampling)
-            prepared = await asyncio.to_thread(self.scheduler.engine.prepare, chat.messages)
+            chat = parse_chat_request(body, self.scheduler.sampling)
+            prepared = await asyncio.to_thread(self.scheduler.prepare, chat.messages)
         except RequestError as exc:
             return error_response(exc)
         except ClientDisconnect:
             return Response(status_code=400)
+        except (WorkerError, ModelLoadError) as exc:  # reloading a model split across workers failed: the server
+            code = "worker_unavailable" if isinstance(exc, WorkerError) else "model_unavailable"  # stays up
+            return error_response(RequestError(exc.message, 503, code))
         except LocalR1Error as exc:  # a prompt over the context, a template that refuses the conversation
             code = "context_length_exceeded" if "context" in exc.message else "invalid_request_error"
             return error_response(RequestError(exc.message, 400, code, "messages"))
@@ -205,7 +204,7 @@ async def _method_not_allowed(request: Request, _exc: Exception) -> Response:
                                        "method_not_allowed"))
 
 
-def create_app(scheduler: Scheduler, config: ServerConfig) -> ASGIApp:
+def create_app(scheduler: BatchService, config: ServerConfig) -> ASGIApp:
     """The ASGI app, behind the API-key check when a key is set."""
     endpoint = ChatEndpoint(scheduler, config)
     app = Starlette(routes=[

@@ -1,9 +1,10 @@
 """One llama.cpp context holding several sequences: the model, the context and a reusable `llama_batch`.
 
 With RPC workers (`LoadParams.workers`) the layers are placed on the workers' devices as `run` places them;
-a worker lost mid-decode aborts this process (llama.cpp's RPC client has no error path), so a command using
-them says so. Each sequence lives in its own KV stream (`kv_unified` off): sequences that share no prefix attend
-only to their own cells, and freeing one (`llama_memory_seq_rm`) never touches the others.
+a worker lost mid-decode aborts this process (llama.cpp's RPC client has no error path), so with workers this
+runs in a child process (engine/batch/isolated.py). Each sequence lives in its own KV stream (`kv_unified`
+off): sequences that share no prefix attend only to their own cells, and freeing one (`llama_memory_seq_rm`)
+never touches the others.
 """
 
 from __future__ import annotations

@@ -12,10 +12,14 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from localr1.engine.batch.engine import BatchEngine
 from localr1.engine.batch.sequence import SequenceRequest
+from localr1.engine.engine import PreparedPrompt
 from localr1.engine.events import Event, Finished, GenerationStats
+from localr1.engine.params import SamplingParams
+from localr1.engine.template import ChatMessage
 
 Sink = Callable[[Event], None]
 _log = logging.getLogger(__name__)
@@ -50,10 +54,26 @@ class Scheduler:
         """Requests submitted but not admitted yet."""
         return len(self._waiting)
 
+    @property
+    def sampling(self) -> SamplingParams:
+        """The model's default sampling, which requests override."""
+        return self.engine.sampling
+
+    def prepare(self, messages: list[ChatMessage]) -> PreparedPrompt:
+        """Render and tokenize a conversation for `submit` (from any thread)."""
+        return self.engine.prepare(messages)
+
+    def health(self) -> dict[str, Any]:
+        """Slots and load now, for monitoring (and for tests that check requests shared the batch)."""
+        engine = self.engine
+        return {"slots": engine.parallel, "slot_context": engine.slot_context, "active": engine.active,
+                "waiting": self.waiting, "free_slots": engine.free_slots, "peak_active": engine.peak_active,
+                "steps": engine.steps, "stopped": dict(engine.stopped), "load": engine.load_params.as_dict()}
+
     def submit(self, request: SequenceRequest, sink: Sink) -> None:
         """Queue a request; its events go to `sink` from the scheduler thread."""
         if self._closed or not self._thread.is_alive():
-            sink(_failed("the batch scheduler is not running"))
+            sink(failed("the batch scheduler is not running"))
             return
         self._inbox.put(_Submit(request, sink))
 
@@ -98,10 +118,10 @@ class Scheduler:
         except Exception as exc:  # a bug: end every request with an error rather than leave it waiting forever
             _log.exception("the batch scheduler failed")
             for sink in self._sinks.values():
-                sink(_failed(f"the batch scheduler failed: {exc}"))
+                sink(failed(f"the batch scheduler failed: {exc}"))
             self._sinks.clear()
             for item in self._waiting:
-                item.sink(_failed(f"the batch scheduler failed: {exc}"))
+                item.sink(failed(f"the batch scheduler failed: {exc}"))
             self._waiting.clear()
 
     def _run(self) -> None:
@@ -127,7 +147,7 @@ class Scheduler:
 
     def _stop_all(self) -> None:
         for item in self._waiting:  # their clients would otherwise wait for an answer that never comes
-            item.sink(_failed("the server is shutting down"))
+            item.sink(failed("the server is shutting down"))
         self._waiting.clear()
         for request_id in list(self._sinks):
             self.engine.cancel(request_id)
@@ -136,5 +156,6 @@ class Scheduler:
                 self._deliver(request_id, event)
 
 
-def _failed(error: str) -> Finished:
+def failed(error: str) -> Finished:
+    """A request's last event when it ends before it ran, or with no reply."""
     return Finished("", "", GenerationStats(0, 0, 0, 0, 0.0, 0.0, 0.0, "error"), error)
