@@ -98,6 +98,7 @@ class LocalR1App(App[None]):
         self.chat = ChatController(
             store=store, transcript=self.transcript, status_bar=self.status_bar, models=self.models,
             settings=lambda: self.settings, notify=self.notify, conversations_changed=self.refresh_sidebar, clock=clock,
+            streaming_changed=self.streaming_changed,
         )
 
     @property
@@ -178,6 +179,11 @@ class LocalR1App(App[None]):
     def apply_width(self, width: int) -> None:
         """Switch the narrow layout on or off."""
         self.set_class(width < NARROW_WIDTH, "-narrow")
+
+    def streaming_changed(self, streaming: bool) -> None:
+        """While an answer streams the prompt's cursor stays lit: each blink redraws the editor, on the thread
+        whose GIL the model needs between its decode calls."""
+        self.prompt.cursor_blink = not streaming
 
     def refresh_memory(self) -> None:
         """Update the RAM (and GPU) figure."""
