@@ -3,6 +3,7 @@ between its llama.cpp calls (issue 12: the app decoded at 0.89x `localr1 run`). 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from textual.screen import Screen
 
 from localr1.tui.app import LocalR1App
+from localr1.tui.streaming_mode import STREAMING_SWITCH_INTERVAL_S
 from localr1.tui.widgets.document import Document
 from tests.tui.conftest import AppMaker, FakeClock
 from tests.tui.fake_engine import FakeScript
@@ -99,9 +101,11 @@ async def test_figures_of_the_same_width_repaint_without_a_layout(make_app: AppM
         assert bar.speed_label.size.width == len("148.1 tok/s")
 
 
-async def test_the_prompt_cursor_stops_blinking_while_an_answer_streams(make_app: AppMaker) -> None:
+async def test_while_an_answer_streams_the_cursor_stays_lit_and_the_model_waits_less_for_the_gil(
+        make_app: AppMaker) -> None:
     hold = threading.Event()
     app = make_app(FakeScript(thinking=[], answer=["One ", "two."], hold=hold, hold_at=1))
+    before = sys.getswitchinterval()
     async with app.run_test() as pilot:
         await ready(pilot)
         assert app.prompt.cursor_blink
@@ -109,9 +113,16 @@ async def test_the_prompt_cursor_stops_blinking_while_an_answer_streams(make_app
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.chat.generating)
         assert not app.prompt.cursor_blink  # each blink redraws the editor on the UI thread
+        assert sys.getswitchinterval() == STREAMING_SWITCH_INTERVAL_S < before
         hold.set()
         await wait_for(pilot, lambda: not app.chat.generating)
-        assert app.prompt.cursor_blink
+        assert app.prompt.cursor_blink and sys.getswitchinterval() == before
+        hold.clear()
+        app.prompt.text = "Again"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat.generating)
+        assert sys.getswitchinterval() == STREAMING_SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == before  # the app closed mid-answer: restored all the same
 
 
 def test_a_document_builds_one_parser_for_all_its_appends() -> None:
