@@ -35,6 +35,7 @@ from localr1.tui.screens.model_picker import ModelPicker
 from localr1.tui.screens.search import SearchScreen
 from localr1.tui.screens.settings import SettingsScreen
 from localr1.tui.screens.text_prompt import Confirm, TextPrompt
+from localr1.tui.streaming_mode import StreamingMode
 from localr1.tui.text import one_line
 from localr1.tui.widgets.prompt_input import PromptInput
 from localr1.tui.widgets.sidebar import ConversationItem, Sidebar
@@ -95,9 +96,11 @@ class LocalR1App(App[None]):
         self.transcript = Transcript()
         self.prompt = PromptInput()
         self.status_bar = StatusBar()
+        self.streaming = StreamingMode(lambda: self.prompt)
         self.chat = ChatController(
             store=store, transcript=self.transcript, status_bar=self.status_bar, models=self.models,
             settings=lambda: self.settings, notify=self.notify, conversations_changed=self.refresh_sidebar, clock=clock,
+            streaming_changed=self.streaming.set,
         )
 
     @property
@@ -478,6 +481,7 @@ class LocalR1App(App[None]):
     async def on_unmount(self) -> None:
         """Save what a streaming answer received so far, stop it, and free the model on exit."""
         gc_policy.stop()
+        self.streaming.restore()
         if self.chat.generating:
             self.chat.save_on_exit()  # the worker thread still uses the model: let process exit free it
         elif self.engine is not None:

@@ -104,8 +104,10 @@ class ChatController:
         notify: Notify,
         conversations_changed: Callable[[], Awaitable[None]],
         clock: Callable[[], float],
+        streaming_changed: Callable[[bool], None] = lambda streaming: None,
     ) -> None:
         self.transcript = transcript
+        self.streaming_changed = streaming_changed  # told when an answer starts and stops streaming
         self.status_bar = status_bar
         self.models = models
         self.settings = settings
@@ -239,6 +241,7 @@ class ChatController:
         buffer = self._buffer = StreamBuffer()
         stop = self._stop = threading.Event()
         self._refresh = self.transcript.set_interval(REFRESH_INTERVAL_S, self._drain)
+        self.streaming_changed(True)
         target = self.transcript  # its messages bubble up to the app, which routes them back here
 
         def work() -> None:
@@ -250,7 +253,10 @@ class ChatController:
         """Timer tick: show the next slice of buffered text; finish once the model is done and all is shown."""
         batch = self._buffer.drain(MAX_CHARS_PER_REFRESH) if self._buffer is not None else None
         if batch is not None:
-            await self.on_batch(batch)
+            # One frame per tick: without the batch, the labels and the Markdown's new blocks were laid
+            # out and drawn in two or three screen updates, each holding the GIL the model's thread needs.
+            with self.transcript.app.batch_update():
+                await self.on_batch(batch)
         elif self._outcome is not None:
             outcome, self._outcome = self._outcome, None
             await self._end_stream()
@@ -264,6 +270,7 @@ class ChatController:
         if self._refresh is not None:
             self._refresh.stop()
             self._refresh = None
+            self.streaming_changed(False)
         self._buffer = None
         self.models.close_retired()
 

@@ -19,8 +19,10 @@ from localr1.residency import lock_status_from, slow_decoding_notice
 from localr1.tui.text import one_line
 
 # How often the UI drains the buffer; the model never waits for the UI. Rendering competes with
-# llama.cpp for the CPU: on 2 cores the app decoded the demo at 0.61x `localr1 run` drawing 30 times
-# a second, 0.74x at 10, 0.81x at 5 (benchmarks/tui_scale.py, decode; RESULTS.md, issue 12).
+# llama.cpp for the CPU and, in this process, for the GIL: on 2 cores the app decoded the demo at 0.61x
+# `localr1 run` drawing 30 times a second, 0.74x at 10, 0.81x at 5 (benchmarks/tui_scale.py, decode).
+# Each tick is one layout and one paint (chat.py batches it); benchmarks/app_decode_cpu.py measures the
+# UI thread's CPU per second of streaming (RESULTS.md, issue 12).
 REFRESH_INTERVAL_S = 1 / 5
 MAX_CHARS_PER_REFRESH = 2000  # 10,000 characters a second (~2,500 tokens): far above any local model
 

@@ -39,8 +39,17 @@ class Document(Markdown):
 
     def __init__(self, markdown: str | None = None, *, classes: str | None = None,
                  parser_factory: Callable[[], MarkdownIt] | None = None) -> None:
-        super().__init__(None if markdown is None else shown(markdown), classes=classes,
-                         parser_factory=parser_factory)
+        parsers: list[MarkdownIt] = []
+
+        def one_parser() -> MarkdownIt:
+            # Textual asks for a new parser at every streamed append, and building one (with its linkifier)
+            # costs more than parsing a tick's text. A document's parses never overlap (Markdown parses under
+            # its lock), and a parser is not shared between documents: its linkifier keeps state while it parses.
+            if not parsers:
+                parsers.append(parser_factory() if parser_factory is not None else MarkdownIt("gfm-like"))
+            return parsers[0]
+
+        super().__init__(None if markdown is None else shown(markdown), classes=classes, parser_factory=one_parser)
 
     def shows(self, text: str) -> bool:
         """Whether the document already shows `text` (so re-rendering it would change nothing)."""
