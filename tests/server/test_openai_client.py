@@ -188,3 +188,13 @@ def test_the_key_is_checked_on_every_request(keyed: LiveServer) -> None:
     assert status == 401 and "missing API key" in body["error"]["message"]
     reply = create(keyed, key=KEY, model="demo", messages=HI, max_tokens=4)
     assert reply.choices[0].message.content
+
+
+def test_a_reply_cut_inside_a_character_ends_at_the_last_whole_one(keyed: LiveServer) -> None:
+    """Greedy, the demo answers with star emoji (two tokens each): 4 tokens end half-way through the second."""
+    emoji = [{"role": "user", "content": "Reply with only emoji: 🙂🙂🙂🙂"}]
+    reply = create(keyed, key=KEY, model="demo", messages=emoji, max_tokens=4, temperature=0)
+    assert reply.choices[0].finish_reason == "length" and reply.usage.completion_tokens == 4
+    assert reply.choices[0].message.content == "🌟"
+    stream = create(keyed, key=KEY, model="demo", messages=emoji, max_tokens=4, temperature=0, stream=True)
+    assert "".join(c.delta.content or "" for chunk in stream for c in chunk.choices) == "🌟"
