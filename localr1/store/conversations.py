@@ -81,17 +81,19 @@ class ConversationStore:
 
     Only a file SQLite calls not a database or malformed is moved aside (and a fresh one started);
     any other failure (locked, read-only, a failed migration, written by a newer localr1) is a StoreError
-    that touches nothing.
+    that touches nothing. The folder of a file the user named (`named`, chat's --db) is never created.
     """
 
     def __init__(
         self,
         path: Path | None = None,
         *,
+        named: bool = False,
         migrations: Sequence[tuple[str, str]] = MIGRATIONS,
         busy_timeout_s: float = 5.0,
     ) -> None:
         self.path = path or default_db_path()
+        self.named = named
         self.recovered_from: Path | None = None
         self._migrations = migrations
         self._busy_timeout_s = busy_timeout_s
@@ -113,6 +115,9 @@ class ConversationStore:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        if self.named and not self.path.parent.is_dir():
+            raise StoreError(f"the folder {self.path.parent} for the conversation database {self.path.name} does "
+                             "not exist; create it first, or leave out --db to use the default database")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
