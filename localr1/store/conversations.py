@@ -81,7 +81,8 @@ class ConversationStore:
 
     Only a file SQLite calls not a database or malformed is moved aside (and a fresh one started);
     any other failure (locked, read-only, a failed migration, written by a newer localr1) is a StoreError
-    that touches nothing. The folder of a file the user named (`named`, chat's --db) is never created.
+    that touches nothing. A file the user named (`named`, chat's --db) is never moved aside nor its folder
+    created: either is a StoreError.
     """
 
     def __init__(
@@ -103,11 +104,12 @@ class ConversationStore:
         conn = connect(self.path, self._busy_timeout_s)
         try:
             check_not_newer(conn, self._migrations)
+            # checked before switching to WAL, which writes the header: a damaged file is left as it was
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise IntegrityCheckFailed("integrity check failed")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
-            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise IntegrityCheckFailed("integrity check failed")
             migrate(conn, self._migrations)
         except BaseException:
             conn.close()
@@ -131,6 +133,9 @@ class ConversationStore:
             cause = exc.cause if isinstance(exc, MigrationError) else exc
             if not is_corruption(cause):
                 raise StoreError(self._explain_open(exc)) from None
+            if self.named:
+                raise StoreError(f"{self.path} is not a SQLite database, or is damaged ({cause}); it was left as "
+                                 "it was: name another file with --db, or leave out --db for the default") from None
         try:
             self.recovered_from = self._move_aside()
         except OSError as exc:
