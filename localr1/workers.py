@@ -111,10 +111,36 @@ def probe_worker(endpoint: Endpoint, timeout: float = PROBE_TIMEOUT_S) -> Worker
     return WorkerInfo(endpoint, int(data["free"]), int(data["total"]))
 
 
+def peer(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT_S) -> tuple[str, int] | None:
+    """The address and port a connection to `endpoint` reaches (names resolved as connecting does); None if none."""
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock:
+            address = sock.getpeername()
+    except OSError:
+        return None
+    return str(address[0]), int(address[1])
+
+
+def check_distinct(endpoints: tuple[Endpoint, ...]) -> None:
+    """A ConfigError when two names reach the same worker (localhost:P and 127.0.0.1:P)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(endpoints)))) as pool:
+        reached = list(pool.map(peer, endpoints))
+    first: dict[tuple[str, int], Endpoint] = {}
+    for endpoint, address in zip(endpoints, reached, strict=True):
+        if address is None:
+            continue  # the probe says why it cannot be reached
+        if address in first:
+            where = Endpoint(*address)
+            raise ConfigError(f"workers {first[address]} and {endpoint} are the same worker (both reach {where}): "
+                              "list it once")
+        first[address] = endpoint
+
+
 def probe_workers(endpoints: tuple[Endpoint, ...]) -> tuple[WorkerInfo, ...]:
-    """Probe every worker (in parallel); the first failure is raised."""
+    """Probe every worker (in parallel) once each is known to be listed once; the first failure is raised."""
     if not endpoints:
         return ()
+    check_distinct(endpoints)
     with ThreadPoolExecutor(max_workers=min(8, len(endpoints))) as pool:
         futures = [pool.submit(probe_worker, e) for e in endpoints]
         return tuple(f.result() for f in futures)
