@@ -4,11 +4,15 @@ command line against real `localr1 worker` processes and real servers on 127.0.0
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from localr1.errors import ConfigError
-from localr1.workers import check_distinct, parse_workers
+from localr1.workers import PROBE_TIMEOUT_S, check_distinct, parse_workers
 from tests.cli_helpers import localr1
 from tests.workers.conftest import StartWorker, free_port
 
@@ -42,3 +46,28 @@ def test_one_worker_under_two_names_is_refused_by_plan_and_run(start_worker: Sta
     for args in ([*PLAN, "--workers", twice], ["run", "--workers", twice, "hi"]):
         line = one_error_line(*args)
         assert f"workers localhost:{port} and {endpoint} are the same worker" in line and "list it once" in line
+
+
+@pytest.fixture
+def web_server() -> Iterator[str]:
+    """Python's own HTTP server on 127.0.0.1: it waits for a request line, as most web servers do."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.model
+def test_a_web_server_is_not_a_worker_and_is_told_at_once(web_server: str) -> None:
+    for args in ([*PLAN, "--workers", web_server], ["run", "--workers", web_server, "hi"]):
+        started = time.monotonic()
+        line = one_error_line(*args)
+        assert f"{web_server} does not answer as a llama.cpp RPC worker (is it `localr1 worker`?)" in line
+        assert time.monotonic() - started < PROBE_TIMEOUT_S  # not the handshake's timeout
