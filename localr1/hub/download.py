@@ -200,7 +200,9 @@ def _download(url: str, partial: Path, *, size: int | None, sha256: str | None, 
             with hub_errors(repo, name):
                 got = _stream(url, partial, size, sha256, report)
         except _PastTheEndError:
-            raise _size_disagrees(repo, name, size or 0, partial.stat().st_size, partial) from None
+            if size is None:  # nothing to compare with: the hash check decides (and a mismatch starts again)
+                return None
+            raise _size_disagrees(repo, name, size, partial.stat().st_size, partial) from None
         except OSError as exc:
             if "Consistency check" not in str(exc):  # huggingface_hub: the body's length was not the size asked for
                 # a full disk or a file size limit: say where, and that what arrived is kept for a re-run
