@@ -27,6 +27,7 @@ Notify = Callable[[str], None]
 MAX_FALLBACKS = 4
 SHRINK = 0.8  # after a failed load, the next plan may use at most this share of what the failed one predicted
 ALL_LAYERS = 1_000_000  # --gpu-layers -1
+SLOT_STEP = 256  # llama.cpp sizes each sequence's context (and the whole one) in steps of 256 tokens
 
 
 @dataclass(frozen=True)
@@ -153,10 +154,11 @@ def planned_batch_load(model: str, request: LoadRequest, overrides: dict[str, An
     With RPC workers, each is probed first (an unreachable one is a one-line error) and counted as a device."""
     resolved, plan = plan_for(model, request, _with_workers(request, runtime_hardware()))
     attempt = _attempt(resolved, plan, request, overrides or {}, [])
-    if request.context_size is None:
-        per_sequence = max(512, attempt.params.context_size // max(1, parallel))
-        attempt = replace(attempt, params=replace(attempt.params, context_size=per_sequence))
-    return attempt
+    if request.context_size is None:  # down to a whole number of steps: within the planned KV cache
+        per_sequence = max(2 * SLOT_STEP, attempt.params.context_size // max(1, parallel) // SLOT_STEP * SLOT_STEP)
+    else:  # up, as llama.cpp would (warning on the terminal that n_ctx is not divisible by n_seq_max)
+        per_sequence = -(-attempt.params.context_size // SLOT_STEP) * SLOT_STEP
+    return replace(attempt, params=replace(attempt.params, context_size=per_sequence))
 
 
 def load_planned(model: str, request: LoadRequest, overrides: dict[str, Any] | None, make: Callable[[LoadAttempt], E],

@@ -14,12 +14,16 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 from localr1.errors import ConfigError, WorkerError
 
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server default
 PROBE_TIMEOUT_S = 15.0
 CONNECT_TIMEOUT_S = 3.0
+ANSWER_TIMEOUT_S = 2.0  # a worker answers a HELLO in milliseconds, a web server a bad request as fast
+HELLO_QUIET_S = 0.3  # the client sends its whole HELLO at once, then waits
+MAX_HELLO_REPLY = 4096  # an RPC HELLO reply is a few dozen bytes; "HTTP/1.1" or "<!DOCTYP" read as a length is huge
 START_HINT = "start it there with 'localr1 worker --host ADDRESS --port PORT'"
 
 
@@ -95,6 +99,9 @@ def probe_worker(endpoint: Endpoint, timeout: float = PROBE_TIMEOUT_S) -> Worker
     if refused is not None:
         raise WorkerError(f"worker {endpoint} cannot be reached ({refused}): check the address, "
                           f"or {START_HINT}")
+    if answers_unlike_a_worker(endpoint):
+        raise WorkerError(f"{endpoint} does not answer as a llama.cpp RPC worker (is it `localr1 worker`?): check "
+                          f"the port, or {START_HINT}")
     try:  # llama.cpp's own handshake, in a child: a failure there aborts the process that tries
         done = subprocess.run([sys.executable, "-m", "localr1.engine.rpc", "probe", str(endpoint)],
                               capture_output=True, text=True, timeout=timeout, check=False,
@@ -111,10 +118,79 @@ def probe_worker(endpoint: Endpoint, timeout: float = PROBE_TIMEOUT_S) -> Worker
     return WorkerInfo(endpoint, int(data["free"]), int(data["total"]))
 
 
+def peer(endpoint: Endpoint, timeout: float = CONNECT_TIMEOUT_S) -> tuple[str, int] | None:
+    """The address and port a connection to `endpoint` reaches (names resolved as connecting does); None if none."""
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock:
+            address = sock.getpeername()
+    except OSError:
+        return None
+    return str(address[0]), int(address[1])
+
+
+def check_distinct(endpoints: tuple[Endpoint, ...]) -> None:
+    """A ConfigError when two names reach the same worker (localhost:P and 127.0.0.1:P)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(endpoints)))) as pool:
+        reached = list(pool.map(peer, endpoints))
+    first: dict[tuple[str, int], Endpoint] = {}
+    for endpoint, address in zip(endpoints, reached, strict=True):
+        if address is None:
+            continue  # the probe says why it cannot be reached
+        if address in first:
+            where = Endpoint(*address)
+            raise ConfigError(f"workers {first[address]} and {endpoint} are the same worker (both reach {where}): "
+                              "list it once")
+        first[address] = endpoint
+
+
+@cache
+def client_hello() -> bytes | None:
+    """The HELLO this llama.cpp's RPC client opens with, caught on a local listener (None if it never came)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(PROBE_TIMEOUT_S)
+        child = subprocess.Popen([sys.executable, "-m", "localr1.engine.rpc", "probe",
+                                  f"127.0.0.1:{listener.getsockname()[1]}"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_child_env())
+        hello = b""
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(HELLO_QUIET_S)
+                while chunk := conn.recv(4096):  # until the client waits for the answer
+                    hello += chunk
+        except TimeoutError:
+            pass
+        except OSError:
+            return None
+        finally:
+            child.kill()
+            child.wait()
+    return hello or None
+
+
+def answers_unlike_a_worker(endpoint: Endpoint) -> bool:
+    """True when the server at `endpoint` answers a HELLO (and a blank line, which a web server needs to
+    answer at all) with something other than an RPC reply, whose first 8 bytes are its small length."""
+    hello = client_hello()
+    if hello is None:
+        return False
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=CONNECT_TIMEOUT_S) as sock:
+            sock.sendall(hello + b"\r\n\r\n")
+            sock.settimeout(ANSWER_TIMEOUT_S)
+            head = b""
+            while len(head) < 8 and (chunk := sock.recv(8 - len(head))):
+                head += chunk
+    except OSError:  # silent (a busy worker serves another client) or closed: llama.cpp's probe decides
+        return False
+    return len(head) == 8 and int.from_bytes(head, "little") > MAX_HELLO_REPLY
+
+
 def probe_workers(endpoints: tuple[Endpoint, ...]) -> tuple[WorkerInfo, ...]:
-    """Probe every worker (in parallel); the first failure is raised."""
+    """Probe every worker (in parallel) once each is known to be listed once; the first failure is raised."""
     if not endpoints:
         return ()
+    check_distinct(endpoints)
     with ThreadPoolExecutor(max_workers=min(8, len(endpoints))) as pool:
         futures = [pool.submit(probe_worker, e) for e in endpoints]
         return tuple(f.result() for f in futures)

@@ -111,3 +111,25 @@ def test_a_loop_is_reported_as_run_reports_it(tmp_path: Path) -> None:
     assert record["stop_reason"] == "repetition" and record["loop_detected_at"] == after
     said = " ".join(done.stderr.split())  # the console wraps long lines
     assert f"line 1: loop detected after {after} tokens" in said and "answer stopped" in said
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("ctx", [[], ["--ctx", "2730"]])
+def test_batch_keeps_llama_cpp_quiet_about_the_shared_context(tmp_path: Path, ctx: list[str]) -> None:
+    """Three sequences sharing the planner's context (the demo's 8192: 2730 each), or of --ctx 2730: each slot gets
+    a whole number of 256-token steps, so llama.cpp has no "n_ctx is not divisible by n_seq_max" to print."""
+    from localr1.engine.params import LoadRequest
+    from localr1.loader import planned_batch_load
+
+    if ctx:
+        assert planned_batch_load("demo", LoadRequest(context_size=2730), None, 3).params.context_size == 2816
+    else:  # the plan's share rounds down, so the KV cache stays within the plan
+        whole = planned_batch_load("demo", LoadRequest(), None, 1).params.context_size
+        share = planned_batch_load("demo", LoadRequest(), None, 3).params.context_size
+        assert share % 256 == 0 and share <= whole // 3 < share + 256 and whole // 3 % 256
+    source, out = tmp_path / "prompts.jsonl", tmp_path / "results.jsonl"
+    source.write_text("\n".join(GOOD) + "\n")
+    done = localr1("batch", str(source), "-o", str(out), "-n", "2", "-t", "0", "--parallel", "3", *ctx, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "n_ctx" not in done.stderr and "llama_context" not in done.stderr, done.stderr
+    assert len(lines(out)) == 3

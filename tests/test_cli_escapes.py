@@ -114,3 +114,29 @@ def test_run_thinking_on_a_terminal_shows_escape_sequences(escaping_r1_model: Pa
     assert code == 0, written
     assert b"\\x1b]0;pwned\\x07\\x9b31m" + FIRST.encode() in written, written
     assert not any(bad in written for bad in (b"\x1b]", b"\x07", "\x9b".encode()))  # the dimming (ESC [2m) is ours
+
+
+@pytest.mark.model
+def test_a_generation_error_is_printed_with_its_escapes_shown(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """llama_decode failing mid-answer with a message carrying escape bytes (and a line break): one plain line."""
+    from collections.abc import Generator
+    from typing import Any
+
+    from localr1.cli import main
+    from localr1.engine.engine import Engine
+
+    real = Engine._token_source
+
+    def failing(self: Engine, prepared: Any, sp: Any) -> Generator[int, Any, None]:
+        tokens = real(self, prepared, sp)
+        yield next(tokens)  # a real first token, then llama.cpp's failure
+        tokens.close()
+        raise RuntimeError(f"llama_decode returned -3{PAYLOAD}\nsecond line")
+
+    monkeypatch.setattr(Engine, "_token_source", failing)
+    assert main(["run", "--temperature", "0", "--max-tokens", "8", PROMPT]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last == "localr1: error: generation failed: llama_decode returned -3\\x1b]0;pwned\\x07\\x9b31m second line"
+    assert "\x1b" not in err and "\x07" not in err and "\x9b" not in err

@@ -35,7 +35,8 @@ def chat_command(args: argparse.Namespace) -> int:
 
     if args.mlock:
         settings = replace(settings, use_mlock=True)
-    store = ConversationStore(getattr(args, "db", None))
+    db = getattr(args, "db", None)
+    store = ConversationStore(db, named=db is not None)
     app = LocalR1App(store=store, settings=settings, engine_factory=open_with_workers, startup_notices=notices)
     try:
         app.run()

@@ -326,7 +326,7 @@ def _run(args: argparse.Namespace, answer_now: list[Any]) -> int:
     if notice is not None:
         print(f"localr1: {notice}", file=sys.stderr)
     engine.close()
-    if finished.error:
-        print(f"localr1: error: {finished.error}", file=sys.stderr)
+    if finished.error:  # its text can come from llama.cpp or a worker's log: shown as escapes, on one line
+        print(f"localr1: error: {printable(finished.error).replace(chr(10), ' ')}", file=sys.stderr)
         return 1
     return 130 if finished.stats.stop_reason == "cancelled" or interrupted else 0

@@ -87,6 +87,7 @@ class TextDecoder:
         return bool(self._utf8.getstate()[0])
 
     def finish(self) -> str:
-        """What is left at the end (a replacement character for an unfinished one)."""
-        return self._utf8.decode(b"", final=True)
+        """Nothing: the bytes of a character cut off by the end (a token limit) are dropped, never shown as U+FFFD."""
+        self._utf8.reset()
+        return ""
 

@@ -151,8 +151,13 @@ def _download_timeout() -> Iterator[None]:
         constants.HF_HUB_DOWNLOAD_TIMEOUT = before
 
 
+class _PastTheEndError(Exception):
+    """The server answered 416 to a resume: its copy of the file ends where the partial file does (or before)."""
+
+
 def _stream(url: str, partial: Path, size: int | None, sha256: str | None, report: Callable[[int], None]) -> str | None:
     """Append the rest of a file to its partial file; returns the sha256 of the whole (None when not hashed)."""
+    from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers, disable_progress_bars  # type: ignore[attr-defined]
 
@@ -163,11 +168,55 @@ def _stream(url: str, partial: Path, size: int | None, sha256: str | None, repor
     with partial.open("ab") as fh:
         resume = fh.tell()
         hasher = _hash_prefix(partial, resume) if sha256 is not None else None
-        report(resume)
         writer = _HashingFile(fh, hasher, report)
-        with _download_timeout():
-            http_get(url, writer, resume_size=resume, headers=headers, expected_size=size)  # type: ignore[arg-type]
+        try:
+            with _download_timeout():
+                http_get(url, writer, resume_size=resume, headers=headers, expected_size=size)  # type: ignore[arg-type]
+        except HfHubHTTPError as exc:
+            if exc.response is not None and exc.response.status_code == 416:
+                raise _PastTheEndError from None
+            raise
         return writer.hasher.hexdigest() if writer.hasher is not None else None
+
+
+def _size_disagrees(repo: str, name: str, size: int, arrived: int, partial: Path) -> HubError:
+    """The Hub's size for a file and what its server sends differ: nothing of it is kept, and re-runs cannot help."""
+    partial.unlink(missing_ok=True)
+    served = f"sent {arrived}" if arrived > size else f"has only {arrived}"
+    return HubError(f"the Hub lists {name} from {repo} as {size} bytes but its server {served}: the Hub's size and the "
+                    f"file disagree, so nothing was kept; try again later, or check HF_ENDPOINT ({endpoint()})")
+
+
+def _download(url: str, partial: Path, *, size: int | None, sha256: str | None, report: Callable[[int], None],
+              repo: str, name: str) -> str | None:
+    """Stream the file into its partial file until it holds `size` bytes; returns its sha256 when hashed.
+
+    A body that ends short is resumed once at once: a server with nothing past it (416) serves a file of another
+    size than the Hub lists, which no re-run would fix.
+    """
+    report(partial.stat().st_size if partial.exists() else 0)  # what an earlier run kept
+    for resume in range(2):
+        try:
+            with hub_errors(repo, name):
+                got = _stream(url, partial, size, sha256, report)
+        except _PastTheEndError:
+            if size is None:  # nothing to compare with: the hash check decides (and a mismatch starts again)
+                return None
+            raise _size_disagrees(repo, name, size, partial.stat().st_size, partial) from None
+        except OSError as exc:
+            if "Consistency check" not in str(exc):  # huggingface_hub: the body's length was not the size asked for
+                # a full disk or a file size limit: say where, and that what arrived is kept for a re-run
+                raise FileSystemError(os_error_message(exc, "write the download to", partial) +
+                                      "; what arrived is kept: run the same command again to resume") from exc
+            got = None
+        arrived = partial.stat().st_size
+        if size is None or arrived == size:
+            return got
+        if arrived > size:  # not a prefix of the file the Hub lists: nothing to resume from
+            raise _size_disagrees(repo, name, size, arrived, partial)
+        if resume:
+            break
+    raise HubError(f"{name} from {repo} stopped at {arrived} of {size} bytes: run the same command again to resume")
 
 
 def fetch_file(snapshot: RepoSnapshot, name: str, progress: Progress | None = None,
@@ -211,21 +260,7 @@ def fetch_file(snapshot: RepoSnapshot, name: str, progress: Progress | None = No
         partial = blob.with_name(blob.name + PARTIAL_SUFFIX)
         for attempt in range(ATTEMPTS):
             done = 0
-            try:
-                with hub_errors(repo, name):
-                    got = _stream(meta.location, partial, size, sha256, report)
-            except OSError as exc:
-                if "Consistency check" not in str(exc):  # huggingface_hub: the body ended short of its size
-                    # a full disk or a file size limit: say where, and that what arrived is kept for a re-run
-                    raise FileSystemError(os_error_message(exc, "write the download to", partial) +
-                                          "; what arrived is kept: run the same command again to resume") from exc
-                got = None
-            arrived = partial.stat().st_size
-            if size is not None and arrived > size:
-                partial.unlink()  # not a prefix of the file: nothing to resume from
-            if size is not None and arrived != size:
-                raise HubError(f"{name} from {repo} stopped at {arrived} of {size} bytes: run the same command again "
-                               "to resume")
+            got = _download(meta.location, partial, size=size, sha256=sha256, report=report, repo=repo, name=name)
             ok = got == sha256 if sha256 is not None else verified(partial, None, etag)
             if ok:
                 break

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from localr1.engine.events import AnswerDelta, Event, Finished, ThinkingDelta
 from localr1.errors import LocalR1Error, ModelLoadError, WorkerError
 from localr1.server.protocol import ChatRequest, ChunkWriter, RequestError, completion, parse_chat_request
+from localr1.server.stop import StopMatcher, cut_answer
 
 if TYPE_CHECKING:
     from localr1.engine.batch.service import BatchService
@@ -143,10 +144,12 @@ class ChatEndpoint:
         if chat.stream:
             return StreamingResponse(self._stream(request_id, chat, events), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        return await self._whole(request, request_id, events)
+        return await self._whole(request, request_id, chat, events)
 
-    async def _whole(self, request: Request, request_id: str, events: asyncio.Queue[Event]) -> Response:
+    async def _whole(self, request: Request, request_id: str, chat: ChatRequest,
+                     events: asyncio.Queue[Event]) -> Response:
         finished = False
+        matcher = StopMatcher(chat.stop)
         try:
             while True:
                 try:
@@ -155,17 +158,24 @@ class ChatEndpoint:
                     if await request.is_disconnected():
                         return Response(status_code=499)
                     continue
+                if isinstance(event, AnswerDelta) and not matcher.stopped:
+                    matcher.feed(event.text)
+                    if matcher.stopped:  # the rest of the answer is not wanted: free the slot
+                        self.scheduler.cancel(request_id)
                 if isinstance(event, Finished):
                     finished = True
-                    if event.error:
+                    if event.error and not matcher.stopped:
                         return error_response(RequestError(event.error, 500, "generation_failed"))
-                    return JSONResponse(completion(request_id, self.config.model_id, event))
+                    answer, stopped = cut_answer(event.answer, chat.stop)
+                    final = replace(event, answer=answer, error=None)
+                    return JSONResponse(completion(request_id, self.config.model_id, final, stopped))
         finally:
             if not finished:
                 self.scheduler.cancel(request_id)
 
     async def _stream(self, request_id: str, chat: ChatRequest, events: asyncio.Queue[Event]) -> AsyncIterator[str]:
         writer = ChunkWriter(request_id, self.config.model_id)
+        matcher = StopMatcher(chat.stop)
         finished = False
         try:
             yield _sse(writer.opening())
@@ -173,14 +183,19 @@ class ChatEndpoint:
                 event = await events.get()
                 if isinstance(event, ThinkingDelta):
                     yield _sse(writer.reasoning(event.text))
-                elif isinstance(event, AnswerDelta):
-                    yield _sse(writer.answer(event.text))
+                elif isinstance(event, AnswerDelta) and not matcher.stopped:
+                    if text := matcher.feed(event.text):
+                        yield _sse(writer.answer(text))
+                    if matcher.stopped:  # the rest of the answer is not wanted: free the slot
+                        self.scheduler.cancel(request_id)
                 elif isinstance(event, Finished):
                     finished = True
-                    if event.error:
+                    if tail := matcher.flush():
+                        yield _sse(writer.answer(tail))
+                    if event.error and not matcher.stopped:
                         yield _sse(RequestError(event.error, 500, "generation_failed").payload())
                     else:
-                        yield _sse(writer.closing(event))
+                        yield _sse(writer.closing(event, matcher.stopped))
                         if chat.include_usage:
                             yield _sse(writer.usage(event))
                     yield "data: [DONE]\n\n"

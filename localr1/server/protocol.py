@@ -19,6 +19,7 @@ from localr1.engine.params import SamplingParams
 from localr1.engine.template import ChatMessage, Role
 from localr1.engine.thinking import ThinkingControl
 from localr1.errors import ConfigError
+from localr1.server.stop import parse_stop
 
 ROLE_MAP: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 LOOP_GUARD_MODES = ("off", "warn", "act")
@@ -50,6 +51,7 @@ class ChatRequest:
     reasoning: ThinkingControl  # from the extension fields `thinking_budget` and `loop_guard`
     stream: bool
     include_usage: bool
+    stop: tuple[str, ...] = ()  # cut the answer before the first of these
 
 
 def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
@@ -142,8 +144,9 @@ def parse_chat_request(body: Any, defaults: SamplingParams) -> ChatRequest:
         raise RequestError("the request body must be a JSON object")
     messages = parse_messages(body.get("messages"))
     _whole(body, "n", 1, 1)  # one choice per request
-    if body.get("stop") not in (None, [], ""):
-        raise RequestError("'stop' sequences are not supported by this server", param="stop")
+    stop = parse_stop(body.get("stop"))
+    if isinstance(stop, str):
+        raise RequestError(stop, param="stop")
     if body.get("tools"):
         raise RequestError("tools are not supported by this server", param="tools")
     max_tokens = _whole(body, "max_completion_tokens", 1, 2**31 - 1) or _whole(body, "max_tokens", 1, 2**31 - 1)
@@ -161,7 +164,7 @@ def parse_chat_request(body: Any, defaults: SamplingParams) -> ChatRequest:
         raise RequestError("'stream' must be true or false", param="stream")
     options = body.get("stream_options") or {}
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    return ChatRequest(messages, sampling, reasoning_fields(body), stream, include_usage)
+    return ChatRequest(messages, sampling, reasoning_fields(body), stream, include_usage, stop)
 
 
 def usage(final: Finished) -> dict[str, int]:
@@ -170,26 +173,31 @@ def usage(final: Finished) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def extras(final: Finished) -> dict[str, Any]:
+def finish_reason(final: Finished, stopped: bool) -> str:
+    """OpenAI's finish reason; a stop string matched is "stop" whatever ended the sequence after it."""
+    return "stop" if stopped else FINISH_REASONS.get(final.stats.stop_reason, "stop")
+
+
+def extras(final: Finished, stopped: bool = False) -> dict[str, Any]:
     """What localr1 adds about the generation (stop reason, loop guard, batching)."""
     return {
-        "stop_reason": final.stats.stop_reason,
+        "stop_reason": "stop_sequence" if stopped else final.stats.stop_reason,
         "loop_detected_at": getattr(final, "loop_detected_at", None),
         "thinking_forced_closed": getattr(final, "thinking_forced_closed", False),
         "peak_batch": getattr(final, "peak_batch", 1),
     }
 
 
-def completion(request_id: str, model: str, final: Finished) -> dict[str, Any]:
-    """A whole chat.completion object: reasoning first, then the answer."""
+def completion(request_id: str, model: str, final: Finished, stopped: bool = False) -> dict[str, Any]:
+    """A whole chat.completion object: reasoning first, then the answer (already cut at a stop string)."""
     message = {"role": "assistant", "reasoning_content": final.thinking, "reasoning": final.thinking,
                "content": final.answer}
     return {
         "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": FINISH_REASONS.get(final.stats.stop_reason, "stop")}],
+                     "finish_reason": finish_reason(final, stopped)}],
         "usage": usage(final),
-        "localr1": extras(final),
+        "localr1": extras(final, stopped),
     }
 
 
@@ -217,9 +225,9 @@ class ChunkWriter:
         """A piece of the answer."""
         return self._chunk({"content": text})
 
-    def closing(self, final: Finished) -> dict[str, Any]:
+    def closing(self, final: Finished, stopped: bool = False) -> dict[str, Any]:
         """The last choice chunk, with the finish reason and localr1's extras."""
-        return self._chunk({}, FINISH_REASONS.get(final.stats.stop_reason, "stop"), localr1=extras(final))
+        return self._chunk({}, finish_reason(final, stopped), localr1=extras(final, stopped))
 
     def usage(self, final: Finished) -> dict[str, Any]:
         """The usage chunk (stream_options.include_usage): no choices."""

@@ -81,17 +81,20 @@ class ConversationStore:
 
     Only a file SQLite calls not a database or malformed is moved aside (and a fresh one started);
     any other failure (locked, read-only, a failed migration, written by a newer localr1) is a StoreError
-    that touches nothing.
+    that touches nothing. A file the user named (`named`, chat's --db) is never moved aside nor its folder
+    created: either is a StoreError.
     """
 
     def __init__(
         self,
         path: Path | None = None,
         *,
+        named: bool = False,
         migrations: Sequence[tuple[str, str]] = MIGRATIONS,
         busy_timeout_s: float = 5.0,
     ) -> None:
         self.path = path or default_db_path()
+        self.named = named
         self.recovered_from: Path | None = None
         self._migrations = migrations
         self._busy_timeout_s = busy_timeout_s
@@ -101,11 +104,12 @@ class ConversationStore:
         conn = connect(self.path, self._busy_timeout_s)
         try:
             check_not_newer(conn, self._migrations)
+            # checked before switching to WAL, which writes the header: a damaged file is left as it was
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise IntegrityCheckFailed("integrity check failed")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
-            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise IntegrityCheckFailed("integrity check failed")
             migrate(conn, self._migrations)
         except BaseException:
             conn.close()
@@ -113,6 +117,9 @@ class ConversationStore:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        if self.named and not self.path.parent.is_dir():
+            raise StoreError(f"the folder {self.path.parent} for the conversation database {self.path.name} does "
+                             "not exist; create it first, or leave out --db to use the default database")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -126,6 +133,9 @@ class ConversationStore:
             cause = exc.cause if isinstance(exc, MigrationError) else exc
             if not is_corruption(cause):
                 raise StoreError(self._explain_open(exc)) from None
+            if self.named:
+                raise StoreError(f"{self.path} is not a SQLite database, or is damaged ({cause}); it was left as "
+                                 "it was: name another file with --db, or leave out --db for the default") from None
         try:
             self.recovered_from = self._move_aside()
         except OSError as exc:

@@ -95,6 +95,21 @@ def test_text_decoder_joins_characters_split_across_tokens(r1_vocab: VocabFile) 
     assert "".join(decoder.feed(t) for t in ids) + decoder.finish() == MIXED
 
 
+def test_a_character_cut_by_the_end_is_dropped_not_replaced(r1_vocab: VocabFile) -> None:
+    """Every cut of the stream, mid-character ones included, ends at the last whole character."""
+    vocab = r1_vocab.vocab
+    ids = vocab.tokenize(MIXED, add_bos=False, special=False)
+    cuts_mid_character = 0
+    for end in range(len(ids) + 1):
+        decoder = TextDecoder(vocab)
+        streamed = "".join(decoder.feed(t) for t in ids[:end])
+        cuts_mid_character += decoder.mid_character
+        text = streamed + decoder.finish()
+        assert "\ufffd" not in text and MIXED.startswith(text)
+        assert not decoder.mid_character  # finish leaves the decoder clean
+    assert cuts_mid_character >= 3
+
+
 def _is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")

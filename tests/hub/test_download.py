@@ -140,3 +140,39 @@ def test_a_disk_too_small_is_refused_before_downloading(hub: FakeHub, demo_copy:
         check_space(snapshot, [NAME])
     assert hub.blob_requests(NAME) == []
     assert check_space(snapshot, ["README.md"]) > 0  # a small file fits
+
+
+@pytest.mark.parametrize(("extra", "words"), [(1000, "has only"), (-1000, "sent")])
+def test_a_size_that_disagrees_with_the_body_fails_once_and_keeps_nothing(
+        hub: FakeHub, slice_copy: Path, tmp_path: Path, extra: int, words: str) -> None:
+    _publish(hub, slice_copy, tmp_path)
+    real = slice_copy.stat().st_size
+    hub.find(NAME).claimed_size = real + extra  # the listing and X-Linked-Size; the body is the real file
+    for _run in range(2):  # a re-run fails the same way: it never says to resume a file no resume can finish
+        with pytest.raises(HubError) as caught:
+            fetch_file(repo_snapshot(REPO), NAME)
+        message = str(caught.value)
+        assert f"lists {NAME} from {REPO} as {real + extra} bytes but its server {words} {real}" in message
+        assert "nothing was kept" in message and "resume" not in message
+        assert not list((repo_folder(REPO) / "blobs").iterdir())  # no blob, no partial file
+    ranges = [h.get("range") for h in hub.blob_requests(NAME)]
+    if extra > 0:  # the whole body, then one resume the server answers 416, per run
+        assert ranges == [None, f"bytes={real}-"] * 2
+    else:
+        assert ranges == [None, None]
+
+
+def test_a_partial_file_the_size_cannot_be_reached_from_is_removed(hub: FakeHub, slice_copy: Path,
+                                                                   tmp_path: Path) -> None:
+    """What an earlier run kept holds the whole body, but the Hub lists more: the resume's 416 ends it."""
+    _publish(hub, slice_copy, tmp_path)
+    hub.find(NAME).claimed_size = slice_copy.stat().st_size + 1
+    snapshot = repo_snapshot(REPO)
+    blobs = repo_folder(REPO) / "blobs"
+    blobs.mkdir(parents=True)
+    partial = blobs / f"{snapshot.files[NAME].sha256}{PARTIAL_SUFFIX}"
+    partial.write_bytes(slice_copy.read_bytes())
+    with pytest.raises(HubError, match="the Hub's size and the file disagree"):
+        fetch_file(snapshot, NAME)
+    assert not partial.exists()
+    assert [h.get("range") for h in hub.blob_requests(NAME)] == [f"bytes={slice_copy.stat().st_size}-"]

@@ -155,3 +155,17 @@ def test_the_command_line_default_speed_wish_is_the_planners() -> None:
     from localr1.pull_choice import DEFAULT_MIN_TPS, FAMILY
 
     assert (pull.DEFAULT_MIN_TPS, pull.FAMILY) == (DEFAULT_MIN_TPS, FAMILY)
+
+
+def test_pull_of_a_file_whose_size_the_hub_misreports_fails_and_keeps_nothing(
+        published: FakeHub, demo_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    name = "tiny-demo-Q8_0.gguf"
+    published.find(name).claimed_size = demo_copy.stat().st_size + 4096
+    for _run in range(2):
+        assert main(["pull", "tiny-demo", "--quant", "Q8_0"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("localr1: error: the Hub lists tiny-demo-Q8_0.gguf") and "Traceback" not in err
+        assert "the Hub's size and the file disagree, so nothing was kept" in err[-1]
+        assert not list((repo_folder(REPO) / "blobs").iterdir())
+    assert len(published.blob_requests(name)) == 4  # each run: the body, then one resume answered 416
+    assert not load_record("tiny-demo")["pulls"] and not (models_dir() / "tiny-demo").exists()

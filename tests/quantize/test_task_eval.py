@@ -176,3 +176,72 @@ def test_ctrl_c_keeps_the_answers_and_says_how_to_continue(ladder: Path, problem
     assert process.returncode == 130 and 1 <= len(kept) < 6, err
     assert f"the answers given so far are kept in {ladder / ANSWERS_NAME}" in err
     assert "run the same command again to continue" in err and "Traceback" not in err and out == ""
+
+
+def _base(ladder: Path) -> Path:
+    manifest = load_manifest(ladder)
+    assert manifest is not None
+    return base_path(ladder, manifest)[0]
+
+
+class _Notes:
+    """A Reporter that keeps its notes."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def start(self, description: str, total: float) -> None:
+        pass
+
+    def advance(self, completed: float, total: float | None = None) -> None:
+        pass
+
+    def finish(self, text: str | None = None) -> None:
+        pass
+
+
+def test_parallel_is_lowered_before_loading_when_the_contexts_do_not_fit(ladder: Path, problems: Path) -> None:
+    """256 sequences of 8192 tokens need about 48 GB of f16 KV cache for the demo: fewer run, and it says so."""
+    from localr1.errors import LocalR1Error
+    from localr1.loader import runtime_hardware
+    from quantize.quality.tasks.evaluate import evaluate_tasks
+    from quantize.quality.tasks.fit import fitting_parallel
+    from quantize.quality.tasks.solver import Solver, SolveSettings
+
+    given: list[int] = []
+
+    def no_load(path: Path, settings: SolveSettings) -> Solver:
+        given.append(settings.parallel)
+        raise LocalR1Error("not loaded in this test")
+
+    reporter = _Notes()
+    options = EvalOptions(tasks=problems, samples=100, context=8192, parallel=256, max_tokens=8, temperature=0.0)
+    evaluate_tasks(ladder, options, reporter, solver_factory=no_load)
+    base = _base(ladder)
+    fitting = given[0]  # (the free memory may change by the time this test asks the planner itself)
+    assert 1 <= fitting < 256 and given == [fitting] * 3  # the base and both variants
+    assert fitting_parallel(base, 8192, fitting, runtime_hardware()) >= fitting // 2
+    assert f"--parallel lowered from 256 to {fitting}: 256 sequences of 8192 tokens would not fit in memory beside " \
+           f"{base.name}" in reporter.notes
+
+
+def test_the_planner_decides_how_many_fit(ladder: Path) -> None:
+    from dataclasses import replace as changed
+
+    from localr1.hardware import load_profile
+    from localr1.plan import NoFitError
+    from quantize.quality.tasks.fit import fitting_parallel
+
+    base = _base(ladder)
+    laptop = changed(load_profile("laptop-8gb"), gpus=())
+    most = fitting_parallel(base, 8192, 256, laptop)
+    assert 1 < most < 256 and fitting_parallel(base, 8192, most, laptop) == most
+    assert fitting_parallel(base, 8192 * most, 1, laptop) == 1
+    with pytest.raises(NoFitError):
+        fitting_parallel(base, 8192 * (most + 1), 1, laptop)
+    small = changed(laptop, ram_available=300 * 2**20)
+    with pytest.raises(NoFitError, match="does not fit this machine: its smallest option"):
+        fitting_parallel(base, 8192, 4, small)

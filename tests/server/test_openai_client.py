@@ -188,3 +188,60 @@ def test_the_key_is_checked_on_every_request(keyed: LiveServer) -> None:
     assert status == 401 and "missing API key" in body["error"]["message"]
     reply = create(keyed, key=KEY, model="demo", messages=HI, max_tokens=4)
     assert reply.choices[0].message.content
+
+
+def test_a_reply_cut_inside_a_character_ends_at_the_last_whole_one(keyed: LiveServer) -> None:
+    """Greedy, the demo answers with star emoji (two tokens each): 4 tokens end half-way through the second."""
+    emoji = [{"role": "user", "content": "Reply with only emoji: 🙂🙂🙂🙂"}]
+    reply = create(keyed, key=KEY, model="demo", messages=emoji, max_tokens=4, temperature=0)
+    assert reply.choices[0].finish_reason == "length" and reply.usage.completion_tokens == 4
+    assert reply.choices[0].message.content == "🌟"
+    stream = create(keyed, key=KEY, model="demo", messages=emoji, max_tokens=4, temperature=0, stream=True)
+    assert "".join(c.delta.content or "" for chunk in stream for c in chunk.choices) == "🌟"
+
+
+def _whole_and_streamed(live: LiveServer, key: str, **request: Any) -> tuple[Any, str, str, str | None]:
+    """One request whole and once streamed: the whole reply, the streamed answer, thinking and finish reason."""
+    reply = create(live, key=key, **request)
+    answer, thinking, finish = [], [], None
+    for chunk in create(live, key=key, stream=True, **request):
+        for choice in chunk.choices:
+            answer.append(choice.delta.content or "")
+            thinking.append(extra(choice.delta, "reasoning_content") or "")
+            finish = choice.finish_reason or finish
+    return reply, "".join(answer), "".join(thinking), finish
+
+
+def test_stop_strings_cut_the_answer_whole_and_streamed(keyed: LiveServer) -> None:
+    base = {"model": "demo", "messages": SKY, "max_tokens": 40, "temperature": 0}
+    full = create(keyed, key=KEY, **base).choices[0].message.content
+    words = full.split(" ")
+    stop = " ".join(words[len(words) // 2: len(words) // 2 + 2])  # two words: spread over several tokens
+    assert len(stop) > 3 and full.find(stop) > 0
+    expected = full[:full.find(stop)]
+    for stops in (stop, ["never in this answer", stop]):
+        reply, streamed, _, finish = _whole_and_streamed(keyed, KEY, **base, stop=stops)
+        assert reply.choices[0].message.content == expected == streamed
+        assert reply.choices[0].finish_reason == "stop" == finish
+        assert extra(reply, "localr1")["stop_reason"] == "stop_sequence"
+    reply, streamed, _, finish = _whole_and_streamed(keyed, KEY, **base, stop=["never in this answer"])
+    assert reply.choices[0].message.content == full == streamed  # a held-back partial match is sent at the end
+    assert reply.choices[0].finish_reason == "length" == finish
+
+
+def test_stop_strings_never_cut_the_thinking(live: LiveServer) -> None:
+    base: dict[str, Any] = {"model": "demo", "messages": HI, "max_tokens": 48, "temperature": 0,
+            "extra_body": {"thinking_budget": 8}}
+    first = create(live, **base).choices[0].message
+    thinking, answer = extra(first, "reasoning_content"), first.content
+    stop = max(thinking.split(), key=len)  # in the thinking (and maybe in the answer too)
+    expected = answer[:answer.find(stop)] if stop in answer else answer
+    reply, streamed, streamed_thinking, _ = _whole_and_streamed(live, "unused", **base, stop=stop)
+    assert extra(reply.choices[0].message, "reasoning_content") == thinking == streamed_thinking
+    assert reply.choices[0].message.content == expected == streamed
+
+
+@pytest.mark.parametrize("stop", [["a", "b", "c", "d", "e"], 7, [""], ["ok", 3]])
+def test_a_bad_stop_is_a_400_naming_it(live: LiveServer, stop: Any) -> None:
+    status, reply = post(live.url + "/chat/completions", json.dumps({"messages": HI, "stop": stop}).encode())
+    assert status == 400 and reply["error"]["param"] == "stop", reply

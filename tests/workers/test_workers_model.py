@@ -106,7 +106,7 @@ def not_a_worker() -> Iterator[str]:
 
 
 def test_another_program_on_the_port_is_an_error_not_a_crash(not_a_worker: str) -> None:
-    with pytest.raises(WorkerError, match="not a compatible worker"):
+    with pytest.raises(WorkerError, match=r"does not answer as a llama\.cpp RPC worker"):
         open_engine("demo", LoadRequest(workers=(not_a_worker,)))
 
 

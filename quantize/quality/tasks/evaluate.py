@@ -82,6 +82,20 @@ def solve_settings(base: Path, options: EvalOptions) -> SolveSettings:
                          options.parallel)
 
 
+def _fitted(settings: SolveSettings, models: list[_Model], reporter: Reporter) -> SolveSettings:
+    """Fewer sequences (with a note) when `parallel` × the context would not fit beside the largest model;
+    the planner's NoFitError, before anything is loaded, when one sequence would not."""
+    from localr1.loader import runtime_hardware
+    from quantize.quality.tasks.fit import fitting_parallel
+
+    largest = max(models, key=lambda m: m.path.stat().st_size)
+    parallel = fitting_parallel(largest.path, settings.context, settings.parallel, runtime_hardware())
+    if parallel < settings.parallel:
+        reporter.note(f"--parallel lowered from {settings.parallel} to {parallel}: {settings.parallel} sequences of "
+                      f"{settings.context} tokens would not fit in memory beside {largest.path.name}")
+    return replace(settings, parallel=parallel)
+
+
 def settings_record(settings: SolveSettings, options: EvalOptions) -> dict[str, Any]:
     """Everything that decides an answer's text (a change means new answers); not how many run together."""
     s, thinking = settings.sampling, settings.thinking
@@ -191,6 +205,9 @@ def _evaluate_locked(out_dir: Path, problem_set: ProblemSet, options: EvalOption
     requests = _requests(problem_set.problems, options.samples, options.seed)
     work = [(m, session.pending(m, requests)) for m in models]
     session.total = total = sum(len(p) for _, p in work)
+    if total:  # before anything is loaded
+        settings = _fitted(replace(settings, parallel=min(settings.parallel, max(len(p) for _, p in work))),
+                           models, reporter)
     already = len(requests) * len(models) - total
     if already:
         reporter.note(f"{already} of {len(requests) * len(models)} answers kept from earlier runs; {total} to give")
