@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,40 @@ def test_the_math_preset_is_folded_into_the_prompt_and_boxed_answers_come_out() 
     assert last_boxed("\\boxed{\\{a, b\\}}") == "\\{a, b\\}"
     assert last_boxed("\\boxed{4} and an unfinished \\boxed{5") == "4"
     assert last_boxed("no box here") is None
+
+
+class _SigintOnFirstWrite(io.StringIO):
+    """An error stream that sends this process SIGINT from inside its first write, as when Ctrl-C lands
+    while the thinking is being printed rather than while a token is awaited."""
+
+    sent = False
+
+    def write(self, text: str) -> int:
+        if not self.sent and text.strip():
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().write(text)
+
+
+@pytest.mark.model
+def test_ctrl_c_while_the_thinking_is_printed_answers_now(r1_demo_path: Path) -> None:
+    from localr1.commands.run import InterruptPolicy, TerminalPrinter, _stream_reply, sigint_to
+    from localr1.engine import ChatMessage
+    from localr1.engine.engine import Engine
+    from localr1.engine.params import LoadParams
+    from localr1.engine.thinking import ThinkingControl
+    from localr1.streaming import ThreadedStream
+    from tests.conftest import GREEDY
+
+    engine = Engine(r1_demo_path, LoadParams(context_size=1024), replace(GREEDY, max_tokens=120))
+    try:
+        err = _SigintOnFirstWrite()
+        policy = InterruptPolicy(engine, err)
+        messages = [ChatMessage("user", "Explain why the sky is blue")]
+        stream = ThreadedStream(lambda: engine.chat(messages, None, ThinkingControl(loop_guard="off")))
+        with sigint_to(policy):  # without it, KeyboardInterrupt escapes from the printer mid-line
+            finished, _, _ = _stream_reply(stream, policy, TerminalPrinter(True, io.StringIO(), err, None), engine)
+    finally:
+        engine.close()
+    assert err.sent and "press Ctrl-C again within 2 s to stop" in err.getvalue()
+    assert not policy.cancelled and finished.thinking and finished.answer  # answered, not stopped

@@ -7,7 +7,9 @@ import contextlib
 import json
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -163,20 +165,79 @@ class InterruptPolicy:
         self.engine, self.err, self.clock = engine, err, clock
         self.asked_at: float | None = None
         self.cancelled = False
+        self.thinking = False
+        self._notice_due = False
 
-    def interrupt(self, thinking: bool) -> None:
-        """Handle one Ctrl-C; raises KeyboardInterrupt on one after the cancel (the user insists)."""
+    def interrupt(self, thinking: bool | None = None) -> None:
+        """Handle one Ctrl-C (safe in a signal handler: it only sets flags); raises KeyboardInterrupt on one
+        after the cancel (the user insists)."""
         if self.cancelled:
             raise KeyboardInterrupt
         now = self.clock()
+        thinking = self.thinking if thinking is None else thinking
         if thinking and (self.asked_at is None or now - self.asked_at > ANSWER_NOW_GRACE_S):
             self.asked_at = now
             self.engine.answer_now()
-            self.err.write(f"\n[answering now: press Ctrl-C again within {ANSWER_NOW_GRACE_S:g} s to stop]\n")
-            self.err.flush()
+            self._notice_due = True
             return
         self.cancelled = True
         self.engine.cancel()  # the stream goes on to its Finished event
+
+    def flush_notice(self) -> None:
+        """Say what the last Ctrl-C did, outside the signal handler (the thinking may be mid-write on err)."""
+        if self._notice_due:
+            self._notice_due = False
+            self.err.write(f"\n[answering now: press Ctrl-C again within {ANSWER_NOW_GRACE_S:g} s to stop]\n")
+            self.err.flush()
+
+
+@contextlib.contextmanager
+def sigint_to(policy: InterruptPolicy) -> Iterator[None]:
+    """Route Ctrl-C to the policy wherever the main thread is (waiting for a token or printing one); elsewhere
+    than the main thread, KeyboardInterrupt is left to the caller."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: policy.interrupt())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stream_reply(stream: ThreadedStream[Event], policy: InterruptPolicy, printer: TerminalPrinter | None,
+                  engine: ChatEngine) -> tuple[Finished, int, SlowDecoding | None]:
+    """Print the reply as it streams; return its Finished event, the dropped messages and a slow-decoding event."""
+    finished: Finished | None = None
+    trimmed = 0
+    slow: SlowDecoding | None = None
+    while True:
+        try:
+            event = stream.next()
+        except KeyboardInterrupt:  # not on the main thread: no handler routes Ctrl-C to the policy
+            policy.interrupt()
+            continue
+        policy.flush_notice()
+        if event is None:
+            break
+        if isinstance(event, ThinkingDelta):
+            policy.thinking = True
+        elif isinstance(event, AnswerDelta | ThinkingClosed):
+            policy.thinking = False
+        if printer is not None:
+            try:
+                printer.handle(event)
+            except OSError:  # our output is gone (a closed pipe, a full disk): stop the worker before saying so
+                _stop(engine, stream)
+                raise
+        if isinstance(event, ContextTrimmed):
+            trimmed = event.dropped_messages
+        if isinstance(event, SlowDecoding):
+            slow = event
+        if isinstance(event, Finished):
+            finished = event
+    assert finished is not None
+    return finished, trimmed, slow
 
 
 def _stop(engine: ChatEngine, stream: ThreadedStream[Event]) -> None:
@@ -262,38 +323,12 @@ def _run(args: argparse.Namespace, answer_now: list[Any]) -> int:
     messages.append(ChatMessage("user", apply_preset(prompt, args.preset)))
     printer = None if args.json else TerminalPrinter(not args.hide_thinking, sys.stdout, sys.stderr,
                                                      plan if isinstance(plan, dict) else None)
-    slow: SlowDecoding | None = None
-    finished: Finished | None = None
-    trimmed = 0
     policy = InterruptPolicy(engine, sys.stderr)
-    thinking = False
     answer_now.append(engine.answer_now)
     stream = ThreadedStream(lambda: engine.chat(messages, None, control))
-    while True:
-        try:
-            event = stream.next()
-        except KeyboardInterrupt:
-            policy.interrupt(thinking)
-            continue
-        if event is None:
-            break
-        if isinstance(event, ThinkingDelta):
-            thinking = True
-        elif isinstance(event, AnswerDelta | ThinkingClosed):
-            thinking = False
-        if printer is not None:
-            try:
-                printer.handle(event)
-            except OSError:  # our output is gone (a closed pipe, a full disk): stop the worker before saying so
-                _stop(engine, stream)
-                raise
-        if isinstance(event, ContextTrimmed):
-            trimmed = event.dropped_messages
-        if isinstance(event, SlowDecoding):
-            slow = event
-        if isinstance(event, Finished):
-            finished = event
-    assert finished is not None
+    with sigint_to(policy):
+        finished, trimmed, slow = _stream_reply(stream, policy, printer, engine)
+    policy.flush_notice()
     interrupted = policy.cancelled
     notice = cut_off_notice(finished.stats, engine.sampling.max_tokens, engine.context_size)
     boxed = last_boxed(finished.answer) if args.preset == "math" else None
