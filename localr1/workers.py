@@ -48,12 +48,13 @@ class WorkerInfo:
 
 
 def parse_endpoint(text: str) -> Endpoint:
-    """`host:port` (or `[v6]:port`); a ConfigError says what is wrong."""
+    """`host:port` (IPv4 or a name); a ConfigError says what is wrong."""
     raw = text.strip()
     host, sep, port_text = raw.rpartition(":")
-    if raw.startswith("[") and "]:" in raw:
-        host, port_text = raw[1:].split("]:", 1)
-    elif not sep or ":" in host:
+    if raw.startswith("[") or raw.count(":") > 1:
+        raise ConfigError(f"worker '{raw}' is an IPv6 address, which llama.cpp's RPC does not support: give an "
+                          "IPv4 address or a host name")
+    if not sep:
         raise ConfigError(f"worker '{raw}' must be written host:port, e.g. 192.168.1.20:{DEFAULT_PORT}")
     if not host:
         raise ConfigError(f"worker '{raw}' has no host: write host:port, e.g. 192.168.1.20:{DEFAULT_PORT}")
@@ -63,8 +64,12 @@ def parse_endpoint(text: str) -> Endpoint:
 
 
 def parse_workers(text: str) -> tuple[Endpoint, ...]:
-    """A comma-separated list of workers; empty text means none. Duplicates are an error."""
-    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    """A comma-separated list of workers; empty text means none. Empty entries and duplicates are errors."""
+    if not text.strip():
+        return ()
+    parts = [s.strip() for s in text.split(",")]
+    if not all(parts):
+        raise ConfigError(f"the worker list '{text.strip()}' has an empty entry: write host:port,host:port")
     endpoints = tuple(parse_endpoint(p) for p in parts)
     seen: set[Endpoint] = set()
     for e in endpoints:

@@ -109,9 +109,10 @@ class ChatEndpoint:
             {"id": self.config.model_id, "object": "model", "created": int(time.time()), "owned_by": "localr1"}]})
 
     async def health(self, _request: Request) -> Response:
-        """Slots and load, for monitoring (and for tests that check requests shared the batch)."""
-        health = await asyncio.to_thread(self.scheduler.health)
-        return JSONResponse({"status": "ok", "model": self.config.model_id, **health})
+        """Slots and load, for monitoring (and for tests that check requests shared the batch); 503 while the
+        model's process is stopped (a lost worker), so a monitor sees it."""
+        health = {"status": "ok", "model": self.config.model_id, **await asyncio.to_thread(self.scheduler.health)}
+        return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
 
     async def chat(self, request: Request) -> Response:
         """POST /v1/chat/completions."""

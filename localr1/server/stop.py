@@ -8,15 +8,14 @@ MAX_STOPS = 4  # as OpenAI's API
 
 
 def parse_stop(value: Any) -> tuple[str, ...] | str:
-    """The stop strings of a request's `stop` (a string or a list of up to 4); a str result says what is wrong."""
+    """The stop strings of a request's `stop` (a string or a list of up to 4; empty strings stop nothing, alone or
+    in a list); a str result says what is wrong."""
     if value is None or value in ("", []):
         return ()
     stops = [value] if isinstance(value, str) else value
     if not isinstance(stops, list) or len(stops) > MAX_STOPS or not all(isinstance(s, str) for s in stops):
         return f"'stop' must be a string or a list of up to {MAX_STOPS} strings"
-    if not all(stops):
-        return "'stop' strings must not be empty"
-    return tuple(dict.fromkeys(stops))
+    return tuple(dict.fromkeys(s for s in stops if s))  # an empty string stops nothing, alone or in a list
 
 
 class StopMatcher:

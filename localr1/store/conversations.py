@@ -24,7 +24,15 @@ from localr1.store.db import (
     is_user_facing,
     transaction,
 )
-from localr1.store.migrations import MIGRATIONS, MigrationError, NewerDatabaseError, check_not_newer, migrate
+from localr1.store.migrations import (
+    MIGRATIONS,
+    ForeignDatabaseError,
+    MigrationError,
+    NewerDatabaseError,
+    check_is_ours,
+    check_not_newer,
+    migrate,
+)
 from localr1.store.search import SearchHit, search_messages
 
 Role = Literal["system", "user", "assistant"]
@@ -107,6 +115,7 @@ class ConversationStore:
             # checked before switching to WAL, which writes the header: a damaged file is left as it was
             if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise IntegrityCheckFailed("integrity check failed")
+            check_is_ours(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -129,6 +138,9 @@ class ConversationStore:
             return self._connect()
         except NewerDatabaseError as exc:
             raise StoreError(newer_database_message(self.path, exc)) from None
+        except ForeignDatabaseError as exc:
+            raise StoreError(f"{self.path} is another program's SQLite database (tables {exc}), not localr1's "
+                             "conversations; it was left as it was: name another file with --db") from None
         except (sqlite3.Error, MigrationError) as exc:
             cause = exc.cause if isinstance(exc, MigrationError) else exc
             if not is_corruption(cause):

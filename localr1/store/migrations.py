@@ -165,6 +165,17 @@ class NewerDatabaseError(Exception):
         self.names = list(names)
 
 
+class ForeignDatabaseError(Exception):
+    """The database holds tables but no `schema_migrations`: another program's, not localr1's."""
+
+
+def check_is_ours(conn: sqlite3.Connection) -> None:
+    """Raise ForeignDatabaseError for a database with tables of its own and no localr1 schema; reads only."""
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    if tables and "schema_migrations" not in tables:
+        raise ForeignDatabaseError(", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else ""))
+
+
 def check_not_newer(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]] = MIGRATIONS) -> None:
     """Raise NewerDatabaseError when the database records a migration not in `migrations`; reads only.
 

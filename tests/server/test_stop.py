@@ -39,5 +39,6 @@ def test_a_partial_match_is_held_back_until_it_is_decided() -> None:
 def test_stop_values() -> None:
     assert parse_stop(None) == () and parse_stop("") == () and parse_stop([]) == ()
     assert parse_stop("x") == ("x",) and parse_stop(["a", "b", "a"]) == ("a", "b")
-    assert isinstance(parse_stop(["1", "2", "3", "4", "5"]), str) and isinstance(parse_stop([""]), str)
+    assert isinstance(parse_stop(["1", "2", "3", "4", "5"]), str)
+    assert parse_stop([""]) == parse_stop("") == () and parse_stop(["", "x"]) == ("x",)  # the same, alone or listed
     assert isinstance(parse_stop(3), str) and isinstance(parse_stop(["a", None]), str)

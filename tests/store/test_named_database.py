@@ -62,6 +62,18 @@ def test_chat_db_that_is_not_a_database_is_refused_and_left_as_it_was(tmp_path: 
     assert not default_db_path().exists()
 
 
+def test_chat_db_that_is_another_programs_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    with conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+    conn.close()
+    before = _snapshot(tmp_path)
+    line = _one_line_error(["--db", str(other)])
+    assert f"{other} is another program's SQLite database (tables invoices)" in line and "left as it was" in line
+    assert _snapshot(tmp_path) == before  # no localr1 tables, not switched to WAL, nothing beside it
+
+
 def test_a_named_damaged_database_is_refused_and_not_written(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     _malformed(path)

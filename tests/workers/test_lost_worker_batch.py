@@ -114,6 +114,9 @@ def test_serve_survives_a_killed_worker_and_loads_again_when_it_is_back(
     status, body = post(base, chat_body("Name three colors.", 20))
     assert status == 503 and endpoint in body["error"]["message"] and "cannot be reached" in body["error"]["message"]
     assert body["error"]["code"] == "worker_unavailable" and proc.poll() is None
+    with pytest.raises(urllib.error.HTTPError) as stopped:  # a monitor sees the server cannot answer
+        urllib.request.urlopen(base.removesuffix("/v1") + "/health", timeout=60)
+    assert stopped.value.code == 503 and json.loads(stopped.value.read())["status"] == "stopped"
     start_worker(port=int(endpoint.rsplit(":", 1)[1]))  # the worker is back: a fresh model process uses it
     status, body = post(base, chat_body("Name three colors.", 20))
     assert status == 200 and body["choices"][0]["message"]["content"], body

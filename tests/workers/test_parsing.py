@@ -25,18 +25,23 @@ GiB = 2**30
 
 def test_endpoints_parse_and_print_back() -> None:
     assert parse_endpoint(" 192.168.1.20:50052 ") == Endpoint("192.168.1.20", 50052)
-    assert str(parse_endpoint("[::1]:7000")) == "[::1]:7000"
-    assert parse_workers("a:1, b:2,") == (Endpoint("a", 1), Endpoint("b", 2))
-    assert parse_workers("") == ()
+    assert parse_workers("a:1, b:2") == (Endpoint("a", 1), Endpoint("b", 2))
+    assert parse_workers("") == parse_workers("  ") == ()
 
 
 @pytest.mark.parametrize(("text", "says"), [
     ("host", "host:port"), (":50052", "no host"), ("h:0", "valid port"), ("h:70000", "valid port"),
-    ("h:port", "valid port"), ("a:b:1", "host:port"),
+    ("h:port", "valid port"), ("a:b:1", "IPv6"), ("[::1]:7000", "IPv6"), ("[::ffff:127.0.0.1]:50091", "IPv6"),
 ])
 def test_bad_endpoints_say_what_is_wrong(text: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         parse_endpoint(text)
+
+
+@pytest.mark.parametrize("text", [",", "a:1,,b:2", "a:1,"])
+def test_an_empty_entry_in_the_worker_list_is_an_error(text: str) -> None:
+    with pytest.raises(ConfigError, match="empty entry"):
+        parse_workers(text)
 
 
 def test_a_worker_listed_twice_is_an_error() -> None:

@@ -196,7 +196,8 @@ class IsolatedBatch:
             if self._child is not None:
                 health: dict[str, Any] = self._ask("health")
                 return health
-        return {**self._facts, "active": 0, "waiting": 0, "free_slots": self._facts.get("slots", self.parallel),
+        return {**self._facts, "status": "stopped", "active": 0, "waiting": 0,
+                "free_slots": self._facts.get("slots", self.parallel),
                 "engine": f"stopped ({self.lost or 'closed'}); the next request starts it again"}
 
     def run(self, requests: list[SequenceRequest]) -> Iterator[tuple[str, Event]]:
