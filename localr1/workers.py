@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -152,13 +153,20 @@ def check_distinct(endpoints: tuple[Endpoint, ...]) -> None:
 def client_hello() -> bytes | None:
     """The HELLO this llama.cpp's RPC client opens with, caught on a local listener (None if it never came)."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(PROBE_TIMEOUT_S)
+        listener.settimeout(0.2)  # short waits: a client that died (Ctrl-C reaches it too) ends the wait at once
         child = subprocess.Popen([sys.executable, "-m", "localr1.engine.rpc", "probe",
                                   f"127.0.0.1:{listener.getsockname()[1]}"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_child_env())
         hello = b""
+        deadline = time.monotonic() + PROBE_TIMEOUT_S
         try:
-            conn, _ = listener.accept()
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                    break
+                except TimeoutError:
+                    if child.poll() is not None or time.monotonic() > deadline:
+                        return None
             with conn:
                 conn.settimeout(HELLO_QUIET_S)
                 while chunk := conn.recv(4096):  # until the client waits for the answer

@@ -71,3 +71,29 @@ def test_a_web_server_is_not_a_worker_and_is_told_at_once(web_server: str) -> No
         line = one_error_line(*args)
         assert f"{web_server} does not answer as a llama.cpp RPC worker (is it `localr1 worker`?)" in line
         assert time.monotonic() - started < PROBE_TIMEOUT_S  # not the handshake's timeout
+
+
+def test_catching_the_hello_ends_at_once_when_its_client_dies() -> None:
+    """Ctrl-C kills the probing client too: the wait for its HELLO must end then, not 15 s later."""
+    import psutil
+
+    from localr1.workers import client_hello
+
+    client_hello.cache_clear()
+    result: list[bytes | None] = []
+    started = time.monotonic()
+    thread = threading.Thread(target=lambda: result.append(client_hello()))
+    thread.start()
+    me = psutil.Process()
+    killed = False
+    while not killed and time.monotonic() - started < 5:
+        for child in me.children():
+            if "probe" in child.cmdline():
+                child.kill()  # before its llama.cpp could connect
+                killed = True
+        time.sleep(0.005)
+    thread.join(PROBE_TIMEOUT_S * 2)
+    elapsed = time.monotonic() - started
+    client_hello.cache_clear()
+    assert killed and result == [None]
+    assert elapsed < PROBE_TIMEOUT_S / 3, elapsed
