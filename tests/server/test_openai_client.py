@@ -241,7 +241,14 @@ def test_stop_strings_never_cut_the_thinking(live: LiveServer) -> None:
     assert reply.choices[0].message.content == expected == streamed
 
 
-@pytest.mark.parametrize("stop", [["a", "b", "c", "d", "e"], 7, [""], ["ok", 3]])
+@pytest.mark.parametrize("stop", [["a", "b", "c", "d", "e"], 7, ["ok", 3]])
 def test_a_bad_stop_is_a_400_naming_it(live: LiveServer, stop: Any) -> None:
     status, reply = post(live.url + "/chat/completions", json.dumps({"messages": HI, "stop": stop}).encode())
     assert status == 400 and reply["error"]["param"] == "stop", reply
+
+
+@pytest.mark.parametrize("stop", ["", [""]])
+def test_an_empty_stop_string_stops_nothing_alone_or_listed(live: LiveServer, stop: Any) -> None:
+    body = {"messages": HI, "stop": stop, "max_tokens": 4}
+    status, reply = post(live.url + "/chat/completions", json.dumps(body).encode())
+    assert status == 200 and reply["choices"][0]["finish_reason"] == "length", reply
