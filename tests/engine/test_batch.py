@@ -251,5 +251,11 @@ def test_a_time_budget_ends_the_thinking_after_that_long(r1_batch: BatchEngine) 
     assert final.stats.thinking_ended_by == "budget" and final.answer
     assert closed_at - (started + final.stats.time_to_first_token_s) >= 1.0  # not before 1 s of thinking
     assert final.stats.thinking_tokens < sampling.max_tokens
-    assert ends_sentence(final.thinking) or ends_word(final.thinking)
+    # never mid-word: the cut ends a word, or the model's own next token (greedy, no budget) starts one
+    # ("Earth's" cut before " atmosphere" ends a word that the text alone cannot show)
+    more = replace(GREEDY, max_tokens=final.stats.thinking_tokens + 4)
+    unbudgeted = finals(r1_batch.run([request(r1_batch, "whole", SKY, NO_GUARD, more)]))["whole"].thinking
+    assert unbudgeted.startswith(final.thinking) and len(unbudgeted) > len(final.thinking)
+    following = unbudgeted[len(final.thinking)]
+    assert ends_sentence(final.thinking) or ends_word(final.thinking) or not following.isalnum()
     assert_clean(r1_batch, final)

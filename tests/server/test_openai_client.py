@@ -69,13 +69,16 @@ def test_a_stream_sends_reasoning_first_then_the_answer(live: LiveServer) -> Non
 
 
 def test_a_thinking_budget_in_seconds_ends_the_thinking_at_a_boundary(live: LiveServer) -> None:
-    reply = create(live, model="demo", messages=SKY, max_tokens=120, temperature=0,
-                   extra_body={"thinking_budget": "1s", "loop_guard": "off"})
+    # the demo's greedy thinking on SKY runs past 400 tokens: the budget, not the length, ends it at any
+    # speed below 1,300 tokens/s (at 120 tokens and "1s" a quiet CI machine reached the length first)
+    reply = create(live, model="demo", messages=SKY, max_tokens=400, temperature=0,
+                   extra_body={"thinking_budget": "0.3s", "loop_guard": "off"})
     message = reply.choices[0].message
     thinking = extra(message, "reasoning_content")
     assert extra(reply, "localr1")["thinking_forced_closed"] is True and message.content
     # never mid-word: the cut text ends a word, or the model's own next token (greedy, no budget) starts one
-    unbudgeted = create(live, model="demo", messages=SKY, max_tokens=reply.usage.completion_tokens + 4, temperature=0,
+    enough = min(reply.usage.completion_tokens, len(thinking)) + 4  # a token is at least a character here
+    unbudgeted = create(live, model="demo", messages=SKY, max_tokens=enough, temperature=0,
                         extra_body={"loop_guard": "off"})
     whole = extra(unbudgeted.choices[0].message, "reasoning_content") + unbudgeted.choices[0].message.content
     assert whole.startswith(thinking) and len(whole) > len(thinking)
