@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -12,8 +15,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from localr1.workers import parse_endpoint, probe_worker
+from tests.cli_helpers import LOCALR1
 
 StartWorker = Callable[..., tuple[str, subprocess.Popen[bytes]]]
+SERVE_LOAD = ["--ctx", "512", "--threads", "1", "--gpu-layers", "-1", "--kv-type", "f16", "--no-flash-attn"]
 
 
 def free_port() -> int:
@@ -84,3 +89,28 @@ def start_worker() -> Iterator[StartWorker]:
     yield start
     for proc in started:
         stop(proc)
+
+
+@contextlib.contextmanager
+def serving_with(endpoint: str) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    """`localr1 serve --parallel 2` with every layer on the worker at `endpoint`; (API base, banner, server),
+    stopped with Ctrl-C at the end."""
+    proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", *SERVE_LOAD, "--parallel", "2", "--workers", endpoint],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    assert proc.stderr is not None
+    try:
+        banner = ""
+        while "serving" not in banner:
+            banner = proc.stderr.readline()
+            assert banner, "the server exited before serving"
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/v1", banner)
+        assert match, banner
+        yield f"http://127.0.0.1:{match.group(1)}/v1", banner, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -20,12 +19,11 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import LOCALR1
-from tests.workers.conftest import StartWorker
+from tests.workers.conftest import SERVE_LOAD, StartWorker, serving_with
 
 pytestmark = pytest.mark.model
 
 STORY = "Write a long story about a lighthouse keeper and a storm."
-LOAD = ["--ctx", "512", "--threads", "1", "--gpu-layers", "-1", "--kv-type", "f16", "--no-flash-attn"]
 
 
 def post(base: str, body: dict[str, Any], timeout: float = 300) -> tuple[int, dict[str, Any]]:
@@ -54,26 +52,9 @@ def active(base: str) -> int:
 def server(start_worker: StartWorker) -> Iterator[tuple[str, str, subprocess.Popen[bytes], subprocess.Popen[str]]]:
     """A worker holding every layer of `localr1 serve --parallel 2`; (API base, worker, worker's process, server)."""
     endpoint, worker = start_worker()
-    proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", *LOAD, "--parallel", "2", "--workers", endpoint],
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    assert proc.stderr is not None
-    try:
-        banner = ""
-        while "serving" not in banner:
-            banner = proc.stderr.readline()
-            assert banner, "the server exited before serving"
+    with serving_with(endpoint) as (base, banner, proc):
         assert "if one stops, the server stops too" not in banner and endpoint in banner
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/v1", banner)
-        assert match, banner
-        yield f"http://127.0.0.1:{match.group(1)}/v1", endpoint, worker, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        yield base, endpoint, worker, proc
 
 
 def test_serve_survives_a_killed_worker_and_loads_again_when_it_is_back(
@@ -132,8 +113,8 @@ def test_batch_keeps_the_answers_finished_before_a_lost_worker_and_resumes(start
     prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"{STORY} Chapter {i}."}) + "\n"
                                for i in range(8)))
     output = tmp_path / "out.jsonl"
-    command = [*LOCALR1, "batch", str(prompts), "-o", str(output), *LOAD, "--parallel", "2", "-t", "0", "-n", "24",
-               "--workers", endpoint]
+    command = [*LOCALR1, "batch", str(prompts), "-o", str(output), *SERVE_LOAD, "--parallel", "2", "-t", "0",
+               "-n", "24", "--workers", endpoint]
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and run.poll() is None:

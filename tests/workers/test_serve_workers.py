@@ -4,9 +4,6 @@ stays the greedy output of a local run."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import subprocess
 import time
 import urllib.request
@@ -19,8 +16,8 @@ import pytest
 
 from localr1.engine import ChatMessage, Finished, LoadParams, SamplingParams
 from localr1.engine.engine import Engine
-from tests.cli_helpers import LOCALR1, localr1
-from tests.workers.conftest import StartWorker, free_port
+from tests.cli_helpers import localr1
+from tests.workers.conftest import StartWorker, free_port, serving_with
 
 pytestmark = pytest.mark.model
 
@@ -55,18 +52,7 @@ def serve_with(start_worker: StartWorker) -> Iterator[tuple[str, str, subprocess
     """A worker, and `localr1 serve` using it for every layer; (API base, banner, server, worker RSS growth)."""
     endpoint, worker = start_worker()
     before = tree_rss(worker)
-    proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", "--ctx", "512", "--threads", "1", "--gpu-layers", "-1",
-                             "--kv-type", "f16", "--no-flash-attn", "--parallel", "2", "--workers", endpoint],
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    assert proc.stderr is not None
-    try:
-        banner = ""
-        while "serving" not in banner:
-            banner = proc.stderr.readline()
-            assert banner, "the server exited before serving"
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/v1", banner)
-        assert match, banner
-        base = f"http://127.0.0.1:{match.group(1)}/v1"
+    with serving_with(endpoint) as (base, banner, proc):
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -76,14 +62,6 @@ def serve_with(start_worker: StartWorker) -> Iterator[tuple[str, str, subprocess
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         yield base, banner, proc, tree_rss(worker) - before
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def test_serve_with_a_worker_gives_the_local_greedy_output(serve_with: tuple[str, str, subprocess.Popen[str], int],
