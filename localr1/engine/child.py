@@ -14,14 +14,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TypeVar
 
 from localr1 import errors
 from localr1.errors import LocalR1Error
 from localr1.workers import Endpoint, lost_workers
 
+T = TypeVar("T")
 CLOSE_TIMEOUT_S = 10.0
 ABORT_MARK = "Remote RPC server crashed"  # what ggml-rpc prints before it aborts
 
@@ -112,3 +115,14 @@ def child_connection(argv: list[str]) -> Connection:
 
     die_with_parent()
     return Connection(int(argv[1]))
+
+
+def load_or_fail(conn: Connection, load: Callable[[], T]) -> T | None:
+    """The child's engine, or None once the reason it could not load has been sent to the parent."""
+    try:
+        return load()
+    except LocalR1Error as exc:
+        conn.send(Failed.of(exc))
+    except Exception as exc:  # a native failure: say it in one line
+        conn.send(Failed("ModelLoadError", f"llama.cpp could not load the model: {exc}"))
+    return None

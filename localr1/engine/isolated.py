@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from localr1.engine.child import ChildProcess, Failed, child_connection, lost_what
+from localr1.engine.child import ChildProcess, Failed, child_connection, load_or_fail, lost_what
 from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, ThinkingDelta
 from localr1.engine.params import LoadParams, SamplingParams
 from localr1.engine.template import ChatMessage
@@ -212,13 +212,8 @@ def _child_main(argv: list[str]) -> None:
 
     conn = child_connection(argv)
     model_path, load, sampling = conn.recv()
-    try:
-        engine = Engine(model_path, load, sampling)
-    except LocalR1Error as exc:
-        conn.send(Failed.of(exc))
-        return
-    except Exception as exc:  # a native failure: say it in one line
-        conn.send(Failed("ModelLoadError", f"llama.cpp could not load the model: {exc}"))
+    engine = load_or_fail(conn, lambda: Engine(model_path, load, sampling))
+    if engine is None:
         return
     conn.send(_Ready(engine.context_size, engine.load_params, engine.describe()))
     _serve(conn, engine)

@@ -24,7 +24,7 @@ from typing import Any
 from localr1.engine.batch.scheduler import failed
 from localr1.engine.batch.sequence import SequenceRequest
 from localr1.engine.batch.service import Sink
-from localr1.engine.child import CLOSE_TIMEOUT_S, ChildProcess, Failed, child_connection, lost_what
+from localr1.engine.child import CLOSE_TIMEOUT_S, ChildProcess, Failed, child_connection, load_or_fail, lost_what
 from localr1.engine.engine import PreparedPrompt
 from localr1.engine.events import Event, Finished
 from localr1.engine.params import LoadParams, SamplingParams
@@ -238,13 +238,8 @@ def _child_main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes this child
     conn = child_connection(argv)
     model_path, load, sampling, parallel = conn.recv()
-    try:
-        engine = BatchEngine(model_path, load, sampling, parallel)
-    except LocalR1Error as exc:
-        conn.send(Failed.of(exc))
-        return
-    except Exception as exc:  # a native failure: say it in one line
-        conn.send(Failed("ModelLoadError", f"llama.cpp could not load the model: {exc}"))
+    engine = load_or_fail(conn, lambda: BatchEngine(model_path, load, sampling, parallel))
+    if engine is None:
         return
     scheduler = Scheduler(engine)
     send_lock = threading.Lock()
