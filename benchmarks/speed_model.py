@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ def main() -> None:
         header = read_header(path)
         shape = ModelShape.from_header(header)
         layouts[label] = (shape, WeightsLayout.from_header(header, shape.layers))
-    results: dict[str, list[tuple[float, float, float, float]]] = {label: [] for label, _ in models}
+    results: dict[str, list[tuple[float, float, float, float, float]]] = {label: [] for label, _ in models}
     loads: list[float] = []  # the 1-minute load average before each measurement: how busy the machine was
     for r in range(args.rounds):
         print(f"round {r + 1}", flush=True)
@@ -116,28 +117,34 @@ def main() -> None:
             hardware = with_speed(machine, speed)
             shape, weights = layouts[label]
             predicted = predict_speed(shape, weights, hardware, context=64, kv_type="f16")
+            without_rows = predict_speed(shape, weights, with_speed(machine, replace(speed, type_row_s={})),
+                                         context=64, kv_type="f16")  # the model before the cost per row
             loads.append(os.getloadavg()[0])
             decode, prompt = time_model(path, threads)
-            results[label].append((predicted.decode_tps, decode, predicted.prompt_tps, prompt))
+            results[label].append((predicted.decode_tps, decode, predicted.prompt_tps, prompt,
+                                   without_rows.decode_tps))
             print(f"  {label}: decode {predicted.decode_tps:.1f} predicted / {decode:.1f} measured, "
                   f"prompt {predicted.prompt_tps:.1f} / {prompt:.1f}; calibration {speed.source.split(' with ')[0]}, "
-                  + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in speed.type_bandwidth.items()), flush=True)
+                  + ", ".join(f"{k} {v / 1e9:.1f} GB/s {speed.type_row_s.get(k, 0) * 1e9:.1f} ns/row"
+                              for k, v in speed.type_bandwidth.items())
+                  + f"; without row costs {without_rows.decode_tps:.1f}", flush=True)
     loads.sort()
     preamble = (f"{datetime.date.today().isoformat()}, {machine.cpu_model}, {machine.physical_cores} physical cores, "
               f"{threads} threads, {args.rounds} interleaved rounds; 1-minute load average before each measurement: "
               f"min {loads[0]:.1f}, median {statistics.median(loads):.1f}, max {loads[-1]:.1f} "
               f"({'quiet' if loads[-1] < 0.5 * machine.logical_cpus else 'busy'} machine)\n\n")
-    rows = ["| model | weights MB | predicted decode | measured decode | error | predicted prompt | measured prompt "
-            "| error |", "|" + "---|" * 8]
+    rows = ["| model | weights MB | predicted decode | measured decode | error | error without row costs "
+            "| predicted prompt | measured prompt | error |", "|" + "---|" * 9]
     worst = 0.0
     for label, _ in models:
         runs = results[label]
         med = [statistics.median(run[i] for run in runs) for i in range(4)]
         e_decode = statistics.median(run[0] / run[1] - 1 for run in runs)
         e_prompt = statistics.median(run[2] / run[3] - 1 for run in runs)
+        e_old = statistics.median(run[4] / run[1] - 1 for run in runs)
         worst = max(worst, abs(e_decode))
         rows.append(f"| {label} | {layouts[label][1].total / 1e6:.0f} | {med[0]:.1f} | {med[1]:.1f} | "
-                    f"{e_decode:+.0%} | {med[2]:.1f} | {med[3]:.1f} | {e_prompt:+.0%} |")
+                    f"{e_decode:+.0%} | {e_old:+.0%} | {med[2]:.1f} | {med[3]:.1f} | {e_prompt:+.0%} |")
     rows.append(f"\nLargest decode error (median over {args.rounds} rounds): {worst:.0%}")
     text = preamble + "\n".join(rows)
     print(text)

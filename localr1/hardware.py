@@ -50,8 +50,9 @@ class GPU:
 @dataclass(frozen=True)
 class CPUSpeed:
     """This CPU's measured speed: effective bytes/s per ggml tensor type while decoding, FLOP/s per type
-    while processing a prompt, the fixed costs of a token (per token and per layer), and the types llama.cpp
-    repacks into an anonymous buffer at load on this CPU (their weights are held twice in RSS)."""
+    while processing a prompt, the fixed costs of a token (per token, per layer, and per matrix row by type),
+    and the types llama.cpp repacks into an anonymous buffer at load on this CPU (their weights are held twice
+    in RSS)."""
 
     type_bandwidth: dict[str, float]
     type_flops: dict[str, float]
@@ -62,6 +63,7 @@ class CPUSpeed:
     source: str
     repacked_types: tuple[str, ...] = ()
     busy: bool = False  # other work competed for the cores while measuring: the figures are too low
+    type_row_s: dict[str, float] = field(default_factory=dict)  # seconds per matrix row a decode step reads
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ def speed_problem(speed: CPUSpeed) -> str | None:
         values = getattr(speed, table)
         if not isinstance(values, dict) or not all(_real(v, positive=True) for v in values.values()):
             return f"cpu_speed '{table}' must map each type to a positive number"
+    if not isinstance(speed.type_row_s, dict) or not all(_real(v, positive=False) for v in speed.type_row_s.values()):
+        return "cpu_speed 'type_row_s' must map each type to a non-negative number"
     for name, positive in (("ram_bandwidth", True), ("token_overhead_s", False), ("layer_overhead_s", False)):
         if not _real(getattr(speed, name), positive=positive):
             return f"cpu_speed '{name}' must be a {'positive' if positive else 'non-negative'} number"
@@ -338,11 +342,15 @@ def _build_id() -> str:
     return f"{version}|{'|'.join(stamps)}"
 
 
+SPEED_MEASUREMENT = "2"  # what the calibration measures: 2 added the cost per matrix row (older caches lack it)
+
+
 def speed_cache_path(profile: HardwareProfile, threads: int) -> Path:
-    """Where this CPU's measured speed is kept: keyed by CPU model, its flags, the llama.cpp build, threads."""
+    """Where this CPU's measured speed is kept: keyed by CPU model, its flags, the llama.cpp build, threads and
+    what the calibration measures."""
     from localr1.paths import data_dir
 
-    key = "|".join([profile.cpu_model, ",".join(profile.cpu_flags), _build_id(), str(threads)])
+    key = "|".join([profile.cpu_model, ",".join(profile.cpu_flags), _build_id(), str(threads), SPEED_MEASUREMENT])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return data_dir() / "speed" / f"cpu-{digest}.json"
 

@@ -1,8 +1,10 @@
 """Measure this CPU once: decode bytes/s and prompt FLOP/s per ggml tensor type, and a token's fixed costs.
 
-Each type gets a synthetic model made of that type only (4 layers of the 1.5B distill's widths, weights
-repeated from a block llama.cpp's own quantizer made), large enough that decoding streams from RAM.
-Two tiny models of 2 and 26 layers give the fixed cost per token and per layer.
+Each type gets two synthetic models made of that type only (weights repeated from a block llama.cpp's own
+quantizer made): 4 layers of the 1.5B distill's widths, large enough that decoding streams from RAM, and 4
+layers of short rows (width 256) with about as many rows but a seventh of the bytes. Together they separate
+the type's bytes/s from its cost per matrix row (a dot product's fixed work, which narrow models pay far more
+of per byte). Two tiny models of 2 and 26 layers give the fixed cost per token and per layer.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ Progress = Callable[[str, float], None]  # (what, fraction done)
 LADDER_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K", "IQ4_XS")
 LEGACY_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL")
 SPEED_SHAPE = ModelShape("llama", 4, 1536, 8960, 12, 2, 128, 256, 4096)
+ROWS_SHAPE = ModelShape("llama", 4, 256, 8960, 8, 2, 32, 256, 4096)  # SPEED_SHAPE's rows, short ones
 TINY_SHAPE = ModelShape("llama", 2, 64, 128, 2, 1, 32, 256, 4096)
 BUSY_LOAD_PER_CORE = 0.75  # above this, other processes took a share of the cores while measuring
 _DECODE_TOKENS = 16
@@ -62,6 +65,23 @@ def pure_tensors(shape: ModelShape, qtype: T) -> list[Tensor]:
 def streamed_bytes(tensors: Sequence[Tensor]) -> int:
     """Bytes a decode step reads: every tensor except the token embedding (one row is fetched)."""
     return sum(t.n_bytes for t in tensors if t.name != "token_embd.weight")
+
+
+def streamed_rows(tensors: Sequence[Tensor]) -> int:
+    """Matrix rows a decode step reads (one dot product each)."""
+    return sum(t.n_elements // t.ne[0] for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
+
+
+def split_row_cost(long_rows: tuple[int, int, float], short_rows: tuple[int, int, float]) -> tuple[float, float]:
+    """(seconds per byte, seconds per row) from two models' (rows, bytes, seconds of streaming): the solution of
+    the two equations, or all of the time on the bytes when the timings are too noisy to split (a negative)."""
+    (r1, b1, t1), (r2, b2, t2) = long_rows, short_rows
+    det = b1 * r2 - b2 * r1
+    per_byte = (t1 * r2 - t2 * r1) / det if det else 0.0
+    per_row = (b1 * t2 - b2 * t1) / det if det else 0.0
+    if per_byte <= 0 or per_row < 0:
+        return t1 / b1, 0.0
+    return per_byte, per_row
 
 
 @contextlib.contextmanager
@@ -125,7 +145,7 @@ def ram_bandwidth(n_bytes: int = 256 * 2**20, runs: int = 3) -> float:
 
 def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, threads: int = 0,
                       progress: Progress | None = None, workdir: Path | None = None) -> CPUSpeed:
-    """Measure decode bytes/s and prompt FLOP/s for each type on this CPU (about a second per type)."""
+    """Measure decode bytes/s and prompt FLOP/s for each type on this CPU (a second or two per type)."""
     threads = threads or default_threads()
     report = progress or (lambda _what, _done: None)
     load_before = _load_average()
@@ -144,22 +164,28 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
         layer_s = max(0.0, (timings[1] - timings[0]) / 24)
         token_s = max(0.0, timings[0] - 2 * layer_s)
         type_bw: dict[str, float] = {}
+        type_row: dict[str, float] = {}
         type_flops: dict[str, float] = {}
         repacked: list[str] = []
         for i, name in enumerate(types):
             report(f"decode speed of {name}", (3 + i) / steps)
             qtype = T.__members__[name]
-            tensors = pure_tensors(SPEED_SHAPE, qtype)
             samples: dict[T, bytes] = {} if qtype in (T.F32, T.F16, T.BF16) else {qtype: quantized_sample(qtype)}
-            path = write_synthetic_gguf(folder / f"{name}.gguf", SPEED_SHAPE, tensors, samples)
-            decode_s, prompt_s, was_repacked = _time_model(path, threads, _PROMPT_TOKENS)
-            if was_repacked:
-                repacked.append(name)
-            path.unlink()
-            compute_s = max(decode_s - token_s - SPEED_SHAPE.layers * layer_s, 1e-6)
-            type_bw[name] = streamed_bytes(tensors) / compute_s
-            params = sum(t.n_elements for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
-            type_flops[name] = 2 * params * _PROMPT_TOKENS / prompt_s
+            streaming = []
+            for shape in (SPEED_SHAPE, ROWS_SHAPE):
+                tensors = pure_tensors(shape, qtype)
+                path = write_synthetic_gguf(folder / f"{name}.gguf", shape, tensors, samples)
+                decode_s, prompt_s, was_repacked = _time_model(path, threads, _PROMPT_TOKENS)
+                path.unlink()
+                compute_s = max(decode_s - token_s - shape.layers * layer_s, 1e-6)
+                streaming.append((streamed_rows(tensors), streamed_bytes(tensors), compute_s))
+                if shape is SPEED_SHAPE:
+                    if was_repacked:
+                        repacked.append(name)
+                    params = sum(t.n_elements for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
+                    type_flops[name] = 2 * params * _PROMPT_TOKENS / prompt_s
+            per_byte, type_row[name] = split_row_cost(streaming[0], streaming[1])
+            type_bw[name] = 1 / per_byte
         report("done", 1.0)
     stamp = time.strftime("%Y-%m-%d")
     load = max(load_before, _load_average())
@@ -168,7 +194,7 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
     return CPUSpeed(type_bandwidth=type_bw, type_flops=type_flops, token_overhead_s=token_s,
                     layer_overhead_s=layer_s, ram_bandwidth=bandwidth, threads=threads,
                     source=f"measured {stamp} (load {load:.1f} on {cores} CPUs) with {llama_cpp_build()}",
-                    repacked_types=tuple(repacked), busy=busy)
+                    repacked_types=tuple(repacked), busy=busy, type_row_s=type_row)
 
 
 def _load_average() -> float:

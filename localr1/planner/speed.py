@@ -1,9 +1,10 @@
 """The speed model: decode is memory-bound, prompt processing compute-bound.
 
 Decode time per token = for each device holding layers, the bytes it streams / its bandwidth for their
-type (CPU: measured per ggml type; GPU: the table's bandwidth x efficiency), plus fixed costs per token and
-per layer, plus reading the KV cache at the current depth. Prompt time per token = 2 x matrix weights per
-device / that device's FLOP/s (CPU: measured per type). Steady state: weights resident in RAM.
+type (CPU: measured per ggml type, plus a measured cost per matrix row; GPU: the table's bandwidth x
+efficiency), plus fixed costs per token and per layer, plus reading the KV cache at the current depth.
+Prompt time per token = 2 x matrix weights per device / that device's FLOP/s (CPU: measured per type).
+Steady state: weights resident in RAM.
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ def _lookup(table: dict[str, float], type_name: str, default: float) -> float:
 
 
 def _cpu_stream_s(part: Part, cpu: CPUSpeed) -> float:
+    """Reading the part's bytes at each type's rate, plus each type's cost per matrix row (a dot product's
+    fixed work: it matters for narrow models, whose rows are short)."""
     fallback = 0.6 * cpu.ram_bandwidth
-    return sum(size / _lookup(cpu.type_bandwidth, name, fallback) for name, size in part.bytes_by_type.items())
+    return sum(size / _lookup(cpu.type_bandwidth, name, fallback) for name, size in part.bytes_by_type.items()) \
+        + sum(rows * _lookup(cpu.type_row_s, name, 0.0) for name, rows in part.rows_by_type.items())
 
 
 def _cpu_flops(part: Part, cpu: CPUSpeed) -> float:

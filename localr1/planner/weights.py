@@ -19,10 +19,12 @@ ALIGNMENT = 32  # GGUF's default: every tensor's data starts on this boundary
 
 @dataclass(frozen=True)
 class Part:
-    """Bytes by ggml type name, and the matrix weights (for prompt FLOPs) of one part of the model."""
+    """Bytes by ggml type name, the matrix weights (for prompt FLOPs) and the matrix rows by type (a decode step
+    pays a cost per row besides the bytes) of one part of the model."""
 
     bytes_by_type: dict[str, int] = field(default_factory=dict)
     params: int = 0
+    rows_by_type: dict[str, int] = field(default_factory=dict)
 
     @cached_property
     def total(self) -> int:
@@ -49,10 +51,9 @@ class WeightsLayout:
         """What the output step reads per token: the head, or the whole embedding when it is tied."""
         if not self.tied_embeddings:
             return self.output
-        merged = dict(self.output.bytes_by_type)
-        for name, size in self.input.bytes_by_type.items():
-            merged[name] = merged.get(name, 0) + size
-        return Part(merged, self.output.params + self.input.params)
+        return Part(_merged(self.output.bytes_by_type, self.input.bytes_by_type),
+                    self.output.params + self.input.params,
+                    _merged(self.output.rows_by_type, self.input.rows_by_type))
 
     @cached_property
     def layer_totals(self) -> tuple[int, ...]:
@@ -70,50 +71,58 @@ class WeightsLayout:
         return cache[types]
 
     @classmethod
-    def from_tensors(cls, tensors: Iterable[tuple[str, str, int, int, int]], n_layers: int,
+    def from_tensors(cls, tensors: Iterable[tuple[str, str, int, int, int, int]], n_layers: int,
                      *, padded: bool = True) -> WeightsLayout:
-        """From (name, ggml type name, bytes, elements, dims) of every tensor."""
-        layers: list[dict[str, int]] = [{} for _ in range(n_layers)]
-        layer_params = [0] * n_layers
-        inp: dict[str, int] = {}
-        out: dict[str, int] = {}
-        params = {"in": 0, "out": 0}
+        """From (name, ggml type name, bytes, elements, dims, row length) of every tensor."""
+        parts = [_PartSums() for _ in range(n_layers + 2)]  # the layers, then input, then output
         names = set()
-        for name, type_name, n_bytes, n_elements, dims in tensors:
+        for name, type_name, n_bytes, n_elements, dims, row_length in tensors:
             names.add(name)
-            size = -(-n_bytes // ALIGNMENT) * ALIGNMENT if padded else n_bytes
-            matrix = n_elements if dims > 1 else 0
             if name.startswith("blk."):
-                i = int(name.split(".", 2)[1])
-                layers[i][type_name] = layers[i].get(type_name, 0) + size
-                layer_params[i] += matrix
-            elif name.startswith(("token_embd", "rope_freqs")):
-                inp[type_name] = inp.get(type_name, 0) + size
-                params["in"] += matrix
+                part = parts[int(name.split(".", 2)[1])]
             else:
-                out[type_name] = out.get(type_name, 0) + size
-                params["out"] += matrix
-        return cls(
-            layers=tuple(Part(b, p) for b, p in zip(layers, layer_params, strict=True)),
-            input=Part(inp, params["in"]), output=Part(out, params["out"]),
-            tied_embeddings="output.weight" not in names,
-        )
+                part = parts[n_layers if name.startswith(("token_embd", "rope_freqs")) else n_layers + 1]
+            part.add(type_name, -(-n_bytes // ALIGNMENT) * ALIGNMENT if padded else n_bytes,
+                     n_elements if dims > 1 else 0, n_elements // max(row_length, 1) if dims > 1 else 0)
+        built = [Part(p.bytes_by_type, p.params, p.rows_by_type) for p in parts]
+        return cls(layers=tuple(built[:n_layers]), input=built[n_layers], output=built[n_layers + 1],
+                   tied_embeddings="output.weight" not in names)
 
     @classmethod
     def from_header(cls, header: GGUFHeader, n_layers: int) -> WeightsLayout:
         """The exact layout of a GGUF file."""
         return cls.from_tensors(
-            ((t.name, _type_name(t.type_id), t.n_bytes, t.n_elements, len(t.shape)) for t in header.tensors), n_layers
+            ((t.name, _type_name(t.type_id), t.n_bytes, t.n_elements, len(t.shape), t.shape[0] if t.shape else 1)
+             for t in header.tensors), n_layers
         )
 
     @classmethod
     def from_shape(cls, shape: ModelShape, file_type: str, *, imatrix: bool = True) -> WeightsLayout:
         """The layout llama.cpp's quantizer will produce for this shape and file type."""
         return cls.from_tensors(
-            ((t.name, t.type.name, t.n_bytes, t.n_elements, len(t.ne)) for t in mixed_tensors(shape, file_type,
-                                                                                              imatrix=imatrix)),
+            ((t.name, t.type.name, t.n_bytes, t.n_elements, len(t.ne), t.ne[0])
+             for t in mixed_tensors(shape, file_type, imatrix=imatrix)),
             shape.layers,
         )
+
+
+@dataclass
+class _PartSums:
+    """A part's sums while the tensors are read."""
+
+    bytes_by_type: dict[str, int] = field(default_factory=dict)
+    params: int = 0
+    rows_by_type: dict[str, int] = field(default_factory=dict)
+
+    def add(self, type_name: str, size: int, params: int, rows: int) -> None:
+        self.bytes_by_type[type_name] = self.bytes_by_type.get(type_name, 0) + size
+        self.params += params
+        if rows:
+            self.rows_by_type[type_name] = self.rows_by_type.get(type_name, 0) + rows
+
+
+def _merged(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {name: a.get(name, 0) + b.get(name, 0) for name in a.keys() | b.keys()}
 
 
 def _type_name(type_id: int) -> str:

@@ -1,0 +1,67 @@
+"""The speed model's arithmetic: bytes at each type's rate, a cost per matrix row, fixed costs per layer and token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localr1.gguf_header import read_header
+from localr1.hardware import CPUSpeed, load_profile, with_speed
+from localr1.planner.calibrate import split_row_cost
+from localr1.planner.shape import ModelShape
+from localr1.planner.speed import predict_speed
+from localr1.planner.weights import Part, WeightsLayout
+
+SHAPE = ModelShape("llama", 2, 256, 512, 4, 2, 64, 1000, 4096)
+
+
+def _layout(rows: int) -> WeightsLayout:
+    layer = Part({"Q4_K": 1_000_000, "F32": 2_000}, params=1_500_000, rows_by_type={"Q4_K": rows})
+    head = Part({"Q6_K": 500_000}, params=256_000, rows_by_type={"Q6_K": 1000})
+    return WeightsLayout(layers=(layer, layer), input=Part({"Q4_K": 400_000}, 256_000, {"Q4_K": 1000}),
+                         output=head, tied_embeddings=False)
+
+
+def _speed(row_s: dict[str, float]) -> CPUSpeed:
+    return CPUSpeed({"Q4_K": 4e10, "Q6_K": 2e10, "F32": 1e10}, {"Q4_K": 1e11}, token_overhead_s=1e-4,
+                    layer_overhead_s=2e-5, ram_bandwidth=3e10, threads=2, source="test", type_row_s=row_s)
+
+
+def test_decode_time_is_bytes_at_each_types_rate_plus_rows_plus_fixed_costs() -> None:
+    hardware = with_speed(load_profile("laptop-16gb"), _speed({"Q4_K": 5e-9, "Q6_K": 1e-8}))
+    got = predict_speed(SHAPE, _layout(3000), hardware, context=64)
+    layer_s = 1_000_000 / 4e10 + 2_000 / 1e10 + 3000 * 5e-9 + 2e-5
+    head_s = 500_000 / 2e10 + 1000 * 1e-8  # the input embedding is not streamed: one row is fetched
+    assert 1 / got.decode_tps == pytest.approx(1e-4 + 2 * layer_s + head_s, rel=1e-9)
+    without_rows = predict_speed(SHAPE, _layout(3000), with_speed(load_profile("laptop-16gb"), _speed({})),
+                                 context=64)
+    assert 1 / got.decode_tps - 1 / without_rows.decode_tps == pytest.approx(2 * 3000 * 5e-9 + 1000 * 1e-8)
+
+
+def test_more_rows_for_the_same_bytes_decode_slower() -> None:
+    hardware = with_speed(load_profile("laptop-16gb"), _speed({"Q4_K": 5e-9}))
+    short_rows = predict_speed(SHAPE, _layout(9000), hardware, context=64)
+    long_rows = predict_speed(SHAPE, _layout(1000), hardware, context=64)
+    assert short_rows.decode_tps < long_rows.decode_tps
+
+
+def test_the_row_cost_is_split_from_two_timings() -> None:
+    per_byte, per_row = 1 / 3e10, 7e-9
+    long_rows = (90_000, 100_000_000, 90_000 * per_row + 100_000_000 * per_byte)
+    short_rows = (75_000, 16_000_000, 75_000 * per_row + 16_000_000 * per_byte)
+    assert split_row_cost(long_rows, short_rows) == pytest.approx((per_byte, per_row))
+    # timings too noisy to split (the short-row model slower than its rows and bytes allow): all on the bytes
+    noisy = (75_000, 16_000_000, 1.0)
+    assert split_row_cost(long_rows, noisy) == (long_rows[2] / long_rows[1], 0.0)
+
+
+def test_rows_come_from_the_header_matrices(demo_path: Path) -> None:
+    header = read_header(demo_path)
+    layout = WeightsLayout.from_header(header, ModelShape.from_header(header).layers)
+    # SmolLM2-135M: hidden 576, 9 query and 3 KV heads of 64, FFN 1536, 30 layers, tied 49,152-token embedding
+    per_layer = 576 + 192 + 192 + 576 + 1536 + 1536 + 576
+    assert [sum(p.rows_by_type.values()) for p in layout.layers] == [per_layer] * 30
+    assert layout.streamed_output.rows_by_type == {"Q8_0": 49_152}
+    # every matrix reads 576 values a row except the FFN's down projection (1,536)
+    assert layout.layers[0].params == 576 * (per_layer - 576) + 1536 * 576
