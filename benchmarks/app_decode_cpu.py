@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,25 +143,13 @@ async def child_app(tokens: int, threads: int, db: Path, refresh_hz: float) -> d
     from scale_cases import set_refresh_hz
 
     set_refresh_hz(refresh_hz)
-    from scale_harness import make_app
+    from scale_harness import make_app, real_engine_factory
 
-    from localr1.engine.params import LoadRequest
-    from localr1.loader import open_engine
     from localr1.settings import Settings
     from localr1.tui.widgets.prompt_input import PromptInput
 
-    def factory(model: str, load: LoadRequest, overrides: dict[str, Any]) -> Any:
-        engine = open_engine(model, replace(load, threads=threads), overrides)
-        if os.environ.get("LOCALR1_BENCH_ISOLATED"):  # --isolated: the engine in a child process
-            from localr1.engine.isolated import IsolatedEngine
-
-            path, params, sampling = engine.info.path, engine.load_params, engine.sampling  # type: ignore[attr-defined]
-            engine.close()
-            return IsolatedEngine(path, params, sampling, probed=True)
-        return engine
-
     settings = Settings(model="demo", temperature=0.0, max_tokens=tokens, context_size=4096)
-    app = make_app(db, factory, settings)
+    app = make_app(db, real_engine_factory(threads), settings)  # --isolated: LOCALR1_BENCH_ISOLATED
     loop = asyncio.get_running_loop()
     turns = [0]
     run_once = loop._run_once  # type: ignore[attr-defined]

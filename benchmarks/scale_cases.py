@@ -11,15 +11,22 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psutil
-from scale_harness import CHILD_TIMEOUT_S, HANDLED, key_handled, long_script, make_app, mounted, peak_rss_mib
+from scale_harness import (
+    CHILD_TIMEOUT_S,
+    HANDLED,
+    key_handled,
+    long_script,
+    make_app,
+    mounted,
+    peak_rss_mib,
+    real_engine_factory,
+)
 from textual import events
 
-from localr1.engine.params import LoadRequest
 from localr1.settings import Settings
 from localr1.tui.app import LocalR1App
 from localr1.tui.widgets.message_view import MessageView
@@ -153,17 +160,11 @@ async def stream_one(app: LocalR1App, prompt: str) -> None:
 async def child_decode_app(db: Path, tokens: int, threads: int, refresh_hz: float,
                            switch_ms: float) -> dict[str, Any]:
     """One greedy answer in the headless app with the real engine on the demo; the stored stats."""
-    from localr1.loader import open_engine
-
     if switch_ms:
         sys.setswitchinterval(switch_ms / 1000)
     set_refresh_hz(refresh_hz)
-
-    def factory(model: str, load: LoadRequest, overrides: dict[str, Any]) -> Any:
-        return open_engine(model, replace(load, threads=threads) if threads else load, overrides)
-
     settings = Settings(model="demo", temperature=0.0, max_tokens=tokens, context_size=4096)
-    app = make_app(db, factory, settings)
+    app = make_app(db, real_engine_factory(threads), settings)  # in a child with LOCALR1_BENCH_ISOLATED
     async with app.run_test(size=(120, 40)):
         await stream_one(app, DECODE_PROMPT)
         cid = app.chat.session.conversation_id

@@ -82,3 +82,24 @@ def long_script() -> FakeScript:
     words = re.compile(r"\S+\s*")
     return FakeScript(thinking=words.findall(thinking_text(1) + "\n\n" + thinking_text(2)),
                       answer=words.findall(answer_text(1) + "\n\n" + answer_text(2)))
+
+
+def real_engine_factory(threads: int = 0) -> Any:
+    """The app's engine factory on the real demo engine, at `threads` llama.cpp threads (0: the default); in a
+    child process (localr1/engine/isolated.py) when LOCALR1_BENCH_ISOLATED is set, for comparison."""
+    from dataclasses import replace
+
+    from localr1.engine.params import LoadRequest
+    from localr1.loader import open_engine
+
+    def factory(model: str, load: LoadRequest, overrides: dict[str, Any]) -> Any:
+        engine = open_engine(model, replace(load, threads=threads) if threads else load, overrides)
+        if os.environ.get("LOCALR1_BENCH_ISOLATED"):
+            from localr1.engine.isolated import IsolatedEngine
+
+            path, params, sampling = engine.info.path, engine.load_params, engine.sampling  # type: ignore[attr-defined]
+            engine.close()
+            return IsolatedEngine(path, params, sampling, probed=True)
+        return engine
+
+    return factory
