@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -166,6 +167,10 @@ async def child_decode_app(db: Path, tokens: int, threads: int, refresh_hz: floa
     settings = Settings(model="demo", temperature=0.0, max_tokens=tokens, context_size=4096)
     app = make_app(db, real_engine_factory(threads), settings)  # in a child with LOCALR1_BENCH_ISOLATED
     async with app.run_test(size=(120, 40)):
+        while app.engine is None:
+            await asyncio.sleep(0.01)
+        if os.environ.get("LOCALR1_BENCH_NICE"):  # the UI thread yields the cores to a child engine's threads
+            os.nice(int(os.environ["LOCALR1_BENCH_NICE"]))
         await stream_one(app, DECODE_PROMPT)
         cid = app.chat.session.conversation_id
         assert cid is not None
