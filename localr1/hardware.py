@@ -64,6 +64,7 @@ class CPUSpeed:
     repacked_types: tuple[str, ...] = ()
     busy: bool = False  # other work competed for the cores while measuring: the figures are too low
     type_row_s: dict[str, float] = field(default_factory=dict)  # seconds per matrix row a decode step reads
+    type_prompt_row_s: dict[str, float] = field(default_factory=dict)  # the same per prompt token
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,10 @@ def speed_problem(speed: CPUSpeed) -> str | None:
         values = getattr(speed, table)
         if not isinstance(values, dict) or not all(_real(v, positive=True) for v in values.values()):
             return f"cpu_speed '{table}' must map each type to a positive number"
-    if not isinstance(speed.type_row_s, dict) or not all(_real(v, positive=False) for v in speed.type_row_s.values()):
-        return "cpu_speed 'type_row_s' must map each type to a non-negative number"
+    for table in ("type_row_s", "type_prompt_row_s"):
+        values = getattr(speed, table)
+        if not isinstance(values, dict) or not all(_real(v, positive=False) for v in values.values()):
+            return f"cpu_speed '{table}' must map each type to a non-negative number"
     for name, positive in (("ram_bandwidth", True), ("token_overhead_s", False), ("layer_overhead_s", False)):
         if not _real(getattr(speed, name), positive=positive):
             return f"cpu_speed '{name}' must be a {'positive' if positive else 'non-negative'} number"
@@ -342,7 +345,7 @@ def _build_id() -> str:
     return f"{version}|{'|'.join(stamps)}"
 
 
-SPEED_MEASUREMENT = "2"  # what the calibration measures: 2 added the cost per matrix row (older caches lack it)
+SPEED_MEASUREMENT = "2"  # what the calibration measures: 2 added the costs per matrix row (older caches lack them)
 
 
 def speed_cache_path(profile: HardwareProfile, threads: int) -> Path:

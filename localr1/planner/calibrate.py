@@ -72,9 +72,9 @@ def streamed_rows(tensors: Sequence[Tensor]) -> int:
     return sum(t.n_elements // t.ne[0] for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
 
 
-def split_row_cost(long_rows: tuple[int, int, float], short_rows: tuple[int, int, float]) -> tuple[float, float]:
-    """(seconds per byte, seconds per row) from two models' (rows, bytes, seconds of streaming): the solution of
-    the two equations, or all of the time on the bytes when the timings are too noisy to split (a negative)."""
+def split_row_cost(long_rows: tuple[int, float, float], short_rows: tuple[int, float, float]) -> tuple[float, float]:
+    """(seconds per unit, seconds per row) from two models' (rows, units of work: bytes or FLOPs, seconds): the
+    solution of the two equations, or all of the time on the units when the timings are too noisy to split."""
     (r1, b1, t1), (r2, b2, t2) = long_rows, short_rows
     det = b1 * r2 - b2 * r1
     per_byte = (t1 * r2 - t2 * r1) / det if det else 0.0
@@ -165,27 +165,30 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
         token_s = max(0.0, timings[0] - 2 * layer_s)
         type_bw: dict[str, float] = {}
         type_row: dict[str, float] = {}
+        type_prompt_row: dict[str, float] = {}
         type_flops: dict[str, float] = {}
         repacked: list[str] = []
         for i, name in enumerate(types):
             report(f"decode speed of {name}", (3 + i) / steps)
             qtype = T.__members__[name]
             samples: dict[T, bytes] = {} if qtype in (T.F32, T.F16, T.BF16) else {qtype: quantized_sample(qtype)}
-            streaming = []
+            streaming, prompting = [], []
             for shape in (SPEED_SHAPE, ROWS_SHAPE):
                 tensors = pure_tensors(shape, qtype)
                 path = write_synthetic_gguf(folder / f"{name}.gguf", shape, tensors, samples)
                 decode_s, prompt_s, was_repacked = _time_model(path, threads, _PROMPT_TOKENS)
                 path.unlink()
                 compute_s = max(decode_s - token_s - shape.layers * layer_s, 1e-6)
-                streaming.append((streamed_rows(tensors), streamed_bytes(tensors), compute_s))
-                if shape is SPEED_SHAPE:
-                    if was_repacked:
-                        repacked.append(name)
-                    params = sum(t.n_elements for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
-                    type_flops[name] = 2 * params * _PROMPT_TOKENS / prompt_s
+                rows = streamed_rows(tensors)
+                streaming.append((rows, streamed_bytes(tensors), compute_s))
+                params = sum(t.n_elements for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
+                prompting.append((rows, 2 * params, prompt_s / _PROMPT_TOKENS))
+                if was_repacked and shape is SPEED_SHAPE:
+                    repacked.append(name)
             per_byte, type_row[name] = split_row_cost(streaming[0], streaming[1])
             type_bw[name] = 1 / per_byte
+            per_flop, type_prompt_row[name] = split_row_cost(prompting[0], prompting[1])
+            type_flops[name] = 1 / per_flop
         report("done", 1.0)
     stamp = time.strftime("%Y-%m-%d")
     load = max(load_before, _load_average())
@@ -194,7 +197,8 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
     return CPUSpeed(type_bandwidth=type_bw, type_flops=type_flops, token_overhead_s=token_s,
                     layer_overhead_s=layer_s, ram_bandwidth=bandwidth, threads=threads,
                     source=f"measured {stamp} (load {load:.1f} on {cores} CPUs) with {llama_cpp_build()}",
-                    repacked_types=tuple(repacked), busy=busy, type_row_s=type_row)
+                    repacked_types=tuple(repacked), busy=busy, type_row_s=type_row,
+                    type_prompt_row_s=type_prompt_row)
 
 
 def _load_average() -> float:

@@ -3,7 +3,8 @@
 Decode time per token = for each device holding layers, the bytes it streams / its bandwidth for their
 type (CPU: measured per ggml type, plus a measured cost per matrix row; GPU: the table's bandwidth x
 efficiency), plus fixed costs per token and per layer, plus reading the KV cache at the current depth.
-Prompt time per token = 2 x matrix weights per device / that device's FLOP/s (CPU: measured per type).
+Prompt time per token = 2 x matrix weights per device / that device's FLOP/s (CPU: measured per type, plus
+a measured cost per row and token).
 Steady state: weights resident in RAM.
 """
 
@@ -51,7 +52,11 @@ def _cpu_stream_s(part: Part, cpu: CPUSpeed) -> float:
     fixed work: it matters for narrow models, whose rows are short)."""
     fallback = 0.6 * cpu.ram_bandwidth
     return sum(size / _lookup(cpu.type_bandwidth, name, fallback) for name, size in part.bytes_by_type.items()) \
-        + sum(rows * _lookup(cpu.type_row_s, name, 0.0) for name, rows in part.rows_by_type.items())
+        + _rows_s(part, cpu.type_row_s)
+
+
+def _rows_s(part: Part, row_s: dict[str, float]) -> float:
+    return sum(rows * _lookup(row_s, name, 0.0) for name, rows in part.rows_by_type.items())
 
 
 def _cpu_flops(part: Part, cpu: CPUSpeed) -> float:
@@ -85,7 +90,7 @@ def predict_speed(shape: ModelShape, weights: WeightsLayout, hardware: HardwareP
                 decode_s += exchange_seconds(shape.hidden, loopback=on_loopback)
                 prompt_s += exchange_seconds(shape.hidden, loopback=on_loopback, tokens=PROMPT_LENGTH) / PROMPT_LENGTH
             decode_s += _cpu_stream_s(part, cpu) + (0.0 if is_output else cpu.layer_overhead_s)
-            prompt_s += matrix_flops / _cpu_flops(part, cpu)
+            prompt_s += matrix_flops / _cpu_flops(part, cpu) + _rows_s(part, cpu.type_prompt_row_s)
             if not is_output:
                 kv_full_s += context * kv_token_layer / kv_bw
         else:

@@ -20,7 +20,8 @@ def test_measure_cpu_speed_on_two_types() -> None:
     assert all(1e7 < f < 1e14 for f in speed.type_flops.values())
     assert speed.threads == 2 and speed.ram_bandwidth > 1e9 and speed.layer_overhead_s >= 0
     # a cost per matrix row for each type, split from the bytes: at most a microsecond (a row is a dot product)
-    assert set(speed.type_row_s) == {"Q8_0", "Q4_0"} and all(0 <= r < 1e-6 for r in speed.type_row_s.values())
+    for table in (speed.type_row_s, speed.type_prompt_row_s):
+        assert set(table) == {"Q8_0", "Q4_0"} and all(0 <= r < 1e-6 for r in table.values())
     assert set(speed.repacked_types) <= {"Q8_0", "Q4_0"}
     assert [d for _, d in steps] == sorted(d for _, d in steps) and steps[-1] == ("done", 1.0)
     assert "llama-cpp-python" in speed.source and "load" in speed.source and isinstance(speed.busy, bool)

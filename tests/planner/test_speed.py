@@ -23,9 +23,10 @@ def _layout(rows: int) -> WeightsLayout:
                          output=head, tied_embeddings=False)
 
 
-def _speed(row_s: dict[str, float]) -> CPUSpeed:
-    return CPUSpeed({"Q4_K": 4e10, "Q6_K": 2e10, "F32": 1e10}, {"Q4_K": 1e11}, token_overhead_s=1e-4,
-                    layer_overhead_s=2e-5, ram_bandwidth=3e10, threads=2, source="test", type_row_s=row_s)
+def _speed(row_s: dict[str, float], prompt_row_s: dict[str, float] | None = None) -> CPUSpeed:
+    return CPUSpeed({"Q4_K": 4e10, "Q6_K": 2e10, "F32": 1e10}, {"Q4_K": 1e11, "Q6_K": 5e10}, token_overhead_s=1e-4,
+                    layer_overhead_s=2e-5, ram_bandwidth=3e10, threads=2, source="test", type_row_s=row_s,
+                    type_prompt_row_s=prompt_row_s or {})
 
 
 def test_decode_time_is_bytes_at_each_types_rate_plus_rows_plus_fixed_costs() -> None:
@@ -37,6 +38,15 @@ def test_decode_time_is_bytes_at_each_types_rate_plus_rows_plus_fixed_costs() ->
     without_rows = predict_speed(SHAPE, _layout(3000), with_speed(load_profile("laptop-16gb"), _speed({})),
                                  context=64)
     assert 1 / got.decode_tps - 1 / without_rows.decode_tps == pytest.approx(2 * 3000 * 5e-9 + 1000 * 1e-8)
+
+
+def test_prompt_time_is_flops_at_the_types_rate_plus_rows() -> None:
+    profile = load_profile("laptop-16gb")
+    got = predict_speed(SHAPE, _layout(3000), with_speed(profile, _speed({}, {"Q4_K": 2e-9, "Q6_K": 4e-9})),
+                        context=64)
+    plain = predict_speed(SHAPE, _layout(3000), with_speed(profile, _speed({})), context=64)
+    assert 1 / got.prompt_tps - 1 / plain.prompt_tps == pytest.approx(2 * 3000 * 2e-9 + 1000 * 4e-9)
+    assert got.decode_tps == plain.decode_tps  # a prompt's row cost is not a decode step's
 
 
 def test_more_rows_for_the_same_bytes_decode_slower() -> None:
