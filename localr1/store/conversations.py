@@ -17,6 +17,7 @@ from localr1.errors import StoreError
 from localr1.paths import data_dir
 from localr1.store.db import (
     IntegrityCheckFailed,
+    advice,
     connect,
     explain,
     is_corruption,
@@ -162,7 +163,7 @@ class ConversationStore:
         cause = exc.cause if isinstance(exc, MigrationError) else exc
         if isinstance(exc, MigrationError) and is_user_facing(cause) and not is_locked(cause):
             return (f"could not update the conversation database {self.path} to this version of localr1 "
-                    f"({exc}); it was left as it was")
+                    f"({exc}){advice(self.path, cause)}; it was left as it was")
         return explain(self.path, cause) + ("" if is_locked(cause) else "; it was left as it was")
 
     def _move_aside(self) -> Path:
