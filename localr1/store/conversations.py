@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import sys
@@ -72,6 +73,28 @@ def _stats(raw: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _writer() -> dict[str, Any]:
+    """This process, as recorded on a message it streams: its id and start time (a reused id has another)."""
+    import psutil
+
+    return {"pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def _writer_alive(writer: object) -> bool:
+    """Whether the process recorded on a streaming message still runs (another chat on the same database)."""
+    import psutil
+
+    if not isinstance(writer, dict) or not isinstance(writer.get("pid"), int):
+        return False
+    try:
+        started = psutil.Process(writer["pid"]).create_time()
+    except psutil.AccessDenied:
+        return True
+    except (psutil.Error, OSError, ValueError):
+        return False
+    return isinstance(writer.get("started"), int | float) and abs(started - writer["started"]) < 1.0
 
 
 def newer_database_message(path: Path, exc: NewerDatabaseError) -> str:
@@ -263,11 +286,12 @@ class ConversationStore:
     ) -> int:
         """Append a message; returns its id."""
         now = time.time()
+        stats = json.dumps({"writer": _writer()}) if status == "streaming" else None
         with self._writing() as conn:
             cur = conn.execute(
-                "INSERT INTO messages (conversation_id, role, content, thinking, status, model, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, thinking, status, model, now, now),
+                "INSERT INTO messages (conversation_id, role, content, thinking, status, model, stats, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, thinking, status, model, stats, now, now),
             )
             conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return int(cur.lastrowid or 0)
@@ -281,12 +305,14 @@ class ConversationStore:
         status: Status,
         stats: dict[str, Any] | None = None,
     ) -> None:
-        """Save a message's current text (called while streaming and at the end)."""
+        """Save a message's current text (called while streaming and at the end; the end forgets the writer)."""
         with self._writing() as conn:
             conn.execute(
-                "UPDATE messages SET content = ?, thinking = ?, status = ?, stats = COALESCE(?, stats), "
+                "UPDATE messages SET content = ?, thinking = ?, status = ?, stats = COALESCE(?, CASE WHEN ? != "
+                "'streaming' AND json_valid(stats) THEN json_remove(stats, '$.writer') ELSE stats END), "
                 "updated_at = ? WHERE id = ?",
-                (content, thinking, status, json.dumps(stats) if stats is not None else None, time.time(), message_id),
+                (content, thinking, status, json.dumps(stats) if stats is not None else None, status, time.time(),
+                 message_id),
             )
 
     def delete_message(self, message_id: int) -> None:
@@ -337,10 +363,15 @@ class ConversationStore:
         return [(r["role"], r["content"]) for r in rows]
 
     def mark_interrupted(self) -> int:
-        """Messages left 'streaming' by a process that died are marked interrupted; returns how many."""
+        """Messages left 'streaming' by a process that died are marked interrupted; returns how many.
+
+        One that another running chat is streaming into (the same database open twice) is left alone.
+        """
         with self._writing() as conn:
-            cur = conn.execute("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
-        return cur.rowcount
+            rows = conn.execute("SELECT id, stats FROM messages WHERE status = 'streaming'").fetchall()
+            dead = [(r["id"],) for r in rows if not _writer_alive(_stats(r["stats"]).get("writer"))]
+            conn.executemany("UPDATE messages SET status = 'interrupted' WHERE id = ?", dead)
+        return len(dead)
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
         """Messages whose answer or thinking contains every word of the query (any script, any case)."""

@@ -14,7 +14,7 @@ from localr1.settings import Settings
 from tests.gguf_edit import R1_TEMPLATE
 from tests.tui.conftest import AppMaker
 from tests.tui.fake_engine import FakeEngine, FakeFactory, FakeScript
-from tests.tui.helpers import notifications, ready, send, wait_for
+from tests.tui.helpers import killed_process, notifications, ready, send, wait_for
 
 ANSWER = "Here is the **answer**.\n\n```python\nprint('hi')\n```\n"
 
@@ -333,7 +333,8 @@ async def test_interrupted_answer_is_marked_on_next_start(make_app: AppMaker, tm
     store = ConversationStore(tmp_path / "conversations.db")
     cid = store.create_conversation("Killed")
     store.add_message(cid, "user", "Long story please")
-    store.add_message(cid, "assistant", "Once upon a", thinking="plan", status="streaming")
+    mid = store.add_message(cid, "assistant", "Once upon a", thinking="plan", status="streaming")
+    store.conn.execute("UPDATE messages SET stats = ? WHERE id = ?", (json.dumps({"writer": killed_process()}), mid))
     store.close()
     app = make_app(db=tmp_path / "conversations.db")
     async with app.run_test() as pilot:
