@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from localr1.errors import StoreError
+from localr1.oserrors import os_error_message
 from localr1.paths import data_dir
 from localr1.store.db import (
     IntegrityCheckFailed,
@@ -155,9 +157,14 @@ class ConversationStore:
                              "not exist; create it first, or leave out --db to use the default database")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            blocker = next((p for p in (self.path.parent, *self.path.parent.parents) if p.exists()), self.path.parent)
+            raise StoreError(f"cannot create the folder {self.path.parent} for conversations: {blocker} is a file, not "
+                             "a folder; it was left as it was: move it away, or use --db PATH to name another "
+                             "database") from None
         except OSError as exc:
-            raise StoreError(f"cannot create the folder {self.path.parent} for conversations: "
-                             f"{exc.strerror or exc}") from None
+            raise StoreError(os_error_message(exc, "create the folder for conversations", self.path.parent)) from None
+        self._check_is_a_file()
         try:
             return self._connect()
         except NewerDatabaseError as exc:
@@ -181,6 +188,18 @@ class ConversationStore:
             return self._connect()
         except (sqlite3.Error, MigrationError) as exc:
             raise StoreError(self._explain_open(exc)) from None
+
+    def _check_is_a_file(self) -> None:
+        """A folder, a pipe or a device in the database's place, or a name the system refuses, is a StoreError."""
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(os_error_message(exc, "open the conversation database", self.path)) from None
+        if not stat.S_ISREG(mode):
+            kind = "a folder, not a database file" if stat.S_ISDIR(mode) else "not a regular file"
+            raise StoreError(f"{self.path} is {kind}; it was left as it was: use --db PATH to name a database file")
 
     def _explain_open(self, exc: sqlite3.Error | MigrationError) -> str:
         cause = exc.cause if isinstance(exc, MigrationError) else exc
