@@ -270,3 +270,16 @@ def test_full_disk_while_llama_cpp_writes(tmp_path: Path, medium_ckpt: Path) -> 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"llama.cpp could not write Q8_0 into {mnt}: the disk is full"), result.stdout
     assert "free some disk space" in result.stdout
+
+
+def test_a_file_where_the_models_folder_should_be(medium_ckpt: Path) -> None:
+    """Installing (no -o) under a file named like the models folder said 'File exists: choose another path'."""
+    from localr1.paths import models_dir
+
+    models = models_dir()
+    models.parent.mkdir(parents=True, exist_ok=True)
+    models.write_text("mine")
+    line = _one_line_error(localr1("quantize", str(medium_ckpt), *TINY_LADDER),
+                           f"cannot create the models folder {models}: {models} is a file, not a folder")
+    assert "move it away" in line and "choose another path" not in line
+    assert models.read_text() == "mine"
