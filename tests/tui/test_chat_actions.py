@@ -223,6 +223,20 @@ async def test_export_writes_markdown_and_json(make_app: AppMaker, tmp_path: Pat
         assert any("Exported to" in n for n in notifications(app))
 
 
+async def test_export_into_a_file_says_what_is_wrong(make_app: AppMaker, tmp_path: Path) -> None:
+    """A file where the exports folder should be: the notification said '[Errno 17] File exists: ...'."""
+    (tmp_path / "exports").write_text("mine")
+    app = make_app()
+    async with app.run_test() as pilot:
+        await send(pilot, "Export me")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        failed = [n for n in notifications(app) if n.startswith("Export failed")]
+        assert len(failed) == 1 and "[Errno" not in failed[0], failed
+        assert f"{tmp_path / 'exports'} is a file, not a folder" in failed[0] and "move it away" in failed[0]
+    assert (tmp_path / "exports").read_text() == "mine"
+
+
 async def test_model_picker_switches_and_survives_a_broken_model(make_app: AppMaker, private_home: Path) -> None:
     from localr1.paths import models_dir
 
