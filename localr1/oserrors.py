@@ -6,6 +6,7 @@ import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from localr1.errors import FileSystemError
 
@@ -61,3 +62,15 @@ def os_errors(action: str, path: str | os.PathLike[str] | None = None) -> Iterat
         yield
     except OSError as exc:
         raise file_system_error(exc, action, path) from exc
+
+
+def ensure_folder(folder: Path, what: str) -> None:
+    """mkdir -p folder; a file in the way (the folder itself or an ancestor) is named, with what to do."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        raise FileSystemError(f"cannot create the {what} {folder}: {blocker} is a file, not a folder; it was left as "
+                              "it was: move it away and try again") from None
+    except OSError as exc:
+        raise file_system_error(exc, f"create the {what}", folder) from exc

@@ -67,3 +67,29 @@ def test_chat_on_a_locked_database_is_one_line_and_moves_nothing() -> None:
     assert "locked by another program" in lines[0]
     assert sorted(p.name for p in path.parent.iterdir() if "corrupt" in p.name) == []
     assert [m.content for m in ConversationStore(path).messages(cid)] == ["precious words"]
+
+
+def test_models_never_sends_escape_sequences_from_files_on_disk(demo_path: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GGUF found in a model folder (another tool's download): its path is shown with escapes, not sent."""
+    monkeypatch.setenv("COLUMNS", "400")
+    folder = tmp_path / "found"
+    folder.mkdir()
+    (folder / f"file{ESCAPES}.gguf").symlink_to(demo_path)
+    config = data_dir().parent / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text(f"model_folders = [{json.dumps(str(folder))}]\n")
+    result = localr1("models")
+    assert result.returncode == 0, result.stderr
+    assert "file\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m.gguf" in result.stdout
+    assert not any(c in result.stdout + result.stderr for c in "\x1b\x07\x9b")
+
+
+@pytest.mark.model
+def test_run_plan_line_never_sends_escape_sequences_from_a_file_name(demo_path: Path, tmp_path: Path) -> None:
+    model = tmp_path / f"demo{ESCAPES}.gguf"
+    model.symlink_to(demo_path)
+    result = localr1("run", "-m", str(model), "--max-tokens", "1", "--temperature", "0", "hi")
+    assert result.returncode == 0, result.stderr
+    assert "localr1: plan: " in result.stderr and "demo\\x1b]0;pwned" in result.stderr
+    assert not any(c in result.stderr for c in "\x1b\x07\x9b")

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
-from rich.text import Text
 
 from localr1.errors import LocalR1Error
 from localr1.hardware import HardwareProfile
+from localr1.plaintext import plain
 from localr1.plan import NoFitError, make_plan
 from localr1.planner.candidates import ModelCandidates, Variant, model_candidates
 from localr1.registry import installed_keys, installed_path, load_registry
@@ -96,6 +96,6 @@ def installed_table(rows: list[dict[str, Any]]) -> Table:
                   title="installed variants (* the planner's pick)")
     for row in rows:
         name = Path(row["file"]).name if row["file"] else "-"
-        table.add_row(Text(("* " if row["chosen"] else "  ") + row["key"]), Text(row["type"]), Text(name),
-                      _size(row["size"]), _kld(row), Text(row["fit"]["text"]))
+        table.add_row(plain(("* " if row["chosen"] else "  ") + row["key"]), plain(row["type"]), plain(name),
+                      _size(row["size"]), _kld(row), plain(row["fit"]["text"]))
     return table

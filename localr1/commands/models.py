@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from localr1.commands.pull import DEFAULT_MIN_TPS
+from localr1.plaintext import plain
 
 if TYPE_CHECKING:  # imported when the command runs, not when the parser is built
     from localr1.discovery import LocalModel, Scan
@@ -55,7 +56,7 @@ def _family_table(found: Scan) -> Table:
         here = ", ".join(places) or ("yes" if path else "no")
         cells = (entry.key, entry.display_name, entry.architecture, str(entry.layers),
                  f"{entry.sizes_gb['Q4_K_M']:.2f}" if "Q4_K_M" in entry.sizes_gb else "-", here)
-        table.add_row(*(Text(cell) for cell in cells))
+        table.add_row(*(plain(cell, limit=None) for cell in cells))
     return table
 
 
@@ -63,7 +64,7 @@ def _local_table(found: Scan) -> Table:
     table = Table("name", "model", "family", "quant", "GB", "where found", "path", title="models on this disk")
     for m in found.models:
         cells = (m.name, m.key or "-", m.family, m.quant, f"{m.size / 1e9:.2f}", _where(m), str(m.path))
-        table.add_row(*(Text(cell) for cell in cells))
+        table.add_row(*(plain(cell, limit=None) for cell in cells))
     return table
 
 
@@ -74,7 +75,7 @@ def _fit_table(rows: list[FamilyRow], min_tps: float) -> Table:
         f = _fit_json(row)
         cells = (f["key"], f["verdict"], f["quant"] or "-", f"{f['size_gb']:.2f}" if f["size_gb"] else "-",
                  str(f["context"] or "-"), f"{f['decode_tps']:.1f}" if f["decode_tps"] else "-", f["reason"])
-        table.add_row(*(Text(str(cell)) for cell in cells))
+        table.add_row(*(plain(str(cell), limit=None) for cell in cells))
     return table
 
 
@@ -122,6 +123,6 @@ def models_command(args: argparse.Namespace) -> int:
     if rows is not None:
         console.print(_fit_table(rows, args.min_tps))
     for warning in found.warnings:
-        console.print(Text(f"warning: {warning}"), style="dim", soft_wrap=True)
-    console.print(Text(f"your own entries: {user_models_path()}"), style="dim", soft_wrap=True)
+        console.print(plain(f"warning: {warning}"), style="dim", soft_wrap=True)
+    console.print(plain(f"your own entries: {user_models_path()}"), style="dim", soft_wrap=True)
     return 0

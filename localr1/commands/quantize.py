@@ -15,6 +15,7 @@ from rich.console import Console
 from localr1.commands.eval_tasks import add_task_options, tasks_command
 from localr1.commands.options import CHUNK, COUNT, EVAL_TOP_K, THREADS, TOKENS
 from localr1.errors import ConfigError
+from localr1.oserrors import ensure_folder
 from quantize.ladder.qtypes import DEFAULT_LADDER, QUANT_TYPES, TENSOR_TYPES, parse_tensor_type, parse_types
 
 
@@ -150,7 +151,7 @@ def quantize_command(args: argparse.Namespace) -> int:
 
         target = install_target(args.source, args.as_key)
         args.out_dir = target.folder
-        args.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        ensure_folder(args.out_dir.parent, "models folder")
         console.print(f"installing as {target.key} ({target.how}) in {target.folder}", highlight=False, markup=False,
                       soft_wrap=True)
     elif args.as_key is not None:

@@ -312,13 +312,13 @@ def _run(args: argparse.Namespace, answer_now: list[Any]) -> int:
     def notify(text: str) -> None:
         notices.append(text)
         if not args.json:
-            print(f"localr1: {text}", file=sys.stderr, flush=True)
+            print(f"localr1: {printable(text, limit=None)}", file=sys.stderr, flush=True)
 
     engine = open_engine(args.model, load_request_from(args), overrides, notify=notify)
     facts = engine.describe()
     plan = facts.get("plan")
     if not args.json and isinstance(plan, dict):
-        print(f"localr1: plan: {plan['summary']}", file=sys.stderr, flush=True)
+        print(f"localr1: plan: {printable(str(plan['summary']), limit=None)}", file=sys.stderr, flush=True)
     messages = [ChatMessage("system", args.system)] if args.system else []
     messages.append(ChatMessage("user", apply_preset(prompt, args.preset)))
     printer = None if args.json else TerminalPrinter(not args.hide_thinking, sys.stdout, sys.stderr,

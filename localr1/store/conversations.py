@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -14,9 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from localr1.errors import StoreError
+from localr1.oserrors import os_error_message
 from localr1.paths import data_dir
 from localr1.store.db import (
     IntegrityCheckFailed,
+    advice,
     connect,
     explain,
     is_corruption,
@@ -71,6 +75,28 @@ def _stats(raw: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _writer() -> dict[str, Any]:
+    """This process, as recorded on a message it streams: its id and start time (a reused id has another)."""
+    import psutil
+
+    return {"pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def _writer_alive(writer: object) -> bool:
+    """Whether the process recorded on a streaming message still runs (another chat on the same database)."""
+    import psutil
+
+    if not isinstance(writer, dict) or not isinstance(writer.get("pid"), int):
+        return False
+    try:
+        started = psutil.Process(writer["pid"]).create_time()
+    except psutil.AccessDenied:
+        return True
+    except (psutil.Error, OSError, ValueError):
+        return False
+    return isinstance(writer.get("started"), int | float) and abs(started - writer["started"]) < 1.0
 
 
 def newer_database_message(path: Path, exc: NewerDatabaseError) -> str:
@@ -131,9 +157,14 @@ class ConversationStore:
                              "not exist; create it first, or leave out --db to use the default database")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            blocker = next((p for p in (self.path.parent, *self.path.parent.parents) if p.exists()), self.path.parent)
+            raise StoreError(f"cannot create the folder {self.path.parent} for conversations: {blocker} is a file, not "
+                             "a folder; it was left as it was: move it away, or use --db PATH to name another "
+                             "database") from None
         except OSError as exc:
-            raise StoreError(f"cannot create the folder {self.path.parent} for conversations: "
-                             f"{exc.strerror or exc}") from None
+            raise StoreError(os_error_message(exc, "create the folder for conversations", self.path.parent)) from None
+        self._check_is_a_file()
         try:
             return self._connect()
         except NewerDatabaseError as exc:
@@ -158,11 +189,23 @@ class ConversationStore:
         except (sqlite3.Error, MigrationError) as exc:
             raise StoreError(self._explain_open(exc)) from None
 
+    def _check_is_a_file(self) -> None:
+        """A folder, a pipe or a device in the database's place, or a name the system refuses, is a StoreError."""
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(os_error_message(exc, "open the conversation database", self.path)) from None
+        if not stat.S_ISREG(mode):
+            kind = "a folder, not a database file" if stat.S_ISDIR(mode) else "not a regular file"
+            raise StoreError(f"{self.path} is {kind}; it was left as it was: use --db PATH to name a database file")
+
     def _explain_open(self, exc: sqlite3.Error | MigrationError) -> str:
         cause = exc.cause if isinstance(exc, MigrationError) else exc
         if isinstance(exc, MigrationError) and is_user_facing(cause) and not is_locked(cause):
             return (f"could not update the conversation database {self.path} to this version of localr1 "
-                    f"({exc}); it was left as it was")
+                    f"({exc}){advice(self.path, cause)}; it was left as it was")
         return explain(self.path, cause) + ("" if is_locked(cause) else "; it was left as it was")
 
     def _move_aside(self) -> Path:
@@ -262,11 +305,12 @@ class ConversationStore:
     ) -> int:
         """Append a message; returns its id."""
         now = time.time()
+        stats = json.dumps({"writer": _writer()}) if status == "streaming" else None
         with self._writing() as conn:
             cur = conn.execute(
-                "INSERT INTO messages (conversation_id, role, content, thinking, status, model, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, thinking, status, model, now, now),
+                "INSERT INTO messages (conversation_id, role, content, thinking, status, model, stats, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, thinking, status, model, stats, now, now),
             )
             conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return int(cur.lastrowid or 0)
@@ -280,12 +324,14 @@ class ConversationStore:
         status: Status,
         stats: dict[str, Any] | None = None,
     ) -> None:
-        """Save a message's current text (called while streaming and at the end)."""
+        """Save a message's current text (called while streaming and at the end; the end forgets the writer)."""
         with self._writing() as conn:
             conn.execute(
-                "UPDATE messages SET content = ?, thinking = ?, status = ?, stats = COALESCE(?, stats), "
+                "UPDATE messages SET content = ?, thinking = ?, status = ?, stats = COALESCE(?, CASE WHEN ? != "
+                "'streaming' AND json_valid(stats) THEN json_remove(stats, '$.writer') ELSE stats END), "
                 "updated_at = ? WHERE id = ?",
-                (content, thinking, status, json.dumps(stats) if stats is not None else None, time.time(), message_id),
+                (content, thinking, status, json.dumps(stats) if stats is not None else None, status, time.time(),
+                 message_id),
             )
 
     def delete_message(self, message_id: int) -> None:
@@ -336,10 +382,15 @@ class ConversationStore:
         return [(r["role"], r["content"]) for r in rows]
 
     def mark_interrupted(self) -> int:
-        """Messages left 'streaming' by a process that died are marked interrupted; returns how many."""
+        """Messages left 'streaming' by a process that died are marked interrupted; returns how many.
+
+        One that another running chat is streaming into (the same database open twice) is left alone.
+        """
         with self._writing() as conn:
-            cur = conn.execute("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
-        return cur.rowcount
+            rows = conn.execute("SELECT id, stats FROM messages WHERE status = 'streaming'").fetchall()
+            dead = [(r["id"],) for r in rows if not _writer_alive(_stats(r["stats"]).get("writer"))]
+            conn.executemany("UPDATE messages SET status = 'interrupted' WHERE id = ?", dead)
+        return len(dead)
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
         """Messages whose answer or thinking contains every word of the query (any script, any case)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +10,11 @@ from pathlib import Path
 
 SQLITE_BUSY = 5
 SQLITE_LOCKED = 6
+SQLITE_READONLY = 8
+SQLITE_IOERR = 10
 SQLITE_CORRUPT = 11
+SQLITE_FULL = 13
+SQLITE_CANTOPEN = 14
 SQLITE_NOTADB = 26
 
 
@@ -61,7 +66,18 @@ def explain(path: Path, exc: BaseException) -> str:
         return (f"the conversation database {path} is locked by another program (another localr1 chat?): "
                 "close it and try again")
     name = getattr(exc, "sqlite_errorname", None)
-    return f"the conversation database {path} failed: {exc}" + (f" ({name})" if name else "")
+    return f"the conversation database {path} failed: {exc}" + (f" ({name})" if name else "") + advice(path, exc)
+
+
+def advice(path: Path, exc: BaseException) -> str:
+    """What to do about a database that cannot be written (SQLite names only the symptom)."""
+    code = primary_code(exc)
+    if code == SQLITE_FULL:
+        return f"; the disk holding {path.parent} is full: free some disk space and try again"
+    if code in (SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_IOERR) and not os.access(path.parent, os.W_OK):
+        return (f"; the folder {path.parent} cannot be written (SQLite keeps its journal beside the database): "
+                "make it writable, or use --db PATH in a folder you can write to")
+    return ""
 
 
 def is_locked(exc: BaseException) -> bool:

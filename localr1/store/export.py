@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from localr1.oserrors import ensure_folder, os_errors
 from localr1.store.conversations import Conversation, ConversationStore, StoredMessage
 
 EXPORT_NOTES = {
@@ -53,14 +54,15 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def export_conversation(store: ConversationStore, conversation_id: int, folder: Path) -> tuple[Path, Path]:
-    """Write NAME.md and NAME.json into folder; returns both paths."""
+    """Write NAME.md and NAME.json into folder; returns both paths. A file error is a one-line FileSystemError."""
     conversation = store.conversation(conversation_id)
     if conversation is None:
         raise KeyError(conversation_id)
     messages = store.messages(conversation_id)
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder, "exports folder")
     stem = f"{conversation.id:04d}-{_slug(conversation.title)}"
     md, js = folder / f"{stem}.md", folder / f"{stem}.json"
-    _write_atomic(md, to_markdown(conversation, messages))
-    _write_atomic(js, to_json(conversation, messages))
+    for path, text in ((md, to_markdown(conversation, messages)), (js, to_json(conversation, messages))):
+        with os_errors("write", path):
+            _write_atomic(path, text)
     return md, js

@@ -1,4 +1,4 @@
-"""Full-text search over messages: FTS5 trigram for terms of 3+ characters, LIKE for shorter ones.
+"""Full-text search over messages: FTS5 trigram for terms of 3+ characters, LIKE (or casefold) for shorter ones.
 
 Snippets are cut and highlighted here, as plain text plus (start, end) spans, so no character of
 the stored text (brackets, markup, control characters) can be taken for a highlight marker.
@@ -54,6 +54,11 @@ def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _contains(text: str | None, folded_term: str) -> bool:
+    """Whether text holds the (already case-folded) term, whatever the case of either."""
+    return text is not None and folded_term in text.casefold()
+
+
 def search_messages(conn: sqlite3.Connection, query: str, limit: int = 50) -> list[SearchHit]:
     """Messages whose answer or thinking contains every term of the query (case-insensitive)."""
     terms = query_terms(query)
@@ -68,8 +73,12 @@ def search_messages(conn: sqlite3.Connection, query: str, limit: int = 50) -> li
             (" ".join(f'"{t}"' for t in terms), limit),
         ).fetchall()
     else:
-        where = " AND ".join("(m.content LIKE ? ESCAPE '\\' OR m.thinking LIKE ? ESCAPE '\\')" for _ in terms)
-        params = [p for t in terms for p in (f"%{_escape_like(t)}%",) * 2]
+        # LIKE folds the case of ASCII letters only: other terms go through Python's casefold
+        conn.create_function("localr1_contains", 2, _contains, deterministic=True)
+        where = " AND ".join(
+            "(m.content LIKE ? ESCAPE '\\' OR m.thinking LIKE ? ESCAPE '\\')" if t.isascii()
+            else "(localr1_contains(m.content, ?) OR localr1_contains(m.thinking, ?))" for t in terms)
+        params = [p for t in terms for p in (f"%{_escape_like(t)}%" if t.isascii() else t.casefold(),) * 2]
         rows = conn.execute(
             "SELECT m.conversation_id, c.title, m.id, m.content, m.thinking "
             "FROM messages m JOIN conversations c ON c.id = m.conversation_id "

@@ -421,7 +421,7 @@ class LocalR1App(App[None]):
             return
         try:
             md, js = export_conversation(self.store, conversation_id, self.export_dir)
-        except (OSError, StoreError) as exc:
+        except (OSError, LocalR1Error) as exc:
             self.notify(f"Export failed: {exc}", severity="error")
             return
         self.notify(f"Exported to {md} and {js.name}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ TensorProgress = Callable[[int, int, str], None]  # (tensor index, tensor count,
 _TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
 _QUANT_SIZE = re.compile(r"quant size\s*=\s*([\d.]+)\s*MiB")
 _ALIGNMENT_SLACK = 32  # bytes of padding per tensor at most (GGUF default alignment)
+_NEARLY_FULL = 4 * 1024 * 1024  # free bytes left on a disk that refused llama.cpp's write
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,37 @@ def quantize_file(
 
     rc, error, _ = _call(source, dest, params, on_line)
     if rc != 0:
-        raise _failure(error or f"error code {rc}", source, qtype)
+        reason = error or f"error code {rc}"
+        problem = _write_problem(dest) if "iostream error" in reason else None
+        if problem:
+            raise QuantizeError(f"llama.cpp could not write {qtype.name} into {dest.parent}: {problem}")
+        raise _failure(reason, source, qtype)
+
+
+def _write_problem(dest: Path) -> str | None:
+    """Why llama.cpp's write of dest failed, which it reports only as an iostream error: a file size limit or a
+    full disk."""
+    try:
+        written = dest.stat().st_size
+    except OSError:
+        written = 0
+    try:
+        import resource
+    except ImportError:  # Windows
+        resource = None  # type: ignore[assignment]
+    if resource is not None:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and written >= limit - _NEARLY_FULL:
+            return (f"the file reached this process's file size limit ({limit / 1e6:.1f} MB); raise it "
+                    "('ulimit -f unlimited') and run the same command again")
+    try:
+        free = shutil.disk_usage(dest.parent).free
+    except OSError:
+        return None
+    if free < _NEARLY_FULL:
+        return (f"the disk is full ({free / 1e6:.1f} MB free); free some disk space, drop some --types, or choose "
+                "another -o, and run the same command again")
+    return None
 
 
 def estimate_size(source: Path, qtype: QuantType, options: QuantizeOptions) -> int:

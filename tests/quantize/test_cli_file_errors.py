@@ -206,3 +206,80 @@ def test_bad_text_files_fail_before_any_work(tmp_path: Path, medium_ckpt: Path, 
                      str(text))
     _one_line_error(result, message.format(text))
     assert not out.exists()  # refused before converting the checkpoint
+
+
+# --- llama.cpp's own write failing: it reports only "iostream error" -----------------------------------------
+
+
+def _base_gguf(tmp_path: Path, medium_ckpt: Path) -> Path:
+    base = tmp_path / "base.gguf"
+    result = localr1("convert", str(medium_ckpt), "-o", str(base))
+    assert result.returncode == 0, result.stderr
+    return base
+
+
+@pytest.mark.model
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_file_size_limit_while_llama_cpp_writes(tmp_path: Path, medium_ckpt: Path) -> None:
+    """Under `ulimit -f` a variant bigger than the limit fails in llama.cpp: the line says why and what to do."""
+    import resource
+
+    base, out = _base_gguf(tmp_path, medium_ckpt), tmp_path / "ladder"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3_000_000, resource.RLIM_INFINITY))  # Q8_0 is ~4.7 MB here
+
+    result = subprocess.run([sys.executable, "-m", "localr1", "quantize", str(base), "-o", str(out), "--types",
+                             "Q4_K_M,Q8_0", "--no-imatrix", "--no-eval", "--threads", "2"], preexec_fn=limit,
+                            capture_output=True, text=True, env=dict(os.environ), timeout=300, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and lines[-1].startswith("localr1: error: "), result.stderr
+    assert "could not write Q8_0" in lines[-1] and "file size limit (3.0 MB)" in lines[-1]
+    assert "ulimit -f" in lines[-1] and "iostream" not in lines[-1]
+    kept = sorted(p.name for p in out.iterdir())  # Q4_K_M kept whole; no partial file, no lock
+    assert len(kept) == 2 and kept[0] == "manifest.json" and kept[1].endswith("-Q4_K_M.gguf"), kept
+    result = localr1("quantize", str(base), "-o", str(out), "--types", "Q4_K_M,Q8_0", "--no-imatrix", "--no-eval",
+                     "--threads", "2")
+    assert result.returncode == 0 and "1 built, 1 already complete" in result.stdout + result.stderr
+
+
+FILL_AND_QUANTIZE = """
+import sys
+from pathlib import Path
+from quantize.errors import QuantizeError
+from quantize.ladder.qtypes import parse_types
+from quantize.ladder.quantizer import QuantizeOptions, quantize_file
+try:
+    quantize_file(Path(sys.argv[1]), Path(sys.argv[2]), parse_types("Q8_0")[0], QuantizeOptions(threads=2))
+except QuantizeError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.model
+@pytest.mark.usefixtures("private_mounts")
+def test_full_disk_while_llama_cpp_writes(tmp_path: Path, medium_ckpt: Path) -> None:
+    """A real 4 MB disk that a 4.7 MB variant fills: llama.cpp's iostream error is reported as a full disk."""
+    base, mnt = _base_gguf(tmp_path, medium_ckpt), tmp_path / "mnt"
+    mnt.mkdir()
+    env = {**os.environ, "LISTING": str(tmp_path / "listing.txt"), "SETUP": "",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(["unshare", "-m", "sh", "-c", PRIVATE_MOUNT, "sh", str(mnt), "size=4m", "-1",
+                             sys.executable, "-c", FILL_AND_QUANTIZE, str(base), str(mnt / "x.partial")],
+                            capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"llama.cpp could not write Q8_0 into {mnt}: the disk is full"), result.stdout
+    assert "free some disk space" in result.stdout
+
+
+def test_a_file_where_the_models_folder_should_be(medium_ckpt: Path) -> None:
+    """Installing (no -o) under a file named like the models folder said 'File exists: choose another path'."""
+    from localr1.paths import models_dir
+
+    models = models_dir()
+    models.parent.mkdir(parents=True, exist_ok=True)
+    models.write_text("mine")
+    line = _one_line_error(localr1("quantize", str(medium_ckpt), *TINY_LADDER),
+                           f"cannot create the models folder {models}: {models} is a file, not a folder")
+    assert "move it away" in line and "choose another path" not in line
+    assert models.read_text() == "mine"

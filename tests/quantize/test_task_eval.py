@@ -245,3 +245,16 @@ def test_the_planner_decides_how_many_fit(ladder: Path) -> None:
     small = changed(laptop, ram_available=300 * 2**20)
     with pytest.raises(NoFitError, match="does not fit this machine: its smallest option"):
         fitting_parallel(base, 8192, 4, small)
+
+
+def test_every_answer_wrong_still_draws_the_chart(ladder: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """0 of 3 right: the Wilson bound came out as 5.6e-17, above the accuracy, and matplotlib refused the error bar
+    (a traceback after every answer was given)."""
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text("".join(json.dumps({"question": f"What is {a} + {a}?", "answer": 987654 + a}) + "\n"
+                             for a in (1, 2, 3)), encoding="utf-8")
+    assert run_cli(_args(ladder, wrong, "--max-tokens", "4", "--types", "Q8_0", "--json")) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["models"]}
+    assert rows["Q8_0"]["accuracy"] == 0.0 and rows["Q8_0"]["ci_low"] == 0.0
+    assert (ladder / "quality.png").read_bytes().startswith(b"\x89PNG")

@@ -70,6 +70,14 @@ def test_wilson_against_published_values(successes: int, n: int, interval: tuple
     assert wilson(successes, n) == pytest.approx(interval, abs=1e-4)
 
 
+def test_wilson_always_holds_the_proportion() -> None:
+    """Rounding put the low bound of 0 of 3 at 5.6e-17 and the high bound of 10 of 10 at 0.9999999999999999."""
+    for n in range(1, 300):
+        for successes in range(n + 1):
+            low, high = wilson(successes, n)
+            assert 0.0 <= low <= successes / n <= high <= 1.0, (successes, n, low, high)
+
+
 PROBLEMS = parse_problems(b'{"question": "a", "answer": 12}\n{"question": "b", "answer": "B"}\n'
                           b'{"question": "c", "answer": "1/2"}\n', "set")
 

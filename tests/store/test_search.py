@@ -104,3 +104,15 @@ def test_the_old_index_is_carried_over_by_the_migration(tmp_path: Path) -> None:
     new = store.add_message(1, "assistant", "深度学习很有趣")
     assert [h.message_id for h in store.search("深度学习")] == [new]
     assert store.conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')") is not None
+
+
+def test_short_words_outside_ascii_are_found_whatever_the_case(tmp_path: Path) -> None:
+    """SQLite's LIKE folds only ASCII letters: 'öl' missed 'Öl' and 'ΣΟ' missed 'σο' (the trigram path folds all)."""
+    store, (de, el, _) = _store(tmp_path, "Ärger über Öl", "ΣΟΦΙΑ και σοφία", "plain text")
+    for query in ("öl", "ÖL", "Öl", "ü", "Ü", "äR öL"):
+        hits = store.search(query)
+        assert [h.message_id for h in hits] == [de], query
+    hits = store.search("σο")
+    assert [h.message_id for h in hits] == [el] and _marked(hits[0]) == ["ΣΟ", "σο"]
+    assert [h.message_id for h in store.search("Ди")] == []  # still needs the text to be there
+    assert [h.message_id for h in store.search("ab%")] == []  # LIKE's wildcards stay literal

@@ -52,3 +52,17 @@ def screen_text(app: LocalR1App) -> str:
                                  re.S):
         rows.setdefault(float(y), []).append((float(x), html.unescape(text).replace("\xa0", " ")))
     return "\n".join("".join(t for _, t in sorted(row)) for _, row in sorted(rows.items()))
+
+
+def killed_process() -> dict[str, float | int]:
+    """The id and start time of a real process that was killed: the writer of an answer left streaming."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = psutil.Process(proc.pid).create_time()
+    proc.kill()
+    proc.wait(30)
+    return {"pid": proc.pid, "started": started}

@@ -14,7 +14,7 @@ from localr1.settings import Settings
 from tests.gguf_edit import R1_TEMPLATE
 from tests.tui.conftest import AppMaker
 from tests.tui.fake_engine import FakeEngine, FakeFactory, FakeScript
-from tests.tui.helpers import notifications, ready, send, wait_for
+from tests.tui.helpers import killed_process, notifications, ready, send, wait_for
 
 ANSWER = "Here is the **answer**.\n\n```python\nprint('hi')\n```\n"
 
@@ -223,6 +223,20 @@ async def test_export_writes_markdown_and_json(make_app: AppMaker, tmp_path: Pat
         assert any("Exported to" in n for n in notifications(app))
 
 
+async def test_export_into_a_file_says_what_is_wrong(make_app: AppMaker, tmp_path: Path) -> None:
+    """A file where the exports folder should be: the notification said '[Errno 17] File exists: ...'."""
+    (tmp_path / "exports").write_text("mine")
+    app = make_app()
+    async with app.run_test() as pilot:
+        await send(pilot, "Export me")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        failed = [n for n in notifications(app) if n.startswith("Export failed")]
+        assert len(failed) == 1 and "[Errno" not in failed[0], failed
+        assert f"{tmp_path / 'exports'} is a file, not a folder" in failed[0] and "move it away" in failed[0]
+    assert (tmp_path / "exports").read_text() == "mine"
+
+
 async def test_model_picker_switches_and_survives_a_broken_model(make_app: AppMaker, private_home: Path) -> None:
     from localr1.paths import models_dir
 
@@ -333,7 +347,8 @@ async def test_interrupted_answer_is_marked_on_next_start(make_app: AppMaker, tm
     store = ConversationStore(tmp_path / "conversations.db")
     cid = store.create_conversation("Killed")
     store.add_message(cid, "user", "Long story please")
-    store.add_message(cid, "assistant", "Once upon a", thinking="plan", status="streaming")
+    mid = store.add_message(cid, "assistant", "Once upon a", thinking="plan", status="streaming")
+    store.conn.execute("UPDATE messages SET stats = ? WHERE id = ?", (json.dumps({"writer": killed_process()}), mid))
     store.close()
     app = make_app(db=tmp_path / "conversations.db")
     async with app.run_test() as pilot:

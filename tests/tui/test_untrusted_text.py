@@ -114,6 +114,21 @@ async def test_hostile_conversation_titles_are_plain_in_sidebar_search_and_renam
         assert title in screen_text(app)
 
 
+async def test_a_huge_title_takes_a_few_lines_of_the_sidebar(make_app: AppMaker, tmp_path: Path) -> None:
+    """A 100,000-character title (renamed from a paste) filled the whole sidebar and hid every other conversation."""
+    store = ConversationStore(tmp_path / "conversations.db")
+    store.add_message(store.create_conversation("Second one"), "user", "hello")
+    store.add_message(store.create_conversation("T" * 100_000 + "\nlast line"), "user", "hello")
+    store.close()
+    app = make_app()
+    async with app.run_test(size=(140, 34)) as pilot:
+        await ready(pilot)
+        await pilot.pause(0.1)
+        assert "Second one" in screen_text(app)
+        first = app.query("ConversationItem").first()
+        assert first.region.height <= 4 and "…" in screen_text(app)
+
+
 async def test_typed_settings_errors_are_echoed_as_plain_text(make_app: AppMaker) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

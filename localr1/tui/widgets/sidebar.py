@@ -11,15 +11,22 @@ from localr1.plaintext import printable
 from localr1.store import Conversation
 
 PAGE = 50  # conversations read and mounted at once; a history of 10,000 starts with 50
+TITLE_CHARS = 80  # about three lines of the sidebar: a pasted title must not push every other one out of view
 
 Fetch = Callable[[Conversation | None, int], list[Conversation]]  # (after, limit) -> the next page
+
+
+def shown_title(title: str) -> str:
+    """A title on one line (runs of blanks as one space), cut at TITLE_CHARS characters with an ellipsis."""
+    line = " ".join(title.split())
+    return line if len(line) <= TITLE_CHARS else line[:TITLE_CHARS - 1] + "…"
 
 
 class ConversationItem(ListItem):
     """One conversation in the sidebar."""
 
     def __init__(self, conversation: Conversation) -> None:
-        super().__init__(Static(printable(conversation.title, limit=None), markup=False))  # the first prompt's words
+        super().__init__(Static(printable(shown_title(conversation.title), limit=None), markup=False))
         self.conversation = conversation
 
 

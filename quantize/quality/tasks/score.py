@@ -25,7 +25,8 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # rounding can put a bound past the proportion itself (5.6e-17 for 0 of 3): the interval always holds it
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def majority_correct(problem: Problem, records: list[AnswerRecord]) -> bool:
