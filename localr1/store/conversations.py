@@ -91,7 +91,10 @@ def _writer_alive(writer: object) -> bool:
     if not isinstance(writer, dict) or not isinstance(writer.get("pid"), int):
         return False
     try:
-        started = psutil.Process(writer["pid"]).create_time()
+        process = psutil.Process(writer["pid"])
+        started = process.create_time()
+        if process.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent: it writes no more
+            return False
     except psutil.AccessDenied:
         return True
     except (psutil.Error, OSError, ValueError):

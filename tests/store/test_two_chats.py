@@ -8,7 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from localr1.store import ConversationStore
 
@@ -51,6 +54,20 @@ def test_a_second_chat_leaves_a_live_stream_alone_and_marks_it_once_its_process_
     assert _status(second, mid) == "interrupted"
     assert [m.content for m in second.messages(1)] == ["partial answer"]
     assert second.mark_interrupted() == 0
+
+
+def test_a_killed_chat_its_parent_has_not_reaped_yet_is_dead(tmp_path: Path) -> None:
+    """A zombie keeps its id and start time until its parent waits for it (tmux, a shell): it writes no more."""
+    db = tmp_path / "c.db"
+    proc, mid = _streamer(db)
+    proc.send_signal(signal.SIGKILL)
+    while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:  # dead, and not reaped: no wait() yet
+        time.sleep(0.01)
+    try:
+        store = ConversationStore(db)
+        assert store.mark_interrupted() == 1 and _status(store, mid) == "interrupted"
+    finally:
+        proc.wait(30)
 
 
 def test_a_stream_of_a_process_that_exited_is_marked(tmp_path: Path) -> None:
