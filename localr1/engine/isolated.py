@@ -70,6 +70,10 @@ class IsolatedEngine:
             reply = self._conn.recv()
         except (EOFError, OSError):
             raise self._load_lost() from None
+        except BaseException:  # Ctrl-C while it loads: nothing of the child is left behind
+            self._child.kill()
+            self._child = self._conn = None
+            raise
         if isinstance(reply, Failed):
             self._reap()
             raise reply.error()

@@ -78,6 +78,9 @@ class IsolatedBatch:
             code, log = child.reap()
             what, by_worker = lost_what(self.workers, code, log, "while the model was loading")
             raise WorkerError(f"{what}: restart it and try again" if by_worker else what) from None
+        except BaseException:  # Ctrl-C while it loads: nothing of the child is left behind
+            child.kill()
+            raise
         if isinstance(reply, Failed):
             child.reap()
             raise reply.error()
