@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,37 @@ def last_line(text: str) -> str:
     """The last non-blank line, or "no message"."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
+
+
+def closed_connections() -> list[str]:
+    """The peers ("address:port") of this process's TCP connections that the other end has closed: an RPC worker
+    that went away while nothing was decoding, which llama.cpp would find out only at its next call, by aborting.
+    Looked at without reading: a peek that does not wait (Linux and macOS list a process's descriptors)."""
+    folder = next((f for f in ("/proc/self/fd", "/dev/fd") if os.path.isdir(f)), None)
+    closed: list[str] = []
+    for name in os.listdir(folder) if folder else []:
+        try:
+            if not stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                continue
+            sock = socket.socket(fileno=os.dup(int(name)))  # a copy: closing it leaves the connection open
+        except (OSError, ValueError):
+            continue
+        with sock:
+            if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+                continue
+            try:
+                peer = sock.getpeername()
+            except OSError:  # not connected (a listener)
+                continue
+            try:
+                ended = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:  # open, nothing to read
+                continue
+            except OSError:  # reset by the peer
+                ended = True
+            if ended:
+                closed.append(f"{peer[0]}:{peer[1]}")
+    return closed
 
 
 def child_connection(argv: list[str]) -> Connection:

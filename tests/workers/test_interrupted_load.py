@@ -35,7 +35,8 @@ def _model_children(pid: int) -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("wait_s", [0.0, 0.4])  # as the child starts; while it loads the model
-@pytest.mark.parametrize("command", [["run", "Say hello."], ["batch", "PROMPTS", "-o", "OUT"], ["serve", "--port", "0"]])
+@pytest.mark.parametrize("command", [["run", "Say hello."], ["batch", "PROMPTS", "-o", "OUT"],
+                                     ["serve", "--port", "0"]])
 def test_ctrl_c_while_the_child_loads_leaves_nothing_behind(command: list[str], wait_s: float,
                                                              start_worker: StartWorker, tmp_path: Path) -> None:
     endpoint, _worker = start_worker()

@@ -24,7 +24,14 @@ from typing import Any
 from localr1.engine.batch.scheduler import failed
 from localr1.engine.batch.sequence import SequenceRequest
 from localr1.engine.batch.service import Sink
-from localr1.engine.child import CLOSE_TIMEOUT_S, ChildProcess, Failed, child_connection, lost_what
+from localr1.engine.child import (
+    CLOSE_TIMEOUT_S,
+    ChildProcess,
+    Failed,
+    child_connection,
+    closed_connections,
+    lost_what,
+)
 from localr1.engine.engine import PreparedPrompt
 from localr1.engine.events import Event, Finished
 from localr1.engine.params import LoadParams, SamplingParams
@@ -39,6 +46,13 @@ REPLY_TIMEOUT_S = 300.0  # a prepare waits behind at most one message of the chi
 class _Ready:
     sampling: SamplingParams
     health: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _WorkerClosed:
+    """The child's answer to a prepare when a worker closed its connection while nothing was decoding."""
+
+    peers: tuple[str, ...]
 
 
 class IsolatedBatch:
@@ -172,8 +186,21 @@ class IsolatedBatch:
     def prepare(self, messages: list[ChatMessage]) -> PreparedPrompt:
         """Render and tokenize in the child, starting a fresh one first if the last was lost."""
         self._ensure_started()
-        prepared: PreparedPrompt = self._ask("prepare", messages)
+        prepared: PreparedPrompt | _WorkerClosed = self._ask("prepare", messages)
+        if isinstance(prepared, _WorkerClosed):  # lost while idle: not an answer's failure, a missing worker
+            self._stop_child()
+            self._ensure_started()  # probes first: one still missing is a WorkerError (503)
+            prepared = self._ask("prepare", messages)
+        assert not isinstance(prepared, _WorkerClosed), "a fresh child cannot have lost a worker already"
         return prepared
+
+    def _stop_child(self) -> None:
+        """Ask the child to stop and wait until its reader has accounted for it."""
+        reader = self._reader
+        with contextlib.suppress(EOFError, OSError):
+            self._send(("close",))
+        if reader is not None:
+            reader.join(3 * CLOSE_TIMEOUT_S)
 
     def submit(self, request: SequenceRequest, sink: Sink) -> None:
         """Queue a request in the child; its events go to `sink` from this side's reader thread."""
@@ -277,8 +304,9 @@ def _serve(conn: Any, scheduler: Any, send: Any) -> None:
         elif op == "cancel":
             scheduler.cancel(request[1])
         elif op == "prepare":
-            try:
-                prepared: Any = scheduler.prepare(request[2])
+            try:  # a worker that went away while idle: the next decode would abort this process
+                prepared: Any = _WorkerClosed(tuple(closed)) if (closed := closed_connections()) else \
+                    scheduler.prepare(request[2])
             except LocalR1Error as exc:
                 prepared = Failed.of(exc)
             send(("reply", request[1], prepared))
