@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from multiprocessing.connection import Connection
 from typing import IO
 
 from localr1 import errors
+from localr1.engine.rpc_sockets import WORKER_TIMEOUT_ENV, worker_timeout_s
 from localr1.errors import LocalR1Error
 from localr1.workers import Endpoint, lost_workers
 
@@ -108,9 +108,12 @@ def lost_what(workers: tuple[Endpoint, ...], code: int | None, log: str, when: s
     """What stopped the child `when` ("mid-answer", "while the model was loading"), and whether a worker did:
     ("worker 127.0.0.1:50052 went away mid-answer", True)."""
     gone = lost_workers(workers)
-    if gone or ABORT_MARK in log:
-        names = f"worker {', '.join(map(str, gone))}" if gone else "a worker"
-        return f"{names} went away {when}", True
+    if gone:
+        return f"worker {', '.join(map(str, gone))} went away {when}", True
+    if ABORT_MARK in log:  # each one still accepts connections: frozen, or it failed the call
+        names = f"worker {workers[0]}" if len(workers) == 1 else f"one of the workers {', '.join(map(str, workers))}"
+        return (f"{names} stopped answering {when} (no reply in {worker_timeout_s():g} s, "
+                f"{WORKER_TIMEOUT_ENV} sets how long, or it failed)"), True
     return f"the model process stopped {when} (exit code {code}: {last_line(log)})", False
 
 
@@ -118,37 +121,6 @@ def last_line(text: str) -> str:
     """The last non-blank line, or "no message"."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
-
-
-def closed_connections() -> list[str]:
-    """The peers ("address:port") of this process's TCP connections that the other end has closed: an RPC worker
-    that went away while nothing was decoding, which llama.cpp would find out only at its next call, by aborting.
-    Looked at without reading: a peek that does not wait (Linux and macOS list a process's descriptors)."""
-    folder = next((f for f in ("/proc/self/fd", "/dev/fd") if os.path.isdir(f)), None)
-    closed: list[str] = []
-    for name in os.listdir(folder) if folder else []:
-        try:
-            if not stat.S_ISSOCK(os.fstat(int(name)).st_mode):
-                continue
-            sock = socket.socket(fileno=os.dup(int(name)))  # a copy: closing it leaves the connection open
-        except (OSError, ValueError):
-            continue
-        with sock:
-            if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
-                continue
-            try:
-                peer = sock.getpeername()
-            except OSError:  # not connected (a listener)
-                continue
-            try:
-                ended = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-            except BlockingIOError:  # open, nothing to read
-                continue
-            except OSError:  # reset by the peer
-                ended = True
-            if ended:
-                closed.append(f"{peer[0]}:{peer[1]}")
-    return closed
 
 
 def child_connection(argv: list[str]) -> Connection:

@@ -22,6 +22,7 @@ from typing import Any
 from localr1.engine.child import ChildProcess, Failed, child_connection, lost_what
 from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, ThinkingDelta
 from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.rpc_sockets import limit_waits, worker_timeout_s
 from localr1.engine.template import ChatMessage
 from localr1.engine.thinking import ThinkingControl
 from localr1.errors import LocalR1Error, WorkerError
@@ -224,6 +225,7 @@ def _child_main(argv: list[str]) -> None:
     except Exception as exc:  # a native failure: say it in one line
         conn.send(Failed("ModelLoadError", f"llama.cpp could not load the model: {exc}"))
         return
+    limit_waits(worker_timeout_s())  # a frozen worker fails the answer after a while instead of hanging it
     conn.send(_Ready(engine.context_size, engine.load_params, engine.describe()))
     _serve(conn, engine)
 

@@ -29,12 +29,12 @@ from localr1.engine.child import (
     ChildProcess,
     Failed,
     child_connection,
-    closed_connections,
     lost_what,
 )
 from localr1.engine.engine import PreparedPrompt
 from localr1.engine.events import Event, Finished
 from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.rpc_sockets import closed_connections, limit_waits, worker_timeout_s
 from localr1.engine.template import ChatMessage
 from localr1.errors import LocalR1Error, WorkerError
 from localr1.workers import Endpoint, parse_endpoint, probe_workers
@@ -248,13 +248,18 @@ class IsolatedBatch:
             yield request_id, event
 
     def close(self) -> None:
-        """End every request (as a server shutting down does), stop the child and free the model."""
+        """End every request at once (as a server shutting down does: a decode waiting on a frozen worker must not
+        hold the streams past the server's grace period), stop the child and free the model."""
         with self._start_lock:
             self._closing = True
+        with self._lock:
+            sinks, self._sinks = self._sinks, {}
+        for sink in sinks.values():
+            sink(failed("the server is shutting down"))
         with contextlib.suppress(EOFError, OSError):
             self._send(("close",))
         if self._reader is not None:
-            self._reader.join(3 * CLOSE_TIMEOUT_S)
+            self._reader.join(CLOSE_TIMEOUT_S)
         child = self._child
         if child is not None:  # it did not stop: its connection closes, so the reader ends too
             child.reap()
@@ -276,6 +281,7 @@ def _child_main(argv: list[str]) -> None:
     except Exception as exc:  # a native failure: say it in one line
         conn.send(Failed("ModelLoadError", f"llama.cpp could not load the model: {exc}"))
         return
+    limit_waits(worker_timeout_s())  # a frozen worker fails the decode after a while instead of hanging it
     scheduler = Scheduler(engine)
     send_lock = threading.Lock()
 
@@ -307,6 +313,7 @@ def _serve(conn: Any, scheduler: Any, send: Any) -> None:
             try:  # a worker that went away while idle: the next decode would abort this process
                 prepared: Any = _WorkerClosed(tuple(closed)) if (closed := closed_connections()) else \
                     scheduler.prepare(request[2])
+                limit_waits(worker_timeout_s())  # connections llama.cpp opened since
             except LocalR1Error as exc:
                 prepared = Failed.of(exc)
             send(("reply", request[1], prepared))
