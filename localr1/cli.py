@@ -7,7 +7,6 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from localr1 import __version__
 from localr1.commands.options import (
@@ -22,6 +21,7 @@ from localr1.commands.options import (
     UINT32_MAX,
     OneLineParser,
     add_workers_option,
+    db_file,
 )
 from localr1.errors import LocalR1Error
 from localr1.oserrors import file_system_error
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", "-m", help="a model key (the planner picks the variant) or a .gguf path")
     chat.add_argument("--ctx", type=CONTEXT, help="context size in tokens (default: your settings, else auto)")
     chat.add_argument("--mlock", action="store_true", help="lock the weights in RAM for this session")
-    chat.add_argument("--db", type=Path, metavar="PATH",
+    chat.add_argument("--db", type=db_file, metavar="PATH",
                       help="the conversation database file (default: conversations.db in the data folder)")
     add_workers_option(chat)
     chat.set_defaults(handler=_chat)

@@ -96,7 +96,9 @@ def _attempt(resolved: ResolvedModel, plan: Plan, request: LoadRequest, override
     path = plan.config.variant.path
     assert path is not None  # only installed variants are planned for a load
     lock = _lock_status(plan, request)
-    params = replace(plan.load_params(), threads=request.threads or plan.threads, use_mmap=request.use_mmap,
+    if request.threads:  # --threads: the plan shown says what runs
+        plan = replace(plan, threads=request.threads)
+    params = replace(plan.load_params(), threads=plan.threads, use_mmap=request.use_mmap,
                      use_mlock=lock.in_use)
     speed = plan.config.speed
     prediction = SpeedPrediction(speed.decode_tps, speed.decode_tps_full) if speed else None

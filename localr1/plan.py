@@ -161,7 +161,7 @@ class Plan:
         speed = f", ~{c.speed.decode_tps:.1f} tokens/s predicted" if c.speed else ""
         fa = ", flash attention" if c.flash_attention else ""
         return (f"{c.variant.label}, {kld}, {c.context} tokens, {c.kv_type} KV{fa}, {self.device_split()}, "
-                f"{self.threads} threads{speed}")
+                f"{self.threads} thread{'s' if self.threads != 1 else ''}{speed}")
 
     def to_json(self) -> dict[str, Any]:
         """The plan as `localr1 plan --json` prints it."""

@@ -209,6 +209,15 @@ def test_run_loading_and_sampling_options_reach_the_engine(r1_demo_path: Path) -
 
 
 @pytest.mark.model
+def test_the_plan_shown_says_the_threads_asked_for() -> None:
+    """`--threads 1` loaded one thread, but the plan line (and --json's plan) said the planner's count."""
+    result = localr1("run", "--json", "-t", "0", "-n", "2", "--ctx", "512", "--threads", "1", "Say hello.")
+    data = json.loads(result.stdout)
+    assert data["load"]["threads"] == data["plan"]["threads"] == 1, data["plan"]
+    assert data["plan"]["summary"].endswith(" 1 thread") or " 1 thread," in data["plan"]["summary"], data["plan"]
+
+
+@pytest.mark.model
 def test_run_stats_prints_one_timing_line() -> None:
     result = localr1("run", "--stats", "-t", "0", "-n", "4", "Say hello.")
     assert result.returncode == 0, result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 INT32_MAX = 2**31 - 1
@@ -24,6 +25,13 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _fail(what: str, text: str) -> NoReturn:
     raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+
+
+def db_file(text: str) -> Path:
+    """An argparse type: a database file name that is not empty (Path('') would be the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a database file, or leave out --db for the default")
+    return Path(text)
 
 
 def integer(low: int, high: int = INT32_MAX, what: str | None = None) -> Callable[[str], int]:

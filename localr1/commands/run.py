@@ -165,6 +165,7 @@ class InterruptPolicy:
         self.engine, self.err, self.clock = engine, err, clock
         self.asked_at: float | None = None
         self.cancelled = False
+        self.terminated = False
         self.thinking = False
         self._notice_due = False
 
@@ -183,6 +184,13 @@ class InterruptPolicy:
         self.cancelled = True
         self.engine.cancel()  # the stream goes on to its Finished event
 
+    def terminate(self) -> None:
+        """SIGTERM: stop as a second Ctrl-C does (what arrived is kept and printed); a second one insists."""
+        if self.terminated:
+            raise KeyboardInterrupt
+        self.terminated = self.cancelled = True
+        self.engine.cancel()
+
     def flush_notice(self) -> None:
         """Say what the last Ctrl-C did, outside the signal handler (the thinking may be mid-write on err)."""
         if self._notice_due:
@@ -193,16 +201,18 @@ class InterruptPolicy:
 
 @contextlib.contextmanager
 def sigint_to(policy: InterruptPolicy) -> Iterator[None]:
-    """Route Ctrl-C to the policy wherever the main thread is (waiting for a token or printing one); elsewhere
-    than the main thread, KeyboardInterrupt is left to the caller."""
+    """Route Ctrl-C (and SIGTERM, which stops) to the policy wherever the main thread is (waiting for a token or
+    printing one); elsewhere than the main thread, KeyboardInterrupt is left to the caller."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGINT, lambda _signum, _frame: policy.interrupt())
+    previous_term = signal.signal(signal.SIGTERM, lambda _signum, _frame: policy.terminate())
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _stream_reply(stream: ThreadedStream[Event], policy: InterruptPolicy, printer: TerminalPrinter | None,
@@ -364,4 +374,6 @@ def _run(args: argparse.Namespace, answer_now: list[Any]) -> int:
     if finished.error:  # its text can come from llama.cpp or a worker's log: shown as escapes, on one line
         print(f"localr1: error: {printable(finished.error).replace(chr(10), ' ')}", file=sys.stderr)
         return 1
+    if policy.terminated:
+        return 128 + signal.SIGTERM
     return 130 if finished.stats.stop_reason == "cancelled" or interrupted else 0

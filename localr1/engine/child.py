@@ -17,10 +17,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from localr1 import errors
+from localr1.engine.rpc_sockets import WORKER_TIMEOUT_ENV, worker_timeout_s
 from localr1.errors import LocalR1Error
 from localr1.workers import Endpoint, lost_workers
 
@@ -53,22 +53,34 @@ class ChildProcess:
     """`python -m MODULE FD`: one connection to it, its stderr kept in a file until it is reaped."""
 
     def __init__(self, module: str) -> None:
-        fd, log_path = tempfile.mkstemp(prefix="localr1-model-", suffix=".log")
-        self._log_path: str | None = log_path
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
-            # A plain child (not multiprocessing's spawn, which re-runs the caller's main module).
-            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-m", module, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fd,
-                env={**os.environ, "GGML_NO_BACKTRACE": "1"})  # ggml would otherwise run gdb on abort
-            os.close(fd)
-            self.conn: Connection | None = Connection(os.dup(ours.fileno()))
+        # An unnamed file (deleted at once where O_TMPFILE is missing): nothing is left in the temporary folder,
+        # whatever stops this process, Ctrl-C in the middle of creating it included.
+        self._log: IO[bytes] | None = tempfile.TemporaryFile(prefix="localr1-model-", suffix=".log")  # noqa: SIM115 (kept open until reaped)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.conn: Connection | None = None
+        try:
+            ours, theirs = socket.socketpair()
+            with ours, theirs:
+                # A plain child (not multiprocessing's spawn, which re-runs the caller's main module).
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", module, str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=self._log, env={**os.environ, "GGML_NO_BACKTRACE": "1"})  # no gdb on abort
+                self.conn = Connection(os.dup(ours.fileno()))
+        except BaseException:  # Ctrl-C while it starts: no child is left behind
+            self.kill()
+            raise
 
     @property
     def alive(self) -> bool:
         """True until the child is reaped."""
         return self.conn is not None
+
+    def kill(self) -> None:
+        """Stop the child at once (its load was interrupted) and reap it."""
+        if self._proc is not None:
+            self._proc.kill()
+        self.reap()
 
     def reap(self) -> tuple[int | None, str]:
         """Close the connection and wait for the child (killed after a while); its exit code and stderr.
@@ -85,11 +97,12 @@ class ChildProcess:
                 code = self._proc.wait()
             self._proc = None
         log = ""
-        if self._log_path is not None:
-            with contextlib.suppress(OSError):
-                log = Path(self._log_path).read_text(errors="replace")
-                os.unlink(self._log_path)
-            self._log_path = None
+        if self._log is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._log.seek(0)
+                log = self._log.read().decode(errors="replace")
+            self._log.close()
+            self._log = None
         return code, log
 
 
@@ -97,9 +110,12 @@ def lost_what(workers: tuple[Endpoint, ...], code: int | None, log: str, when: s
     """What stopped the child `when` ("mid-answer", "while the model was loading"), and whether a worker did:
     ("worker 127.0.0.1:50052 went away mid-answer", True)."""
     gone = lost_workers(workers)
-    if gone or ABORT_MARK in log:
-        names = f"worker {', '.join(map(str, gone))}" if gone else "a worker"
-        return f"{names} went away {when}", True
+    if gone:
+        return f"worker {', '.join(map(str, gone))} went away {when}", True
+    if ABORT_MARK in log:  # each one still accepts connections: frozen, or it failed the call
+        names = f"worker {workers[0]}" if len(workers) == 1 else f"one of the workers {', '.join(map(str, workers))}"
+        return (f"{names} stopped answering {when} (no reply in {worker_timeout_s():g} s, "
+                f"{WORKER_TIMEOUT_ENV} sets how long, or it failed)"), True
     return f"the model process stopped {when} (exit code {code}: {last_line(log)})", False
 
 

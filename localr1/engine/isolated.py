@@ -22,6 +22,7 @@ from typing import Any
 from localr1.engine.child import ChildProcess, Failed, child_connection, load_or_fail, lost_what
 from localr1.engine.events import AnswerDelta, Event, Finished, GenerationStats, ThinkingDelta
 from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.rpc_sockets import limit_waits, worker_timeout_s
 from localr1.engine.template import ChatMessage
 from localr1.engine.thinking import ThinkingControl
 from localr1.errors import LocalR1Error, WorkerError
@@ -70,6 +71,10 @@ class IsolatedEngine:
             reply = self._conn.recv()
         except (EOFError, OSError):
             raise self._load_lost() from None
+        except BaseException:  # Ctrl-C while it loads: nothing of the child is left behind
+            self._child.kill()
+            self._child = self._conn = None
+            raise
         if isinstance(reply, Failed):
             self._reap()
             raise reply.error()
@@ -215,6 +220,7 @@ def _child_main(argv: list[str]) -> None:
     engine = load_or_fail(conn, lambda: Engine(model_path, load, sampling))
     if engine is None:
         return
+    limit_waits(worker_timeout_s())  # a frozen worker fails the answer after a while instead of hanging it
     conn.send(_Ready(engine.context_size, engine.load_params, engine.describe()))
     _serve(conn, engine)
 

@@ -158,6 +158,9 @@ class ConversationStore:
         if self.named and not self.path.parent.is_dir():
             raise StoreError(f"the folder {self.path.parent} for the conversation database {self.path.name} does "
                              "not exist; create it first, or leave out --db to use the default database")
+        if self.named and self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a database file: name a file in it with --db "
+                             f"(e.g. {self.path / 'conversations.db'}), or leave out --db for the default")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):

@@ -100,3 +100,20 @@ def test_a_damaged_default_database_is_still_moved_aside(tmp_path: Path) -> None
     store = ConversationStore()
     assert store.recovered_from is not None and store.recovered_from.read_bytes() == damaged
     assert store.conversations() == []
+
+
+@pytest.mark.parametrize("given", ["", "   "])
+def test_chat_db_empty_is_a_usage_error_that_names_no_folder(given: str, tmp_path: Path) -> None:
+    """`--db ''` became Path('.'), reported as 'the conversation database . failed'; '  ' created a file named ' '."""
+    result = localr1("chat", "--db", given, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--db" in lines[0] and "empty" in lines[0] and "database ." not in lines[0]
+    assert not default_db_path().exists()
+
+
+def test_chat_db_naming_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    before = _snapshot(tmp_path)
+    line = _one_line_error(["--db", str(tmp_path)])
+    assert f"{tmp_path} is a folder, not a database file" in line and "--db" in line
+    assert _snapshot(tmp_path) == before

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.cli_helpers import LOCALR1
@@ -138,3 +139,23 @@ def test_batch_keeps_the_answers_finished_before_a_lost_worker_and_resumes(start
     assert output.read_text().startswith(kept)  # what was kept stays as it was
     ids = [json.loads(line)["id"] for line in output.read_text().splitlines()]
     assert sorted(ids) == [f"p{i}" for i in range(8)]
+
+
+def test_a_worker_lost_while_the_server_is_idle_is_a_503_not_a_failed_answer(
+        server: tuple[str, str, subprocess.Popen[bytes], subprocess.Popen[str]], start_worker: StartWorker) -> None:
+    """Nothing was in flight when the worker died: the next request is told it cannot be reached (503, as for a
+    worker still missing after a loss), not 500 'went away mid-answer', and the server loads again once it is back."""
+    base, endpoint, worker, proc = server
+    status, body = post(base, chat_body("Name three colors.", 8))
+    assert status == 200, body
+    rpc_server = psutil.Process(worker.pid).children(recursive=True)  # it follows the worker when that dies
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    psutil.wait_procs(rpc_server, timeout=30)
+    status, body = post(base, chat_body("Name three colors.", 20))
+    assert status == 503, body
+    assert endpoint in body["error"]["message"] and "cannot be reached" in body["error"]["message"]
+    assert body["error"]["code"] == "worker_unavailable" and proc.poll() is None
+    start_worker(port=int(endpoint.rsplit(":", 1)[1]))
+    status, body = post(base, chat_body("Name three colors.", 20))
+    assert status == 200 and body["choices"][0]["message"]["content"], body

@@ -28,6 +28,7 @@ from localr1.engine.child import CLOSE_TIMEOUT_S, ChildProcess, Failed, child_co
 from localr1.engine.engine import PreparedPrompt
 from localr1.engine.events import Event, Finished
 from localr1.engine.params import LoadParams, SamplingParams
+from localr1.engine.rpc_sockets import closed_connections, limit_waits, worker_timeout_s
 from localr1.engine.template import ChatMessage
 from localr1.errors import LocalR1Error, WorkerError
 from localr1.workers import Endpoint, parse_endpoint, probe_workers
@@ -39,6 +40,13 @@ REPLY_TIMEOUT_S = 300.0  # a prepare waits behind at most one message of the chi
 class _Ready:
     sampling: SamplingParams
     health: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _WorkerClosed:
+    """The child's answer to a prepare when a worker closed its connection while nothing was decoding."""
+
+    peers: tuple[str, ...]
 
 
 class IsolatedBatch:
@@ -78,6 +86,9 @@ class IsolatedBatch:
             code, log = child.reap()
             what, by_worker = lost_what(self.workers, code, log, "while the model was loading")
             raise WorkerError(f"{what}: restart it and try again" if by_worker else what) from None
+        except BaseException:  # Ctrl-C while it loads: nothing of the child is left behind
+            child.kill()
+            raise
         if isinstance(reply, Failed):
             child.reap()
             raise reply.error()
@@ -169,8 +180,21 @@ class IsolatedBatch:
     def prepare(self, messages: list[ChatMessage]) -> PreparedPrompt:
         """Render and tokenize in the child, starting a fresh one first if the last was lost."""
         self._ensure_started()
-        prepared: PreparedPrompt = self._ask("prepare", messages)
+        prepared: PreparedPrompt | _WorkerClosed = self._ask("prepare", messages)
+        if isinstance(prepared, _WorkerClosed):  # lost while idle: not an answer's failure, a missing worker
+            self._stop_child()
+            self._ensure_started()  # probes first: one still missing is a WorkerError (503)
+            prepared = self._ask("prepare", messages)
+        assert not isinstance(prepared, _WorkerClosed), "a fresh child cannot have lost a worker already"
         return prepared
+
+    def _stop_child(self) -> None:
+        """Ask the child to stop and wait until its reader has accounted for it."""
+        reader = self._reader
+        with contextlib.suppress(EOFError, OSError):
+            self._send(("close",))
+        if reader is not None:
+            reader.join(3 * CLOSE_TIMEOUT_S)
 
     def submit(self, request: SequenceRequest, sink: Sink) -> None:
         """Queue a request in the child; its events go to `sink` from this side's reader thread."""
@@ -218,13 +242,18 @@ class IsolatedBatch:
             yield request_id, event
 
     def close(self) -> None:
-        """End every request (as a server shutting down does), stop the child and free the model."""
+        """End every request at once (as a server shutting down does: a decode waiting on a frozen worker must not
+        hold the streams past the server's grace period), stop the child and free the model."""
         with self._start_lock:
             self._closing = True
+        with self._lock:
+            sinks, self._sinks = self._sinks, {}
+        for sink in sinks.values():
+            sink(failed("the server is shutting down"))
         with contextlib.suppress(EOFError, OSError):
             self._send(("close",))
         if self._reader is not None:
-            self._reader.join(3 * CLOSE_TIMEOUT_S)
+            self._reader.join(CLOSE_TIMEOUT_S)
         child = self._child
         if child is not None:  # it did not stop: its connection closes, so the reader ends too
             child.reap()
@@ -241,6 +270,7 @@ def _child_main(argv: list[str]) -> None:
     engine = load_or_fail(conn, lambda: BatchEngine(model_path, load, sampling, parallel))
     if engine is None:
         return
+    limit_waits(worker_timeout_s())  # a frozen worker fails the decode after a while instead of hanging it
     scheduler = Scheduler(engine)
     send_lock = threading.Lock()
 
@@ -269,8 +299,10 @@ def _serve(conn: Any, scheduler: Any, send: Any) -> None:
         elif op == "cancel":
             scheduler.cancel(request[1])
         elif op == "prepare":
-            try:
-                prepared: Any = scheduler.prepare(request[2])
+            try:  # a worker that went away while idle: the next decode would abort this process
+                prepared: Any = _WorkerClosed(tuple(closed)) if (closed := closed_connections()) else \
+                    scheduler.prepare(request[2])
+                limit_waits(worker_timeout_s())  # connections llama.cpp opened since
             except LocalR1Error as exc:
                 prepared = Failed.of(exc)
             send(("reply", request[1], prepared))
