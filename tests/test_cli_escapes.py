@@ -18,7 +18,6 @@ from tests.cli_helpers import LOCALR1, localr1
 from tests.gguf_edit import BOOL, R1_TEMPLATE, STRING, rewrite_gguf
 
 PAYLOAD = "\x1b]0;pwned\x07\x9b31m"  # retitle the terminal, then a one-byte CSI (C1)
-FIRST = "I"  # the demo's first greedy token for PROMPT: renamed, it starts the answer with PAYLOAD
 PROMPT = "Say hello"
 RUN = ("run", "--temperature", "0", "--max-tokens", "4")
 
@@ -35,26 +34,52 @@ def _byte_level(text: str) -> str:
     return "".join(table[b] for b in text.encode())
 
 
-def _escaping_tokens(demo_path: Path) -> list[str]:
+def _first_token(model: Path, part: str) -> str:
+    """The text of the model's first greedy token for PROMPT (`part`: answer or thinking, whose leading blank lines
+    are not shown). It depends on the CPU's kernels ("I" on one machine, "Hello" on another), so it is asked for,
+    not assumed: the first token of what the model wrote, tokenized by the model itself."""
+    import llama_cpp
+
+    done = localr1("run", "--temperature", "0", "--max-tokens", "4", "--json", "-m", str(model), PROMPT)
+    assert done.returncode == 0, done.stderr
+    text = str(json.loads(done.stdout)[part])
+    assert text, done.stdout
+    vocab = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
+    try:
+        first = vocab.tokenize(text.encode(), add_bos=False, special=False)[0]
+        return vocab.detokenize([first]).decode()
+    finally:
+        vocab.close()
+
+
+def _escaping_tokens(demo_path: Path, first: str) -> list[str]:
+    """The demo's vocabulary with the token `first` reading PAYLOAD + `first`."""
     field = gguf.GGUFReader(demo_path).fields["tokenizer.ggml.tokens"]
     tokens = [bytes(field.parts[i]).decode() for i in field.data]
-    tokens[tokens.index(FIRST)] = _byte_level(PAYLOAD + FIRST)
+    tokens[tokens.index(_byte_level(first))] = _byte_level(PAYLOAD + first)
     return tokens
 
 
 @pytest.fixture(scope="module")
-def escaping_model(demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo model whose token "I" reads PAYLOAD + "I": its greedy answer to PROMPT starts with escape bytes."""
+def escaping_model(demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The demo model whose first greedy token for PROMPT reads PAYLOAD before its text: the answer starts with
+    escape bytes; (model, that token's own text)."""
+    first = _first_token(demo_path, "answer")
     out = tmp_path_factory.mktemp("escaping") / "escaping-demo.gguf"
-    return rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, _escaping_tokens(demo_path)))
+    tokens = _escaping_tokens(demo_path, first)
+    return rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, tokens)), first
 
 
 @pytest.fixture(scope="module")
-def escaping_r1_model(demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def escaping_r1_model(demo_path: Path, r1_demo_path: Path,
+                      tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The same with the R1 template: the reply starts inside <think>, so the escape bytes come in the thinking."""
+    first = _first_token(r1_demo_path, "thinking")
     out = tmp_path_factory.mktemp("escaping") / "escaping-r1-demo.gguf"
-    return rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, _escaping_tokens(demo_path)),
-                        tokenizer__chat_template=(STRING, R1_TEMPLATE), tokenizer__ggml__add_bos_token=(BOOL, True))
+    tokens = _escaping_tokens(demo_path, first)
+    model = rewrite_gguf(demo_path, out, tokenizer__ggml__tokens=(gguf.GGUFValueType.ARRAY, tokens),
+                         tokenizer__chat_template=(STRING, R1_TEMPLATE), tokenizer__ggml__add_bos_token=(BOOL, True))
+    return model, first
 
 
 def _run_on_a_terminal(*args: str, stream: str = "stdout", timeout: float = 240) -> tuple[int, bytes]:
@@ -89,30 +114,33 @@ def _run_on_a_terminal(*args: str, stream: str = "stdout", timeout: float = 240)
 
 
 @pytest.mark.model
-def test_run_answer_into_a_pipe_and_json_is_the_exact_text(escaping_model: Path) -> None:
-    piped = localr1(*RUN, "-m", str(escaping_model), PROMPT)
+def test_run_answer_into_a_pipe_and_json_is_the_exact_text(escaping_model: tuple[Path, str]) -> None:
+    model, first = escaping_model
+    piped = localr1(*RUN, "-m", str(model), PROMPT)
     assert piped.returncode == 0, piped.stderr
-    assert piped.stdout.startswith(PAYLOAD + FIRST)  # the renamed token came first: the test's premise holds
-    as_json = localr1(*RUN, "--json", "-m", str(escaping_model), PROMPT)
+    assert piped.stdout.startswith(PAYLOAD + first)  # the renamed token came first: the test's premise holds
+    as_json = localr1(*RUN, "--json", "-m", str(model), PROMPT)
     assert as_json.returncode == 0, as_json.stderr
-    assert json.loads(as_json.stdout)["answer"].startswith(PAYLOAD + FIRST)
+    assert json.loads(as_json.stdout)["answer"].startswith(PAYLOAD + first)
 
 
 @pytest.mark.model
-def test_run_answer_on_a_terminal_shows_escape_sequences(escaping_model: Path) -> None:
-    code, written = _run_on_a_terminal(*RUN, "-m", str(escaping_model), PROMPT)
+def test_run_answer_on_a_terminal_shows_escape_sequences(escaping_model: tuple[Path, str]) -> None:
+    model, first = escaping_model
+    code, written = _run_on_a_terminal(*RUN, "-m", str(model), PROMPT)
     assert code == 0, written
-    assert written.startswith(b"\\x1b]0;pwned\\x07\\x9b31m" + FIRST.encode()), written
+    assert written.startswith(b"\\x1b]0;pwned\\x07\\x9b31m" + first.encode()), written
     assert not any(bad in written for bad in (b"\x1b", b"\x07", "\x9b".encode()))
 
 
 @pytest.mark.model
-def test_run_thinking_on_a_terminal_shows_escape_sequences(escaping_r1_model: Path) -> None:
-    as_json = localr1(*RUN, "--json", "-m", str(escaping_r1_model), PROMPT)
-    assert json.loads(as_json.stdout)["thinking"].startswith(PAYLOAD + FIRST)  # the premise: it comes in the thinking
-    code, written = _run_on_a_terminal(*RUN, "-m", str(escaping_r1_model), PROMPT, stream="stderr")
+def test_run_thinking_on_a_terminal_shows_escape_sequences(escaping_r1_model: tuple[Path, str]) -> None:
+    model, first = escaping_r1_model
+    as_json = localr1(*RUN, "--json", "-m", str(model), PROMPT)
+    assert json.loads(as_json.stdout)["thinking"].startswith(PAYLOAD + first)  # the premise: it comes in the thinking
+    code, written = _run_on_a_terminal(*RUN, "-m", str(model), PROMPT, stream="stderr")
     assert code == 0, written
-    assert b"\\x1b]0;pwned\\x07\\x9b31m" + FIRST.encode() in written, written
+    assert b"\\x1b]0;pwned\\x07\\x9b31m" + first.encode() in written, written
     assert not any(bad in written for bad in (b"\x1b]", b"\x07", "\x9b".encode()))  # the dimming (ESC [2m) is ours
 
 

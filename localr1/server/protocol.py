@@ -101,6 +101,8 @@ def parse_messages(raw: Any) -> list[ChatMessage]:
         if role is None:
             raise RequestError(f"messages[{index}].role {item.get('role')!r} is not supported "
                                "(use system, developer, user or assistant)", param="messages")
+        if item.get("content") is None and role != "assistant":  # only an assistant's turn may be empty (tool calls)
+            raise RequestError(f"messages[{index}].content is missing: a {role} message needs text", param="messages")
         out.append(ChatMessage(role, _content(item.get("content"), index)))
     if out[-1].role != "user":
         raise RequestError("the last message must be the user's", param="messages")
@@ -162,8 +164,10 @@ def parse_chat_request(body: Any, defaults: SamplingParams) -> ChatRequest:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError("'stream' must be true or false", param="stream")
-    options = body.get("stream_options") or {}
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    options = body.get("stream_options")
+    if options is not None and (not isinstance(options, dict) or type(options.get("include_usage", False)) is not bool):
+        raise RequestError("'stream_options' must be an object like {\"include_usage\": true}", param="stream_options")
+    include_usage = bool(options and options.get("include_usage"))
     return ChatRequest(messages, sampling, reasoning_fields(body), stream, include_usage, stop)
 
 

@@ -158,9 +158,6 @@ class ConversationStore:
         if self.named and not self.path.parent.is_dir():
             raise StoreError(f"the folder {self.path.parent} for the conversation database {self.path.name} does "
                              "not exist; create it first, or leave out --db to use the default database")
-        if self.named and self.path.is_dir():
-            raise StoreError(f"{self.path} is a folder, not a database file: name a file in it with --db "
-                             f"(e.g. {self.path / 'conversations.db'}), or leave out --db for the default")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -203,9 +200,12 @@ class ConversationStore:
             return
         except OSError as exc:
             raise StoreError(os_error_message(exc, "open the conversation database", self.path)) from None
+        if stat.S_ISDIR(mode):
+            raise StoreError(f"{self.path} is a folder, not a database file; it was left as it was: use --db PATH to "
+                             f"name a database file (e.g. {self.path / 'conversations.db'})")
         if not stat.S_ISREG(mode):
-            kind = "a folder, not a database file" if stat.S_ISDIR(mode) else "not a regular file"
-            raise StoreError(f"{self.path} is {kind}; it was left as it was: use --db PATH to name a database file")
+            raise StoreError(f"{self.path} is not a regular file; it was left as it was: use --db PATH to name a "
+                             "database file")
 
     def _explain_open(self, exc: sqlite3.Error | MigrationError) -> str:
         cause = exc.cause if isinstance(exc, MigrationError) else exc

@@ -43,6 +43,29 @@ def test_an_unpaired_surrogate_escape_is_a_400_naming_it(live: LiveServer) -> No
     assert live.health()["status"] == "ok"
 
 
+@pytest.mark.model
+@pytest.mark.parametrize(("body", "param", "words"), [
+    ({"messages": [{"role": "user", "content": None}]}, "messages", "messages[0].content is missing"),
+    ({"messages": [{"role": "user"}]}, "messages", "messages[0].content is missing"),
+    ({"messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {"include_usage": "x"}},
+     "stream_options", "include_usage"),
+    ({"messages": [{"role": "user", "content": "hi"}], "stream_options": "yes"}, "stream_options", "an object"),
+])
+def test_a_user_message_without_text_or_bad_stream_options_is_a_400(live: LiveServer, body: dict[str, object],
+                                                                      param: str, words: str) -> None:
+    status, reply = post(live.url + "/chat/completions", json.dumps({**body, "max_tokens": 2}).encode())
+    assert status == 400 and reply["error"]["param"] == param and words in reply["error"]["message"], reply
+    assert live.health()["status"] == "ok"
+
+
+@pytest.mark.model
+def test_an_assistant_turn_without_content_is_accepted(live: LiveServer) -> None:
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None},
+                {"role": "user", "content": "Bye"}]
+    status, reply = post(live.url + "/chat/completions", json.dumps({"messages": messages, "max_tokens": 2}).encode())
+    assert status == 200 and reply["choices"][0]["message"]["role"] == "assistant", reply
+
+
 def _stream(port: int, out: list[bytes], first: threading.Event) -> None:
     """One streamed request; every byte of the reply into `out`; `first` set at the first data line."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)

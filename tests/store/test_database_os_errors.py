@@ -72,6 +72,7 @@ def test_a_folder_a_pipe_or_a_long_name_given_as_database(tmp_path: Path) -> Non
     """SQLite said 'unable to open database file' or 'disk I/O error'; the line now says what is wrong."""
     line = _one_line(["--db", str(tmp_path)])
     assert f"{tmp_path} is a folder, not a database file" in line and "--db PATH" in line
+    assert str(tmp_path / "conversations.db") in line  # a file name to give instead
     fifo = tmp_path / "pipe.db"
     os.mkfifo(fifo)
     line = _one_line(["--db", str(fifo)])

@@ -110,10 +110,3 @@ def test_chat_db_empty_is_a_usage_error_that_names_no_folder(given: str, tmp_pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--db" in lines[0] and "empty" in lines[0] and "database ." not in lines[0]
     assert not default_db_path().exists()
-
-
-def test_chat_db_naming_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
-    before = _snapshot(tmp_path)
-    line = _one_line_error(["--db", str(tmp_path)])
-    assert f"{tmp_path} is a folder, not a database file" in line and "--db" in line
-    assert _snapshot(tmp_path) == before

@@ -60,12 +60,8 @@ class BatchSolver:
                 continue
             request = by_key[key]
             seconds = event.stats.time_to_first_token_s + event.stats.decode_s
-            thinking = self._count(event.thinking)
-            yield solution_from(request, event, thinking, seconds, thinking_closed=event.thinking_forced_closed,
+            yield solution_from(request, event, seconds, thinking_closed=event.thinking_forced_closed,
                                 parallel=event.peak_batch)
-
-    def _count(self, text: str) -> int:
-        return len(self.engine.vocab.tokenize(text, add_bos=False, special=False)) if text else 0
 
     def close(self) -> None:
         """Free the context and the model."""

@@ -90,11 +90,12 @@ def reply_limit(sampling: SamplingParams, thinking: ThinkingControl) -> Sampling
                                             thinking.budget_tokens + GRACE_TOKENS + ANSWER_TOKENS))
 
 
-def solution_from(request: SolveRequest, final: Finished, thinking_tokens: int, seconds: float, *,
-                  thinking_closed: bool, parallel: int = 1) -> Solution:
-    """A Solution from an engine's final event."""
+def solution_from(request: SolveRequest, final: Finished, seconds: float, *, thinking_closed: bool,
+                  parallel: int = 1) -> Solution:
+    """A Solution from an engine's final event (the thinking tokens as generated: the text tokenized again may
+    count fewer, "\n" "\n" becoming "\n\n")."""
     stats = final.stats
-    return Solution(request, final.thinking, final.answer, thinking_tokens, stats.generated_tokens, seconds,
+    return Solution(request, final.thinking, final.answer, stats.thinking_tokens, stats.generated_tokens, seconds,
                     stats.stop_reason, stats.thinking_cut_off, final.error, thinking_closed, parallel)
 
 
@@ -130,9 +131,8 @@ class SequentialSolver:
             if not isinstance(final, Finished):  # the engine always ends with Finished
                 yield failed(request, "the engine ended without a reply")
                 continue
-            thinking = self.engine.count_tokens(final.thinking) if final.thinking else 0
             closed = final.stats.thinking_ended_by in ("budget", "loop")
-            yield solution_from(request, final, thinking, time.perf_counter() - started, thinking_closed=closed)
+            yield solution_from(request, final, time.perf_counter() - started, thinking_closed=closed)
 
     def close(self) -> None:
         """Free the model."""
