@@ -144,7 +144,7 @@ def set_refresh_hz(refresh_hz: float) -> None:
     from localr1.tui import chat
 
     if refresh_hz:
-        chat.REFRESH_INTERVAL_S = 1 / refresh_hz  # type: ignore[attr-defined]
+        chat.refresh_interval = lambda _load: 1 / refresh_hz  # type: ignore[attr-defined,assignment]
 
 
 async def stream_one(app: LocalR1App, prompt: str) -> None:

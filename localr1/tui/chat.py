@@ -21,13 +21,13 @@ from localr1.store import ConversationStore
 from localr1.tui import gc_policy
 from localr1.tui.generation import (
     MAX_CHARS_PER_REFRESH,
-    REFRESH_INTERVAL_S,
     ContextNotice,
     GenerationDone,
     GenerationFailed,
     PromptTrimmed,
     StreamBatch,
     StreamBuffer,
+    refresh_interval,
     run_generation,
 )
 from localr1.tui.model_slot import ModelSlot
@@ -240,7 +240,7 @@ class ChatController:
         self.thinking_live = False
         buffer = self._buffer = StreamBuffer()
         stop = self._stop = threading.Event()
-        self._refresh = self.transcript.set_interval(REFRESH_INTERVAL_S, self._drain)
+        self._refresh = self.transcript.set_interval(refresh_interval(engine.load_params), self._drain)
         self.streaming_changed(True)
         target = self.transcript  # its messages bubble up to the app, which routes them back here
 

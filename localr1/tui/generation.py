@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -11,20 +12,31 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from localr1.engine.events import AnswerDelta, ContextTrimmed, Finished, SlowDecoding, ThinkingDelta
-from localr1.engine.params import SamplingParams
+from localr1.engine.params import LoadParams, SamplingParams, default_threads
 from localr1.engine.port import ChatEngine
 from localr1.engine.template import ChatMessage
 from localr1.engine.thinking import ThinkingControl
 from localr1.residency import lock_status_from, slow_decoding_notice
 from localr1.tui.text import one_line
 
-# How often the UI drains the buffer; the model never waits for the UI. Rendering competes with
-# llama.cpp for the CPU and, in this process, for the GIL: on 2 cores the app decoded the demo at 0.61x
-# `localr1 run` drawing 30 times a second, 0.74x at 10, 0.81x at 5 (benchmarks/tui_scale.py, decode).
-# Each tick is one layout and one paint (chat.py batches it); benchmarks/app_decode_cpu.py measures the
-# UI thread's CPU per second of streaming (RESULTS.md, issue 12).
+# How often the UI drains the buffer; the model never waits for the UI. Each tick is one layout and one
+# paint (chat.py batches it), whose CPU is taken from llama.cpp's threads when they hold every CPU: on 2 cores
+# the app decoded the demo at 0.61x `localr1 run` drawing 30 times a second, 0.74x at 10, 0.93x at 5 and 0.97x
+# at 2 (benchmarks/tui_scale.py, decode; RESULTS.md, issue 12). A spare CPU draws at 5 Hz for free.
 REFRESH_INTERVAL_S = 1 / 5
+SHARED_CPU_REFRESH_INTERVAL_S = 1 / 2
 MAX_CHARS_PER_REFRESH = 2000  # 10,000 characters a second (~2,500 tokens): far above any local model
+
+
+def refresh_interval(load: LoadParams) -> float:
+    """Seconds between screen updates while an answer streams: less often when llama.cpp's threads use every
+    CPU this process may run on (the drawing would take its time from them)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    threads = load.threads or default_threads()
+    return SHARED_CPU_REFRESH_INTERVAL_S if threads >= cpus else REFRESH_INTERVAL_S
 
 
 @dataclass
