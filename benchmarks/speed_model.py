@@ -31,7 +31,7 @@ from synthetic_models import variant  # noqa: E402
 
 from localr1.engine.params import default_threads  # noqa: E402
 from localr1.gguf_header import read_header  # noqa: E402
-from localr1.hardware import probe, with_speed  # noqa: E402
+from localr1.hardware import CPUSpeed, probe, with_speed  # noqa: E402
 from localr1.planner.shape import ModelShape  # noqa: E402
 from localr1.planner.speed import PROMPT_LENGTH, predict_speed  # noqa: E402
 from localr1.planner.weights import WeightsLayout  # noqa: E402
@@ -79,6 +79,25 @@ def time_model(path: Path, threads: int) -> tuple[float, float]:
         llm.close()
 
 
+def before_row_costs(speed: CPUSpeed) -> CPUSpeed:
+    """The calibration as it was before the cost per row: each type's whole time on SPEED_SHAPE put on its bytes
+    (decode) and on its FLOPs (prompt), so that the table can show the error of both models side by side."""
+    import gguf
+
+    from localr1.planner.calibrate import SPEED_SHAPE, pure_tensors, streamed_bytes, streamed_rows
+
+    bandwidth, flops = {}, {}
+    for name, bw in speed.type_bandwidth.items():
+        tensors = pure_tensors(SPEED_SHAPE, gguf.GGMLQuantizationType[name])
+        rows, n_bytes = streamed_rows(tensors), streamed_bytes(tensors)
+        work = 2 * sum(t.n_elements for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
+        bandwidth[name] = n_bytes / (n_bytes / bw + rows * speed.type_row_s.get(name, 0.0))
+        if name in speed.type_flops:
+            flop_s = speed.type_flops[name]
+            flops[name] = work / (work / flop_s + rows * speed.type_prompt_row_s.get(name, 0.0))
+    return replace(speed, type_bandwidth=bandwidth, type_flops=flops, type_row_s={}, type_prompt_row_s={})
+
+
 def used_types(paths: list[Path]) -> tuple[str, ...]:
     """The ggml types of the matrices in these files (what the calibration must measure)."""
     import gguf
@@ -108,7 +127,7 @@ def main() -> None:
         header = read_header(path)
         shape = ModelShape.from_header(header)
         layouts[label] = (shape, WeightsLayout.from_header(header, shape.layers))
-    results: dict[str, list[tuple[float, float, float, float, float]]] = {label: [] for label, _ in models}
+    results: dict[str, list[tuple[float, float, float, float, float, float]]] = {label: [] for label, _ in models}
     loads: list[float] = []  # the 1-minute load average before each measurement: how busy the machine was
     for r in range(args.rounds):
         print(f"round {r + 1}", flush=True)
@@ -117,24 +136,24 @@ def main() -> None:
             hardware = with_speed(machine, speed)
             shape, weights = layouts[label]
             predicted = predict_speed(shape, weights, hardware, context=64, kv_type="f16")
-            without_rows = predict_speed(shape, weights, with_speed(machine, replace(speed, type_row_s={})),
-                                         context=64, kv_type="f16")  # the model before the cost per row
+            without_rows = predict_speed(shape, weights, with_speed(machine, before_row_costs(speed)),
+                                         context=64, kv_type="f16")
             loads.append(os.getloadavg()[0])
             decode, prompt = time_model(path, threads)
             results[label].append((predicted.decode_tps, decode, predicted.prompt_tps, prompt,
-                                   without_rows.decode_tps))
+                                   without_rows.decode_tps, without_rows.prompt_tps))
             print(f"  {label}: decode {predicted.decode_tps:.1f} predicted / {decode:.1f} measured, "
                   f"prompt {predicted.prompt_tps:.1f} / {prompt:.1f}; calibration {speed.source.split(' with ')[0]}, "
                   + ", ".join(f"{k} {v / 1e9:.1f} GB/s {speed.type_row_s.get(k, 0) * 1e9:.1f} ns/row"
                               for k, v in speed.type_bandwidth.items())
-                  + f"; without row costs {without_rows.decode_tps:.1f}", flush=True)
+                  + f"; before row costs {without_rows.decode_tps:.1f} / {without_rows.prompt_tps:.1f}", flush=True)
     loads.sort()
     preamble = (f"{datetime.date.today().isoformat()}, {machine.cpu_model}, {machine.physical_cores} physical cores, "
               f"{threads} threads, {args.rounds} interleaved rounds; 1-minute load average before each measurement: "
               f"min {loads[0]:.1f}, median {statistics.median(loads):.1f}, max {loads[-1]:.1f} "
               f"({'quiet' if loads[-1] < 0.5 * machine.logical_cpus else 'busy'} machine)\n\n")
-    rows = ["| model | weights MB | predicted decode | measured decode | error | error without row costs "
-            "| predicted prompt | measured prompt | error |", "|" + "---|" * 9]
+    rows = ["| model | weights MB | predicted decode | measured decode | error | error before row costs "
+            "| predicted prompt | measured prompt | error | error before row costs |", "|" + "---|" * 10]
     worst = 0.0
     for label, _ in models:
         runs = results[label]
@@ -142,9 +161,11 @@ def main() -> None:
         e_decode = statistics.median(run[0] / run[1] - 1 for run in runs)
         e_prompt = statistics.median(run[2] / run[3] - 1 for run in runs)
         e_old = statistics.median(run[4] / run[1] - 1 for run in runs)
+        e_old_prompt = statistics.median(run[5] / run[3] - 1 for run in runs)
         worst = max(worst, abs(e_decode))
         rows.append(f"| {label} | {layouts[label][1].total / 1e6:.0f} | {med[0]:.1f} | {med[1]:.1f} | "
-                    f"{e_decode:+.0%} | {e_old:+.0%} | {med[2]:.1f} | {med[3]:.1f} | {e_prompt:+.0%} |")
+                    f"{e_decode:+.0%} | {e_old:+.0%} | {med[2]:.1f} | {med[3]:.1f} | {e_prompt:+.0%} | "
+                    f"{e_old_prompt:+.0%} |")
     rows.append(f"\nLargest decode error (median over {args.rounds} rounds): {worst:.0%}")
     text = preamble + "\n".join(rows)
     print(text)
