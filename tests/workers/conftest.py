@@ -92,11 +92,13 @@ def start_worker() -> Iterator[StartWorker]:
 
 
 @contextlib.contextmanager
-def serving_with(endpoint: str) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
-    """`localr1 serve --parallel 2` with every layer on the worker at `endpoint`; (API base, banner, server),
-    stopped with Ctrl-C at the end."""
-    proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", *SERVE_LOAD, "--parallel", "2", "--workers", endpoint],
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+def serving_with(endpoint: str, *, parallel: int | None = 2,
+                 env: dict[str, str] | None = None) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    """`localr1 serve` (`--parallel N` unless None) with every layer on the worker at `endpoint`, and `env` added
+    to its environment; (API base, banner, server), stopped with Ctrl-C at the end."""
+    slots = ["--parallel", str(parallel)] if parallel is not None else []
+    proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", *SERVE_LOAD, *slots, "--workers", endpoint],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     assert proc.stderr is not None
     try:
         banner = ""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import urllib.request
@@ -18,12 +17,11 @@ import psutil
 import pytest
 
 from tests.cli_helpers import LOCALR1
-from tests.workers.conftest import StartWorker
+from tests.workers.conftest import StartWorker, serving_with
 from tests.workers.test_lost_worker_batch import STORY, chat_body, post
 
 pytestmark = pytest.mark.model
 
-LOAD = ["--ctx", "512", "--threads", "1", "--gpu-layers", "-1", "--kv-type", "f16", "--no-flash-attn"]
 Served = tuple[str, str, list[psutil.Process], subprocess.Popen[str]]
 
 
@@ -33,24 +31,13 @@ def frozen_server(start_worker: StartWorker) -> Iterator[Served]:
     processes to freeze, server). The worker is thawed at the end."""
     endpoint, worker = start_worker()
     rpc = psutil.Process(worker.pid).children(recursive=True)
-    proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", *LOAD, "--workers", endpoint],
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "LOCALR1_WORKER_TIMEOUT": "4"})
-    assert proc.stderr is not None
-    try:
-        banner = ""
-        while "serving" not in banner:
-            banner = proc.stderr.readline()
-            assert banner, "the server exited before serving"
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/v1", banner)
-        assert match, banner
-        yield f"http://127.0.0.1:{match.group(1)}/v1", endpoint, rpc, proc
-    finally:
-        for p in rpc:
-            if p.is_running():
-                p.resume()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with serving_with(endpoint, parallel=None, env={"LOCALR1_WORKER_TIMEOUT": "4"}) as (base, _banner, proc):
+        try:
+            yield base, endpoint, rpc, proc
+        finally:
+            for p in rpc:
+                if p.is_running():
+                    p.resume()
 
 
 def stream_until_frozen(base: str, rpc: list[psutil.Process], after_frozen: Any = None) -> list[str]:
