@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
 
-import llama_cpp
 import llama_cpp._logger as llama_logger
 
+from localr1.engine.llama_log import LogRoute, routed_llama_log
+
 LineHandler = Callable[[str], None]
-_lock = threading.RLock()
 GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 GGML_LOG_LEVEL_CONT = 5
 
@@ -29,7 +25,12 @@ class LogCapture:
         self._partial = ""
         self._level = 0
         self.errors: list[str] = []
-        self.interrupted = False  # a Ctrl-C landed inside the callback (it cannot cross back into C)
+        self.route = LogRoute()
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a Ctrl-C landed inside the callback (it cannot cross back into C)."""
+        return self.route.interrupted
 
     def feed(self, level: int, text: str) -> None:
         """Take one piece of log text; complete lines go to the handler with the level of their first piece."""
@@ -68,51 +69,13 @@ class LogCapture:
 
 @contextmanager
 def capture_llama_log(on_line: LineHandler | None = None) -> Iterator[LogCapture]:
-    """Route llama.cpp's log to a LogCapture for the duration of the block, then restore the default.
-
-    A Ctrl-C that Python would raise inside the callback (even at its first line, before any `try`) cannot cross
-    back into C: ctypes would print "Exception ignored" and drop it. So while the block runs, SIGINT that lands in
-    the callback is only noted, and handed to the handler in place once the block ends.
-    """
+    """Route llama.cpp's log to a LogCapture for the duration of the block, then restore the logger set before.
+    A Ctrl-C that lands in the callback is raised when the block ends (see routed_llama_log)."""
     capture = LogCapture(on_line)
-
-    def callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-        try:  # an exception must never cross back into C
-            if not capture.interrupted:
-                capture.feed(level, text.decode("utf-8", errors="replace"))
-        except KeyboardInterrupt:  # raised deeper (in feed or the line handler): noted the same way
-            capture.interrupted = True
-        except Exception:  # a log line is not worth a crash
-            pass
-
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        if frame is not None and frame.f_code is callback.__code__:
-            capture.interrupted = True
-            return
-        _hand_on(previous, signum, frame)
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGINT) if main else None
-    c_callback = llama_cpp.llama_log_callback(callback)
-    with _lock:
-        if main:
-            signal.signal(signal.SIGINT, on_sigint)
-        llama_cpp.llama_log_set(c_callback, ctypes.c_void_p(0))
-        try:
+    try:
+        with routed_llama_log(lambda level, text: capture.feed(level, text.decode("utf-8", errors="replace"))) \
+                as capture.route:
             yield capture
-        finally:
-            if llama_logger.logger.level == logging.NOTSET:  # as llama_cpp.Llama(verbose=False) leaves it
-                llama_logger.set_verbose(False)
-            llama_cpp.llama_log_set(llama_logger.llama_log_callback, ctypes.c_void_p(0))
-            if main:
-                signal.signal(signal.SIGINT, previous)
-        if capture.interrupted:
-            _hand_on(previous, signal.SIGINT, None)
-
-
-def _hand_on(handler: object, signum: int, frame: FrameType | None) -> None:
-    """Do what the SIGINT handler in place would have done."""
-    if callable(handler):
-        handler(signum, frame)
-    elif handler != signal.SIG_IGN:
-        raise KeyboardInterrupt
+    finally:
+        if llama_logger.logger.level == logging.NOTSET:  # as llama_cpp.Llama(verbose=False) leaves it
+            llama_logger.set_verbose(False)

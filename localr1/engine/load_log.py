@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 from collections.abc import Iterator
 
-import llama_cpp
+from localr1.engine.llama_log import routed_llama_log
 
 # Lines llama.cpp (and its CUDA, Metal and Vulkan backends) log when an allocation fails.
 MEMORY_MARKERS = ("insufficient memory", "failed to allocate", "out of memory", "unable to allocate",
@@ -14,26 +13,12 @@ MEMORY_MARKERS = ("insufficient memory", "failed to allocate", "out of memory", 
 
 
 @contextlib.contextmanager
-def captured_log() -> Iterator[list[str]]:
-    """Collect llama.cpp's log lines while the block runs, passing each on to the logger set before (the
-    bindings' default, or a caller's own), which is put back afterwards."""
-    previous = llama_cpp.llama_log_callback()
-    previous_data = ctypes.c_void_p()
-    llama_cpp.llama_log_get(ctypes.byref(previous), ctypes.byref(previous_data))
+def captured_log(*, chain: bool = True) -> Iterator[list[str]]:
+    """Collect llama.cpp's log pieces while the block runs, passing each on to the logger set before (the
+    bindings' default, or a caller's own) with `chain`; that logger is put back afterwards."""
     lines: list[str] = []
-
-    def callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-        with contextlib.suppress(Exception):
-            lines.append(text.decode("utf-8", errors="replace"))
-            if previous:
-                previous(level, text, previous_data)
-
-    c_callback = llama_cpp.llama_log_callback(callback)  # referenced until the previous logger is back
-    llama_cpp.llama_log_set(c_callback, ctypes.c_void_p(0))
-    try:
+    with routed_llama_log(lambda _level, text: lines.append(text.decode("utf-8", errors="replace")), chain=chain):
         yield lines
-    finally:
-        llama_cpp.llama_log_set(previous, previous_data)
 
 
 def memory_failure(lines: list[str]) -> str | None:
