@@ -6,7 +6,7 @@ several types, weights resident (steady state), on this machine.
 The prediction uses this CPU's calibration (what `localr1 plan --measure` measures), the GGUF's exact
 per-type bytes and the speed model of localr1/planner/speed.py. The measurement loads each model as the
 plan would (flash attention on, physical cores, mmap), warms it up (every weight read twice), then times a
-512-token prompt (the better of two) and 32 single-token decode steps after a 16-token prompt (their
+512-token prompt (the best of three) and 32 single-token decode steps after a 16-token prompt (their
 first quartile, the statistic the calibration uses: a busy machine only adds time). Right before each model,
 the calibration measures again the types that model uses, so that calibration and measurement see the
 same machine (other work on it changes both alike); the table gives the median over rounds of each figure
@@ -61,7 +61,7 @@ def time_model(path: Path, threads: int) -> tuple[float, float]:
         llm.eval(tokens[:64])  # warm up: every weight read, pages resident
         llm.eval(tokens[64:80])
         prompt_s = float("inf")
-        for _ in range(2):  # the better of two: another process can only add time
+        for _ in range(3):  # the best of three: another process can only add time
             llm.reset()  # type: ignore[no-untyped-call]
             started = time.perf_counter()
             llm.eval(tokens)
@@ -84,17 +84,17 @@ def before_row_costs(speed: CPUSpeed) -> CPUSpeed:
     (decode) and on its FLOPs (prompt), so that the table can show the error of both models side by side."""
     import gguf
 
-    from localr1.planner.calibrate import SPEED_SHAPE, pure_tensors, streamed_bytes, streamed_rows
+    from localr1.planner.calibrate import SPEED_SHAPE, prompt_work, pure_tensors, streamed_bytes, streamed_rows
 
     bandwidth, flops = {}, {}
     for name, bw in speed.type_bandwidth.items():
         tensors = pure_tensors(SPEED_SHAPE, gguf.GGMLQuantizationType[name])
         rows, n_bytes = streamed_rows(tensors), streamed_bytes(tensors)
-        work = 2 * sum(t.n_elements for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
+        prompt_rows, work = prompt_work(SPEED_SHAPE, tensors)
         bandwidth[name] = n_bytes / (n_bytes / bw + rows * speed.type_row_s.get(name, 0.0))
         if name in speed.type_flops:
             flop_s = speed.type_flops[name]
-            flops[name] = work / (work / flop_s + rows * speed.type_prompt_row_s.get(name, 0.0))
+            flops[name] = work / (work / flop_s + prompt_rows * speed.type_prompt_row_s.get(name, 0.0))
     return replace(speed, type_bandwidth=bandwidth, type_flops=flops, type_row_s={}, type_prompt_row_s={})
 
 

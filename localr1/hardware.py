@@ -65,6 +65,8 @@ class CPUSpeed:
     busy: bool = False  # other work competed for the cores while measuring: the figures are too low
     type_row_s: dict[str, float] = field(default_factory=dict)  # seconds per matrix row a decode step reads
     type_prompt_row_s: dict[str, float] = field(default_factory=dict)  # the same per prompt token
+    attention_flops: float = 0.0  # FLOP/s of a prompt's attention (0: not measured, the matrices' rate)
+    prompt_layer_overhead_s: float = 0.0  # a prompt token's fixed cost per layer (norms, activations...)
 
 
 @dataclass(frozen=True)
@@ -345,7 +347,7 @@ def _build_id() -> str:
     return f"{version}|{'|'.join(stamps)}"
 
 
-SPEED_MEASUREMENT = "2"  # what the calibration measures: 2 added the costs per matrix row (older caches lack them)
+SPEED_MEASUREMENT = "3"  # what the calibration measures: 2 added the costs per matrix row, 3 the attention rate
 
 
 def speed_cache_path(profile: HardwareProfile, threads: int) -> Path:

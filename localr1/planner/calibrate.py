@@ -9,14 +9,13 @@ of per byte). Two tiny models of 2 and 26 layers give the fixed cost per token a
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gguf
@@ -24,10 +23,12 @@ import llama_cpp
 import numpy as np
 
 from localr1.engine.devices import llama_cpp_build
+from localr1.engine.load_log import captured_log
 from localr1.engine.params import default_threads
 from localr1.hardware import CPUSpeed
 from localr1.planner.mix import Tensor, tensor_list
 from localr1.planner.shape import ModelShape
+from localr1.planner.speed import attention_flops
 from localr1.planner.synthetic import write_synthetic_gguf
 
 T = gguf.GGMLQuantizationType
@@ -37,9 +38,11 @@ LEGACY_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL")
 SPEED_SHAPE = ModelShape("llama", 4, 1536, 8960, 12, 2, 128, 256, 4096)
 ROWS_SHAPE = ModelShape("llama", 4, 256, 53760, 8, 2, 32, 256, 4096)  # about SPEED_SHAPE's bytes, 4.7x its rows
 TINY_SHAPE = ModelShape("llama", 2, 64, 128, 2, 1, 32, 256, 4096)
+ATTENTION_SHAPE = ModelShape("llama", 4, 64, 64, 32, 4, 128, 256, 4096)  # a prompt's time here is mostly attention
+_ATTENTION_LENGTHS = (128, 512)
 BUSY_LOAD_PER_CORE = 0.75  # above this, other processes took a share of the cores while measuring
 _DECODE_TOKENS = 16
-_PROMPT_TOKENS = 64
+PROMPT_TOKENS = 256  # fewer under-show batch kernels that gain with length (Q6_K: 896 tok/s at 64, 1,305 at 256)
 
 
 def quantized_sample(qtype: T, n_per_row: int = 1536, rows: int = 16, seed: int = 0) -> bytes:
@@ -72,6 +75,19 @@ def streamed_rows(tensors: Sequence[Tensor]) -> int:
     return sum(t.n_elements // t.ne[0] for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
 
 
+def prompt_work(shape: ModelShape, tensors: Sequence[Tensor]) -> tuple[int, float]:
+    """Matrix rows and FLOPs per prompt token: every layer's matrices but the last layer's FFN (llama.cpp runs it
+    for the tokens whose logits are wanted only), and not the output head (the last token's)."""
+    last_ffn = f"blk.{shape.layers - 1}.ffn_"
+    matrices = [t for t in tensors if len(t.ne) > 1 and t.name.startswith("blk.") and not t.name.startswith(last_ffn)]
+    return streamed_rows(matrices), 2 * sum(t.n_elements for t in matrices)
+
+
+def _attention_s(shape: ModelShape, rate: float) -> float:
+    """Seconds of one layer's attention per token of a calibration prompt (0 when the rate is unknown)."""
+    return attention_flops(shape, PROMPT_TOKENS) / rate if rate > 0 else 0.0
+
+
 def split_row_cost(long_rows: tuple[int, float, float], short_rows: tuple[int, float, float]) -> tuple[float, float]:
     """(seconds per unit, seconds per row) from two models' (rows, units of work: bytes or FLOPs, seconds): the
     solution of the two equations, or all of the time on the units when the timings are too noisy to split."""
@@ -84,49 +100,44 @@ def split_row_cost(long_rows: tuple[int, float, float], short_rows: tuple[int, f
     return per_byte, per_row
 
 
-@contextlib.contextmanager
-def _llama_log() -> Iterator[list[str]]:
-    """llama.cpp's log lines while the block runs (then its default logger again)."""
-    import llama_cpp._logger as default_logger
-
-    lines: list[str] = []
-
-    def callback(_level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-        with contextlib.suppress(Exception):
-            lines.append(text.decode("utf-8", errors="replace"))
-
-    c_callback = llama_cpp.llama_log_callback(callback)
-    llama_cpp.llama_log_set(c_callback, ctypes.c_void_p(0))
-    try:
-        yield lines
-    finally:
-        llama_cpp.llama_log_set(default_logger.llama_log_callback, ctypes.c_void_p(0))
-
-
 _REPACK = re.compile(r"CPU_REPACK model buffer size =\s*([\d.]+) MiB")
 
 
-def _time_model(path: Path, threads: int, prompt_tokens: int) -> tuple[float, float, bool]:
-    """Seconds per decoded token (a low quantile: a busy machine only adds time), seconds for one prompt
-    batch, and whether llama.cpp repacked the weights at load."""
-    with _llama_log() as lines:
-        llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_batch=max(prompt_tokens, 8), n_threads=threads,
-                              n_threads_batch=threads, verbose=False)
+@dataclass(frozen=True)
+class _Timing:
+    decode_s: float  # seconds per decoded token: a low quantile (a busy machine only adds time)
+    prompt_s: dict[int, float]  # seconds per token of a prompt of each length: the best of a few runs
+    repacked: bool  # llama.cpp repacked the weights at load
+
+
+def _time_model(path: Path, threads: int, prompt_lengths: Sequence[int] = (PROMPT_TOKENS,), runs: int = 1) -> _Timing:
+    """Decode steps and prompts of the given lengths, timed on one model."""
+    longest = max(prompt_lengths)
+    with captured_log(chain=False) as lines:
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=max(512, longest), n_batch=longest, n_threads=threads,
+                              n_threads_batch=threads, flash_attn=True, verbose=False)
     repacked = any((m := _REPACK.search(line)) and float(m.group(1)) > 0 for line in lines)
     try:
-        prompt = [3 + i % 200 for i in range(prompt_tokens)]
+        prompt = [3 + i % 200 for i in range(longest)]
         llm.eval(prompt[:8])  # warm up: page in, thread pool up
+        prompt_s = {}
+        for length in prompt_lengths:
+            best = float("inf")
+            for _ in range(runs):
+                llm.reset()  # type: ignore[no-untyped-call]
+                started = time.perf_counter()
+                llm.eval(prompt[:length])
+                best = min(best, time.perf_counter() - started)
+            prompt_s[length] = best / length
         llm.reset()  # type: ignore[no-untyped-call]
-        started = time.perf_counter()
-        llm.eval(prompt)
-        prompt_s = time.perf_counter() - started
+        llm.eval(prompt[:8])  # decode near the start of the context, as the fixed costs are modelled
         steps = []
         for i in range(_DECODE_TOKENS):
             started = time.perf_counter()
             llm.eval([5 + i])
             steps.append(time.perf_counter() - started)
         steps.sort()
-        return steps[len(steps) // 4], prompt_s, repacked
+        return _Timing(steps[len(steps) // 4], prompt_s, repacked)
     finally:
         llm.close()
 
@@ -149,41 +160,51 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
     threads = threads or default_threads()
     report = progress or (lambda _what, _done: None)
     load_before = _load_average()
-    steps = len(types) + 3
+    steps = len(types) + 4
     with tempfile.TemporaryDirectory(prefix="localr1-speed-", dir=workdir) as tmp:
         folder = Path(tmp)
         report("memory bandwidth", 0.0)
         bandwidth = ram_bandwidth()
+        report("attention", 1 / steps)
+        tensors = pure_tensors(ATTENTION_SHAPE, T.F16)
+        path = write_synthetic_gguf(folder / "attention.gguf", ATTENTION_SHAPE, tensors, {})
+        short, long = _time_model(path, threads, _ATTENTION_LENGTHS, runs=3).prompt_s.values()
+        path.unlink()
+        # the longer prompt's tokens cost more by their attention alone (to a deeper mean position)
+        deeper = ATTENTION_SHAPE.layers * (attention_flops(ATTENTION_SHAPE, _ATTENTION_LENGTHS[1])
+                                           - attention_flops(ATTENTION_SHAPE, _ATTENTION_LENGTHS[0]))
+        attention_rate = deeper / (long - short) if long > short else 0.0
         timings = []
         for i, layers in enumerate((2, 26)):
-            report(f"fixed costs ({layers} layers)", (1 + i) / steps)
+            report(f"fixed costs ({layers} layers)", (2 + i) / steps)
             shape = replace(TINY_SHAPE, layers=layers)
             path = write_synthetic_gguf(folder / f"tiny{layers}.gguf", shape, pure_tensors(shape, T.F32), {})
-            timings.append(_time_model(path, threads, 8)[0])
+            timings.append(_time_model(path, threads, runs=3))
             path.unlink()
-        layer_s = max(0.0, (timings[1] - timings[0]) / 24)
-        token_s = max(0.0, timings[0] - 2 * layer_s)
+        layer_s = max(0.0, (timings[1].decode_s - timings[0].decode_s) / 24)
+        token_s = max(0.0, timings[0].decode_s - 2 * layer_s)
+        prompt_layer_s = max(0.0, (timings[1].prompt_s[PROMPT_TOKENS] - timings[0].prompt_s[PROMPT_TOKENS]) / 24
+                             - _attention_s(TINY_SHAPE, attention_rate))
         type_bw: dict[str, float] = {}
         type_row: dict[str, float] = {}
         type_prompt_row: dict[str, float] = {}
         type_flops: dict[str, float] = {}
         repacked: list[str] = []
         for i, name in enumerate(types):
-            report(f"decode speed of {name}", (3 + i) / steps)
+            report(f"speed of {name}", (4 + i) / steps)
             qtype = T.__members__[name]
             samples: dict[T, bytes] = {} if qtype in (T.F32, T.F16, T.BF16) else {qtype: quantized_sample(qtype)}
             streaming, prompting = [], []
             for shape in (SPEED_SHAPE, ROWS_SHAPE):
                 tensors = pure_tensors(shape, qtype)
                 path = write_synthetic_gguf(folder / f"{name}.gguf", shape, tensors, samples)
-                decode_s, prompt_s, was_repacked = _time_model(path, threads, _PROMPT_TOKENS)
+                timing = _time_model(path, threads)
                 path.unlink()
-                compute_s = max(decode_s - token_s - shape.layers * layer_s, 1e-6)
-                rows = streamed_rows(tensors)
-                streaming.append((rows, streamed_bytes(tensors), compute_s))
-                params = sum(t.n_elements for t in tensors if len(t.ne) > 1 and t.name != "token_embd.weight")
-                prompting.append((rows, 2 * params, prompt_s / _PROMPT_TOKENS))
-                if was_repacked and shape is SPEED_SHAPE:
+                compute_s = max(timing.decode_s - token_s - shape.layers * layer_s, 1e-6)
+                streaming.append((streamed_rows(tensors), streamed_bytes(tensors), compute_s))
+                fixed_s = shape.layers * (prompt_layer_s + _attention_s(shape, attention_rate))
+                prompting.append((*prompt_work(shape, tensors), max(timing.prompt_s[PROMPT_TOKENS] - fixed_s, 1e-9)))
+                if timing.repacked and shape is SPEED_SHAPE:
                     repacked.append(name)
             per_byte, type_row[name] = split_row_cost(streaming[0], streaming[1])
             type_bw[name] = 1 / per_byte
@@ -198,7 +219,8 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
                     layer_overhead_s=layer_s, ram_bandwidth=bandwidth, threads=threads,
                     source=f"measured {stamp} (load {load:.1f} on {cores} CPUs) with {llama_cpp_build()}",
                     repacked_types=tuple(repacked), busy=busy, type_row_s=type_row,
-                    type_prompt_row_s=type_prompt_row)
+                    type_prompt_row_s=type_prompt_row, attention_flops=attention_rate,
+                    prompt_layer_overhead_s=prompt_layer_s)
 
 
 def _load_average() -> float:

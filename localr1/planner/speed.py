@@ -59,13 +59,23 @@ def _rows_s(part: Part, row_s: dict[str, float]) -> float:
     return sum(rows * _lookup(row_s, name, 0.0) for name, rows in part.rows_by_type.items())
 
 
-def _cpu_flops(part: Part, cpu: CPUSpeed) -> float:
-    """The FLOP/s of the part's dominant type."""
-    if not part.bytes_by_type:
-        return 1.0
-    dominant = max(part.bytes_by_type, key=lambda name: part.bytes_by_type[name])
+def attention_flops(shape: ModelShape, prompt_tokens: int) -> float:
+    """One layer's attention FLOPs per token of a prompt: scores and weighted sum at the mean depth."""
+    return 4 * shape.q_dim * prompt_tokens / 2
+
+
+def _cpu_prompt_s(part: Part, cpu: CPUSpeed, attention: float) -> float:
+    """Seconds per prompt token in one layer: each type's matrix FLOPs at that type's rate and cost per row, the
+    attention's FLOPs at the measured attention rate (or the dominant type's, if not measured), fixed costs."""
     default = min(cpu.type_flops.values()) if cpu.type_flops else 1e10
-    return _lookup(cpu.type_flops, dominant, default)
+    matrices = sum(2 * params / _lookup(cpu.type_flops, name, default) for name, params in part.params_by_type.items())
+    if cpu.attention_flops > 0:
+        attention_rate = cpu.attention_flops
+    elif part.params_by_type:
+        attention_rate = _lookup(cpu.type_flops, max(part.params_by_type, key=part.params_by_type.__getitem__), default)
+    else:
+        attention_rate = default
+    return matrices + attention / attention_rate + _rows_s(part, cpu.type_prompt_row_s) + cpu.prompt_layer_overhead_s
 
 
 def predict_speed(shape: ModelShape, weights: WeightsLayout, hardware: HardwareProfile, *, context: int,
@@ -78,20 +88,23 @@ def predict_speed(shape: ModelShape, weights: WeightsLayout, hardware: HardwareP
     kv_token_layer = 2 * kv_row_bytes(shape.kv_dim, kv_type)  # K and V of one position in one layer
     decode_s, prompt_s, kv_full_s = cpu.token_overhead_s, 0.0, 0.0
     kv_bw = _lookup(cpu.type_bandwidth, _KV_TYPE.get(kv_type, "F16"), 0.6 * cpu.ram_bandwidth)
-    attn_flops = 4 * shape.q_dim * PROMPT_LENGTH / 2  # scores and weighted sum at the mean depth
+    attn_flops = attention_flops(shape, PROMPT_LENGTH)
     loopback = set(hardware.extra.get("loopback_workers", ()))
     for slot, device in enumerate(slots):
         is_output = slot == shape.layers
         part = (weights.streamed_output if is_output else weights.layers[slot])
-        matrix_flops = 0.0 if is_output else 2 * part.params + attn_flops
+        prompt_part = weights.prompt_last_layer if slot == shape.layers - 1 else part
+        matrix_flops = 0.0 if is_output else 2 * prompt_part.params + attn_flops
         if device < 0 or is_remote(hardware.gpus[device]):  # a worker: assumed as fast as this CPU
             if device >= 0 and (slot == 0 or slots[slot - 1] != device):  # a new stretch: one exchange
                 on_loopback = hardware.gpus[device].name in loopback
                 decode_s += exchange_seconds(shape.hidden, loopback=on_loopback)
                 prompt_s += exchange_seconds(shape.hidden, loopback=on_loopback, tokens=PROMPT_LENGTH) / PROMPT_LENGTH
             decode_s += _cpu_stream_s(part, cpu) + (0.0 if is_output else cpu.layer_overhead_s)
-            prompt_s += matrix_flops / _cpu_flops(part, cpu) + _rows_s(part, cpu.type_prompt_row_s)
-            if not is_output:
+            if is_output:  # a prompt computes the logits of its last token only
+                prompt_s += _cpu_stream_s(part, cpu) / PROMPT_LENGTH
+            else:
+                prompt_s += _cpu_prompt_s(prompt_part, cpu, attn_flops)
                 kv_full_s += context * kv_token_layer / kv_bw
         else:
             gpu = hardware.gpus[device]

@@ -19,17 +19,22 @@ ALIGNMENT = 32  # GGUF's default: every tensor's data starts on this boundary
 
 @dataclass(frozen=True)
 class Part:
-    """Bytes by ggml type name, the matrix weights (for prompt FLOPs) and the matrix rows by type (a decode step
-    pays a cost per row besides the bytes) of one part of the model."""
+    """Bytes, matrix weights (prompt FLOPs) and matrix rows (a decode step pays a cost per row besides the
+    bytes) of one part of the model, each by ggml type name (kernels differ by type)."""
 
     bytes_by_type: dict[str, int] = field(default_factory=dict)
-    params: int = 0
+    params_by_type: dict[str, int] = field(default_factory=dict)
     rows_by_type: dict[str, int] = field(default_factory=dict)
 
     @cached_property
     def total(self) -> int:
         """All bytes of the part."""
         return sum(self.bytes_by_type.values())
+
+    @cached_property
+    def params(self) -> int:
+        """All matrix weights of the part."""
+        return sum(self.params_by_type.values())
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,13 @@ class WeightsLayout:
     input: Part
     output: Part
     tied_embeddings: bool
+    last_layer_attention: Part | None = None  # the last layer without its FFN (None: not known, the whole layer)
+
+    @property
+    def prompt_last_layer(self) -> Part:
+        """What a prompt computes of the last layer: llama.cpp runs its FFN only for the tokens whose logits are
+        wanted (a prompt's last), so a prompt token costs the last layer's attention alone."""
+        return self.last_layer_attention or self.layers[-1]
 
     @cached_property
     def total(self) -> int:
@@ -52,7 +64,7 @@ class WeightsLayout:
         if not self.tied_embeddings:
             return self.output
         return Part(_merged(self.output.bytes_by_type, self.input.bytes_by_type),
-                    self.output.params + self.input.params,
+                    _merged(self.output.params_by_type, self.input.params_by_type),
                     _merged(self.output.rows_by_type, self.input.rows_by_type))
 
     @cached_property
@@ -74,19 +86,24 @@ class WeightsLayout:
     def from_tensors(cls, tensors: Iterable[tuple[str, str, int, int, int, int]], n_layers: int,
                      *, padded: bool = True) -> WeightsLayout:
         """From (name, ggml type name, bytes, elements, dims, row length) of every tensor."""
-        parts = [_PartSums() for _ in range(n_layers + 2)]  # the layers, then input, then output
+        parts = [_PartSums() for _ in range(n_layers + 3)]  # the layers, input, output, the last layer's attention
         names = set()
         for name, type_name, n_bytes, n_elements, dims, row_length in tensors:
             names.add(name)
             if name.startswith("blk."):
-                part = parts[int(name.split(".", 2)[1])]
+                layer = int(name.split(".", 2)[1])
+                in_parts = [parts[layer]]
+                if layer == n_layers - 1 and not name.split(".", 2)[2].startswith("ffn_"):
+                    in_parts.append(parts[n_layers + 2])
             else:
-                part = parts[n_layers if name.startswith(("token_embd", "rope_freqs")) else n_layers + 1]
-            part.add(type_name, -(-n_bytes // ALIGNMENT) * ALIGNMENT if padded else n_bytes,
-                     n_elements if dims > 1 else 0, n_elements // max(row_length, 1) if dims > 1 else 0)
-        built = [Part(p.bytes_by_type, p.params, p.rows_by_type) for p in parts]
+                in_parts = [parts[n_layers if name.startswith(("token_embd", "rope_freqs")) else n_layers + 1]]
+            for part in in_parts:
+                part.add(type_name, -(-n_bytes // ALIGNMENT) * ALIGNMENT if padded else n_bytes,
+                         n_elements if dims > 1 else 0, n_elements // max(row_length, 1) if dims > 1 else 0)
+        built = [Part(p.bytes_by_type, p.params_by_type, p.rows_by_type) for p in parts]
         return cls(layers=tuple(built[:n_layers]), input=built[n_layers], output=built[n_layers + 1],
-                   tied_embeddings="output.weight" not in names)
+                   tied_embeddings="output.weight" not in names,
+                   last_layer_attention=built[n_layers + 2] if n_layers else None)
 
     @classmethod
     def from_header(cls, header: GGUFHeader, n_layers: int) -> WeightsLayout:
@@ -111,12 +128,13 @@ class _PartSums:
     """A part's sums while the tensors are read."""
 
     bytes_by_type: dict[str, int] = field(default_factory=dict)
-    params: int = 0
+    params_by_type: dict[str, int] = field(default_factory=dict)
     rows_by_type: dict[str, int] = field(default_factory=dict)
 
     def add(self, type_name: str, size: int, params: int, rows: int) -> None:
         self.bytes_by_type[type_name] = self.bytes_by_type.get(type_name, 0) + size
-        self.params += params
+        if params:
+            self.params_by_type[type_name] = self.params_by_type.get(type_name, 0) + params
         if rows:
             self.rows_by_type[type_name] = self.rows_by_type.get(type_name, 0) + rows
 

@@ -22,6 +22,9 @@ def test_measure_cpu_speed_on_two_types() -> None:
     # a cost per matrix row for each type, split from the bytes: at most a microsecond (a row is a dot product)
     for table in (speed.type_row_s, speed.type_prompt_row_s):
         assert set(table) == {"Q8_0", "Q4_0"} and all(0 <= r < 1e-6 for r in table.values())
+    # attention runs slower per FLOP than a matrix product's inner loops, faster than 100 MFLOP/s on any CPU
+    assert 1e8 < speed.attention_flops < max(speed.type_flops.values())
+    assert 0 <= speed.prompt_layer_overhead_s < 1e-3
     assert set(speed.repacked_types) <= {"Q8_0", "Q4_0"}
     assert [d for _, d in steps] == sorted(d for _, d in steps) and steps[-1] == ("done", 1.0)
     assert "llama-cpp-python" in speed.source and "load" in speed.source and isinstance(speed.busy, bool)
@@ -44,3 +47,14 @@ def test_quantized_sample_is_valid_blocks() -> None:
         __import__("numpy").frombuffer(quantized_sample(gguf.GGMLQuantizationType.Q8_0, 256, 2), dtype="uint8"),
         gguf.GGMLQuantizationType.Q8_0)
     assert 0 < float(abs(values).max()) < 1  # small random weights, finite
+
+
+def test_a_prompt_token_skips_the_last_layers_ffn_and_the_head() -> None:
+    from localr1.planner.calibrate import SPEED_SHAPE, prompt_work, pure_tensors
+
+    h, ffn, kv = SPEED_SHAPE.hidden, SPEED_SHAPE.ffn, SPEED_SHAPE.kv_dim
+    attention, mlp = h * h + 2 * h * kv + h * h, 3 * h * ffn
+    rows, flops = prompt_work(SPEED_SHAPE, pure_tensors(SPEED_SHAPE, gguf.GGMLQuantizationType.Q8_0))
+    layers = SPEED_SHAPE.layers
+    assert flops == 2 * (layers * attention + (layers - 1) * mlp)
+    assert rows == layers * (h + 2 * kv + h) + (layers - 1) * (2 * ffn + h)

@@ -10,23 +10,25 @@ from localr1.gguf_header import read_header
 from localr1.hardware import CPUSpeed, load_profile, with_speed
 from localr1.planner.calibrate import split_row_cost
 from localr1.planner.shape import ModelShape
-from localr1.planner.speed import predict_speed
+from localr1.planner.speed import PROMPT_LENGTH, predict_speed
 from localr1.planner.weights import Part, WeightsLayout
 
 SHAPE = ModelShape("llama", 2, 256, 512, 4, 2, 64, 1000, 4096)
 
 
-def _layout(rows: int) -> WeightsLayout:
-    layer = Part({"Q4_K": 1_000_000, "F32": 2_000}, params=1_500_000, rows_by_type={"Q4_K": rows})
-    head = Part({"Q6_K": 500_000}, params=256_000, rows_by_type={"Q6_K": 1000})
-    return WeightsLayout(layers=(layer, layer), input=Part({"Q4_K": 400_000}, 256_000, {"Q4_K": 1000}),
-                         output=head, tied_embeddings=False)
+def _layout(rows: int, last: Part | None = None) -> WeightsLayout:
+    layer = Part({"Q4_K": 1_000_000, "F32": 2_000}, {"Q4_K": 1_500_000}, rows_by_type={"Q4_K": rows})
+    head = Part({"Q6_K": 500_000}, {"Q6_K": 256_000}, rows_by_type={"Q6_K": 1000})
+    return WeightsLayout(layers=(layer, layer), input=Part({"Q4_K": 400_000}, {"Q4_K": 256_000}, {"Q4_K": 1000}),
+                         output=head, tied_embeddings=False, last_layer_attention=last)
 
 
-def _speed(row_s: dict[str, float], prompt_row_s: dict[str, float] | None = None) -> CPUSpeed:
+def _speed(row_s: dict[str, float], prompt_row_s: dict[str, float] | None = None, *, attention: float = 0.0,
+           prompt_layer_s: float = 0.0) -> CPUSpeed:
     return CPUSpeed({"Q4_K": 4e10, "Q6_K": 2e10, "F32": 1e10}, {"Q4_K": 1e11, "Q6_K": 5e10}, token_overhead_s=1e-4,
                     layer_overhead_s=2e-5, ram_bandwidth=3e10, threads=2, source="test", type_row_s=row_s,
-                    type_prompt_row_s=prompt_row_s or {})
+                    type_prompt_row_s=prompt_row_s or {}, attention_flops=attention,
+                    prompt_layer_overhead_s=prompt_layer_s)
 
 
 def test_decode_time_is_bytes_at_each_types_rate_plus_rows_plus_fixed_costs() -> None:
@@ -45,8 +47,23 @@ def test_prompt_time_is_flops_at_the_types_rate_plus_rows() -> None:
     got = predict_speed(SHAPE, _layout(3000), with_speed(profile, _speed({}, {"Q4_K": 2e-9, "Q6_K": 4e-9})),
                         context=64)
     plain = predict_speed(SHAPE, _layout(3000), with_speed(profile, _speed({})), context=64)
-    assert 1 / got.prompt_tps - 1 / plain.prompt_tps == pytest.approx(2 * 3000 * 2e-9 + 1000 * 4e-9)
+    # the head is read for the prompt's last token only, as a decode step reads it: no prompt row cost
+    assert 1 / got.prompt_tps - 1 / plain.prompt_tps == pytest.approx(2 * 3000 * 2e-9)
     assert got.decode_tps == plain.decode_tps  # a prompt's row cost is not a decode step's
+
+
+def test_prompt_time_adds_each_types_flops_attention_and_fixed_costs_and_skips_the_last_ffn() -> None:
+    mixed = Part({"Q4_K": 1_000_000, "Q6_K": 500_000}, {"Q4_K": 1_500_000, "Q6_K": 400_000}, {"Q4_K": 3000})
+    attention_only = Part({"Q4_K": 200_000}, {"Q4_K": 300_000}, {"Q4_K": 600})
+    layout = WeightsLayout(layers=(mixed, mixed), input=Part(), output=Part({"Q6_K": 500_000}, {"Q6_K": 256_000}),
+                           tied_embeddings=False, last_layer_attention=attention_only)
+    speed = _speed({}, attention=2e10, prompt_layer_s=3e-6)
+    got = predict_speed(SHAPE, layout, with_speed(load_profile("laptop-16gb"), speed), context=64)
+    attention_s = 4 * SHAPE.q_dim * (PROMPT_LENGTH / 2) / 2e10  # scores and sums at the mean depth
+    first = 2 * 1_500_000 / 1e11 + 2 * 400_000 / 5e10 + attention_s + 3e-6  # every type at its own rate
+    last = 2 * 300_000 / 1e11 + attention_s + 3e-6  # its FFN runs for the logits' token only
+    head = 500_000 / 2e10 / PROMPT_LENGTH
+    assert 1 / got.prompt_tps == pytest.approx(first + last + head, rel=1e-9)
 
 
 def test_more_rows_for_the_same_bytes_decode_slower() -> None:
@@ -75,3 +92,7 @@ def test_rows_come_from_the_header_matrices(demo_path: Path) -> None:
     assert layout.streamed_output.rows_by_type == {"Q8_0": 49_152}
     # every matrix reads 576 values a row except the FFN's down projection (1,536)
     assert layout.layers[0].params == 576 * (per_layer - 576) + 1536 * 576
+    # a prompt runs the last layer's FFN for the logits' token only: its attention matrices are what every token pays
+    assert sum(layout.prompt_last_layer.rows_by_type.values()) == 576 + 192 + 192 + 576
+    assert layout.prompt_last_layer.params == 576 * (576 + 192 + 192 + 576)
+    assert sum(layout.layers[0].params_by_type.values()) == layout.layers[0].params
