@@ -6,11 +6,11 @@ several types, weights resident (steady state), on this machine.
 The prediction uses this CPU's calibration (what `localr1 plan --measure` measures), the GGUF's exact
 per-type bytes and the speed model of localr1/planner/speed.py. The measurement loads each model as the
 plan would (flash attention on, physical cores, mmap), warms it up (every weight read twice), then times a
-512-token prompt (the best of three) and 32 single-token decode steps after a 16-token prompt (their
-first quartile, the statistic the calibration uses: a busy machine only adds time). Right before each model,
-the calibration measures again the types that model uses, so that calibration and measurement see the
-same machine (other work on it changes both alike); the table gives the median over rounds of each figure
-and of each round's error.
+512-token prompt (the fastest of at least three runs and 1.5 s) and 48 single-token decode steps after a
+16-token prompt (their first quartile, the statistic the calibration uses: a busy machine only adds time).
+Right before each model, the calibration measures again the types that model uses, so that calibration and
+measurement see the same machine (other work on it changes both alike); the table gives the median over
+rounds of each figure and of each round's error.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from localr1.planner.speed import PROMPT_LENGTH, predict_speed  # noqa: E402
 from localr1.planner.weights import WeightsLayout  # noqa: E402
 from localr1.registry import resolve_model  # noqa: E402
 
-DECODE_STEPS = 32
+DECODE_STEPS = 48
+PROMPT_SECONDS = 1.5  # a prompt is timed at least three times and for this long: the fastest counts
 
 
 def cases(quick: bool) -> list[tuple[str, Path]]:
@@ -60,12 +61,13 @@ def time_model(path: Path, threads: int) -> tuple[float, float]:
         tokens = [(11 + 37 * i) % (n_vocab - 10) + 5 for i in range(PROMPT_LENGTH)]
         llm.eval(tokens[:64])  # warm up: every weight read, pages resident
         llm.eval(tokens[64:80])
-        prompt_s = float("inf")
-        for _ in range(3):  # the best of three: another process can only add time
+        times: list[float] = []
+        while len(times) < 3 or (sum(times) < PROMPT_SECONDS and len(times) < 20):
             llm.reset()  # type: ignore[no-untyped-call]
             started = time.perf_counter()
             llm.eval(tokens)
-            prompt_s = min(prompt_s, time.perf_counter() - started)
+            times.append(time.perf_counter() - started)
+        prompt_s = min(times)  # another process can only add time
         llm.reset()  # type: ignore[no-untyped-call]
         llm.eval(tokens[:16])
         steps = []
@@ -96,6 +98,13 @@ def before_row_costs(speed: CPUSpeed) -> CPUSpeed:
             flop_s = speed.type_flops[name]
             flops[name] = work / (work / flop_s + prompt_rows * speed.type_prompt_row_s.get(name, 0.0))
     return replace(speed, type_bandwidth=bandwidth, type_flops=flops, type_row_s={}, type_prompt_row_s={})
+
+
+def quiet_or_busy(load: float, threads: int) -> str:
+    """What the highest load average says: the benchmark's own threads, or other work besides."""
+    if load <= threads + 0.5:
+        return f"quiet: the load is the benchmark's own {threads} threads"
+    return f"busy: other work shared the cores with the benchmark's {threads} threads"
 
 
 def used_types(paths: list[Path]) -> tuple[str, ...]:
@@ -151,7 +160,7 @@ def main() -> None:
     preamble = (f"{datetime.date.today().isoformat()}, {machine.cpu_model}, {machine.physical_cores} physical cores, "
               f"{threads} threads, {args.rounds} interleaved rounds; 1-minute load average before each measurement: "
               f"min {loads[0]:.1f}, median {statistics.median(loads):.1f}, max {loads[-1]:.1f} "
-              f"({'quiet' if loads[-1] < 0.5 * machine.logical_cpus else 'busy'} machine)\n\n")
+              f"({quiet_or_busy(loads[-1], threads)})\n\n")
     rows = ["| model | weights MB | predicted decode | measured decode | error | error before row costs "
             "| predicted prompt | measured prompt | error | error before row costs |", "|" + "---|" * 10]
     worst = 0.0

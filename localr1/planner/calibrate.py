@@ -39,9 +39,10 @@ SPEED_SHAPE = ModelShape("llama", 4, 1536, 8960, 12, 2, 128, 256, 4096)
 ROWS_SHAPE = ModelShape("llama", 4, 256, 53760, 8, 2, 32, 256, 4096)  # about SPEED_SHAPE's bytes, 4.7x its rows
 TINY_SHAPE = ModelShape("llama", 2, 64, 128, 2, 1, 32, 256, 4096)
 ATTENTION_SHAPE = ModelShape("llama", 4, 64, 64, 32, 4, 128, 256, 4096)  # a prompt's time here is mostly attention
-_ATTENTION_LENGTHS = (128, 512)
+_ATTENTION_LENGTHS = (128, 1024)
 BUSY_LOAD_PER_CORE = 0.75  # above this, other processes took a share of the cores while measuring
-_DECODE_TOKENS = 16
+_DECODE_TOKENS = 48  # their first quartile: a neighbour's burst of under a dozen steps is not seen
+_PROMPT_RUNS = 3  # a prompt's time is the best of this many (another process can only add time)
 PROMPT_TOKENS = 256  # fewer under-show batch kernels that gain with length (Q6_K: 896 tok/s at 64, 1,305 at 256)
 
 
@@ -168,7 +169,7 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
         report("attention", 1 / steps)
         tensors = pure_tensors(ATTENTION_SHAPE, T.F16)
         path = write_synthetic_gguf(folder / "attention.gguf", ATTENTION_SHAPE, tensors, {})
-        short, long = _time_model(path, threads, _ATTENTION_LENGTHS, runs=3).prompt_s.values()
+        short, long = _time_model(path, threads, _ATTENTION_LENGTHS, runs=_PROMPT_RUNS).prompt_s.values()
         path.unlink()
         # the longer prompt's tokens cost more by their attention alone (to a deeper mean position)
         deeper = ATTENTION_SHAPE.layers * (attention_flops(ATTENTION_SHAPE, _ATTENTION_LENGTHS[1])
@@ -179,7 +180,7 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
             report(f"fixed costs ({layers} layers)", (2 + i) / steps)
             shape = replace(TINY_SHAPE, layers=layers)
             path = write_synthetic_gguf(folder / f"tiny{layers}.gguf", shape, pure_tensors(shape, T.F32), {})
-            timings.append(_time_model(path, threads, runs=3))
+            timings.append(_time_model(path, threads, runs=_PROMPT_RUNS))
             path.unlink()
         layer_s = max(0.0, (timings[1].decode_s - timings[0].decode_s) / 24)
         token_s = max(0.0, timings[0].decode_s - 2 * layer_s)
@@ -198,7 +199,7 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
             for shape in (SPEED_SHAPE, ROWS_SHAPE):
                 tensors = pure_tensors(shape, qtype)
                 path = write_synthetic_gguf(folder / f"{name}.gguf", shape, tensors, samples)
-                timing = _time_model(path, threads)
+                timing = _time_model(path, threads, runs=_PROMPT_RUNS)
                 path.unlink()
                 compute_s = max(timing.decode_s - token_s - shape.layers * layer_s, 1e-6)
                 streaming.append((streamed_rows(tensors), streamed_bytes(tensors), compute_s))
