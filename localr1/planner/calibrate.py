@@ -4,7 +4,9 @@ Each type gets two synthetic models made of that type only (weights repeated fro
 quantizer made): 4 layers of the 1.5B distill's widths, large enough that decoding streams from RAM, and 4
 layers of short rows (width 256) with about as many rows but a seventh of the bytes. Together they separate
 the type's bytes/s from its cost per matrix row (a dot product's fixed work, which narrow models pay far more
-of per byte). Two tiny models of 2 and 26 layers give the fixed cost per token and per layer.
+of per byte), for decode and, from 256-token prompts, per prompt token. Two tiny models of 2 and 26 layers give
+the fixed cost per token and per layer; a model that is mostly attention, timed at two prompt lengths, gives the
+attention's FLOP/s (a prompt's attention runs far below the matrix products' rate).
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ _REPACK = re.compile(r"CPU_REPACK model buffer size =\s*([\d.]+) MiB")
 
 @dataclass(frozen=True)
 class _Timing:
+    """One model's timings."""
+
     decode_s: float  # seconds per decoded token: a low quantile (a busy machine only adds time)
     prompt_s: dict[int, float]  # seconds per token of a prompt of each length: the best of a few runs
     repacked: bool  # llama.cpp repacked the weights at load

@@ -4,7 +4,8 @@ Decode time per token = for each device holding layers, the bytes it streams / i
 type (CPU: measured per ggml type, plus a measured cost per matrix row; GPU: the table's bandwidth x
 efficiency), plus fixed costs per token and per layer, plus reading the KV cache at the current depth.
 Prompt time per token = 2 x matrix weights per device / that device's FLOP/s (CPU: measured per type, plus
-a measured cost per row and token).
+a measured cost per row and token) + attention at the prompt's mean depth (CPU: at its own measured rate) + a
+fixed cost per layer; the last layer's FFN runs for the logits' token only, so a prompt token skips it.
 Steady state: weights resident in RAM.
 """
 
