@@ -121,25 +121,48 @@ def _whole(value: object, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
-def _real(value: object, *, positive: bool) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+MAX_RATE = 1e18  # bytes or FLOP per second: far above any machine; a larger figure is a typo or garbage
+MIN_RATE = 1e6  # a measured rate below a megabyte (or megaFLOP) per second is a broken measurement
+MAX_SECONDS = 1.0  # a fixed cost per token, layer or matrix row above a second is garbage
+
+
+def _real(value: object, *, positive: bool, ceiling: float = math.inf, floor: float = 0.0) -> bool:
+    """A finite number (not a bool) within the bounds: above `floor` when positive, else from 0."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
-    return value > 0 if positive else value >= 0
+    try:
+        number = float(value)  # an integer too large for a float raises OverflowError
+    except OverflowError:
+        return False
+    if not math.isfinite(number) or number > ceiling:
+        return False
+    return number > 0 and number >= floor if positive else number >= 0
+
+
+def _rate(value: object) -> bool:
+    return _real(value, positive=True, ceiling=MAX_RATE, floor=MIN_RATE)
+
+
+def _seconds(value: object) -> bool:
+    return _real(value, positive=False, ceiling=MAX_SECONDS)
 
 
 def speed_problem(speed: CPUSpeed) -> str | None:
-    """What is wrong with a measured speed (a zero, negative or non-finite figure), or None."""
-    for table in ("type_bandwidth", "type_flops"):
+    """What is wrong with a measured speed (a zero, negative, non-finite or absurd figure), or None."""
+    for table, check, what in (("type_bandwidth", _rate, "a positive number (1e6 to 1e18 per second)"),
+                               ("type_flops", _rate, "a positive number (1e6 to 1e18 per second)"),
+                               ("type_row_s", _seconds, "a non-negative number of seconds (at most 1)"),
+                               ("type_prompt_row_s", _seconds, "a non-negative number of seconds (at most 1)")):
         values = getattr(speed, table)
-        if not isinstance(values, dict) or not all(_real(v, positive=True) for v in values.values()):
-            return f"cpu_speed '{table}' must map each type to a positive number"
-    for table in ("type_row_s", "type_prompt_row_s"):
-        values = getattr(speed, table)
-        if not isinstance(values, dict) or not all(_real(v, positive=False) for v in values.values()):
-            return f"cpu_speed '{table}' must map each type to a non-negative number"
-    for name, positive in (("ram_bandwidth", True), ("token_overhead_s", False), ("layer_overhead_s", False)):
-        if not _real(getattr(speed, name), positive=positive):
-            return f"cpu_speed '{name}' must be a {'positive' if positive else 'non-negative'} number"
+        if not isinstance(values, dict) or not all(check(v) for v in values.values()):
+            return f"cpu_speed '{table}' must map each type to {what}"
+    if not _rate(speed.ram_bandwidth):
+        return "cpu_speed 'ram_bandwidth' must be a positive number (1e6 to 1e18 bytes per second)"
+    if not (speed.attention_flops == 0 or _rate(speed.attention_flops)) or isinstance(speed.attention_flops, bool):
+        return "cpu_speed 'attention_flops' must be 0 (not measured) or a number from 1e6 to 1e18 FLOP per second"
+    for name in ("token_overhead_s", "layer_overhead_s", "prompt_layer_overhead_s"):
+        if not _seconds(getattr(speed, name)):
+            return f"cpu_speed '{name}' must be a non-negative number of seconds (at most 1)"
     if not _whole(speed.threads, 1):
         return "cpu_speed 'threads' must be a positive integer"
     return None
@@ -155,8 +178,10 @@ def profile_problem(profile: HardwareProfile) -> str | None:
     for i, gpu in enumerate(profile.gpus):
         if not (_whole(gpu.total, 1) and _whole(gpu.free, 0) and gpu.free <= gpu.total):
             return f"GPU {i}: 'total' must be a positive integer and 'free' an integer from 0 to 'total'"
-        if not (_real(gpu.bandwidth, positive=True) and _real(gpu.flops, positive=True)):
-            return f"GPU {i}: 'bandwidth' and 'flops' must be positive numbers"
+        if not (_rate(gpu.bandwidth) and _rate(gpu.flops)):
+            return f"GPU {i}: 'bandwidth' and 'flops' must be positive numbers (1e6 to 1e18 per second)"
+    if not isinstance(profile.extra, dict) or not isinstance(profile.extra.get("loopback_workers", []), list):
+        return "'extra' must be a JSON object (its 'loopback_workers' a list of worker names)"
     return speed_problem(profile.cpu_speed) if profile.cpu_speed is not None else None
 
 

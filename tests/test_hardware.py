@@ -183,6 +183,21 @@ def _edited(name: str, edit: Any) -> dict[str, Any]:
     (lambda d: d.update(ram_total=True), "'ram_total' must be a positive integer"),
     (lambda d: d.update(logical_cpus=0), "'logical_cpus' must be a positive integer"),
     (lambda d: d.update(cpu_flags="avx2"), "'cpu_flags' must be a list"),
+    (lambda d: d["cpu_speed"].update(attention_flops="fast"), "'attention_flops' must be 0"),
+    (lambda d: d["cpu_speed"].update(attention_flops=None), "'attention_flops' must be 0"),
+    (lambda d: d["cpu_speed"].update(attention_flops=True), "'attention_flops' must be 0"),
+    (lambda d: d["cpu_speed"].update(attention_flops=-1e11), "'attention_flops' must be 0"),
+    (lambda d: d["cpu_speed"].update(prompt_layer_overhead_s=[1]), "'prompt_layer_overhead_s' must be a non-neg"),
+    (lambda d: d["cpu_speed"].update(prompt_layer_overhead_s=-1e-3), "'prompt_layer_overhead_s' must be a non-neg"),
+    (lambda d: d["cpu_speed"].update(prompt_layer_overhead_s=float("nan")), "'prompt_layer_overhead_s' must be"),
+    (lambda d: d["cpu_speed"].update(token_overhead_s=1e308), "'token_overhead_s' must be a non-negative"),
+    (lambda d: d["cpu_speed"].update(ram_bandwidth=10**400), "'ram_bandwidth' must be a positive number"),
+    (lambda d: d["cpu_speed"]["type_flops"].update(Q4_K=10**400), "'type_flops' must map each type"),
+    (lambda d: d["cpu_speed"]["type_bandwidth"].update(Q4_K=1e308), "'type_bandwidth' must map each type"),
+    (lambda d: d["cpu_speed"]["type_bandwidth"].update(Q4_K=1e-300), "'type_bandwidth' must map each type"),
+    (lambda d: d["gpus"][0].update(flops=1e300), "GPU 0: 'bandwidth' and 'flops' must be positive"),
+    (lambda d: d.update(extra="x"), "'extra' must be a JSON object"),
+    (lambda d: d.update(extra={"loopback_workers": 5}), "'extra' must be a JSON object"),
 ])
 def test_hostile_profile_figures_are_one_line_errors(tmp_path: Path, edit: Any, message: str) -> None:
     bad = tmp_path / "bad.json"
@@ -202,7 +217,25 @@ def test_plan_with_a_zero_bandwidth_profile_is_one_line(tmp_path: Path) -> None:
     assert "'type_bandwidth' must map each type to a positive number" in result.stderr
 
 
-def test_a_cached_speed_with_impossible_figures_is_measured_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("figures", [
+    {"type_bandwidth": {"Q8_0": 0.0}},
+    {"ram_bandwidth": 10**400},  # too large for a float: an OverflowError, not a traceback
+    {"attention_flops": "fast"},
+    {"prompt_layer_overhead_s": float("nan")},
+    {"prompt_layer_overhead_s": -1.0},
+])
+def test_a_cached_speed_with_impossible_figures_is_measured_again(tmp_path: Path, figures: dict[str, Any]) -> None:
     profile = probe(tmp_path, check_offload=False)
-    save_speed(profile, CPUSpeed({"Q8_0": 0.0}, {"Q8_0": 1e11}, 1e-4, 1e-5, 2e10, 2, "test"))
+    save_speed(profile, CPUSpeed(**{**CPUSpeed({"Q8_0": 1e10}, {"Q8_0": 1e11}, 1e-4, 1e-5, 2e10, 2, "test").__dict__,
+                                    **figures}))
     assert cached_speed(profile, 2) is None
+
+
+def test_plan_json_speeds_are_finite_and_positive_or_a_one_line_error(tmp_path: Path) -> None:
+    from tests.cli_helpers import localr1
+
+    bad = tmp_path / "nan.json"
+    bad.write_text(json.dumps(_edited("laptop-8gb", lambda d: d["cpu_speed"].update(prompt_layer_overhead_s=-1.0))))
+    result = localr1("plan", "r1-qwen-7b", "--hardware", str(bad), "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and result.stdout == ""
+    assert "'prompt_layer_overhead_s' must be a non-negative number" in result.stderr
