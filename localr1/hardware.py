@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 
+from localr1.atomic_write import write_atomic
 from localr1.errors import ConfigError
 from localr1.gpu_specs import gpu_spec
 
@@ -396,10 +397,8 @@ def cached_speed(profile: HardwareProfile, threads: int) -> CPUSpeed | None:
 
 
 def save_speed(profile: HardwareProfile, speed: CPUSpeed) -> Path:
-    """Cache a measurement (written to a temporary name, then renamed)."""
+    """Cache a measurement (written whole or not at all)."""
     path = speed_cache_path(profile, speed.threads)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".tmp")
-    temp.write_text(json.dumps(asdict(speed), indent=2), encoding="utf-8")
-    temp.replace(path)
+    write_atomic(path, json.dumps(asdict(speed), indent=2))  # two measurements at once: the last one wins whole
     return path

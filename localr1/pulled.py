@@ -5,14 +5,13 @@ cache), and the links that put a pulled GGUF in the model's folder without copyi
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from localr1.atomic_write import write_atomic
 from localr1.errors import ConfigError, ModelNotFoundError
 from localr1.hub.download import PARTIAL_SUFFIX, Fetched
 from localr1.paths import data_dir, models_dir
@@ -56,14 +55,7 @@ def load_record(key: str) -> dict[str, Any]:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2))
 
 
 @dataclass

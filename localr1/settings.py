@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Any
 
 import tomli_w
 
+from localr1.atomic_write import write_atomic
 from localr1.budget import check_loop_mode, parse_budget
 from localr1.errors import ConfigError
 from localr1.paths import config_dir
@@ -112,12 +111,5 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings.validated()).items()
             if v is not None and v != ()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            tomli_w.dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)  # a failed write (disk full) leaves no stray temporary file
-        raise
+    write_atomic(path, tomli_w.dumps(data))  # a failed write (disk full) leaves no stray temporary file
     return path

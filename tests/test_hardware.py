@@ -21,6 +21,7 @@ from localr1.hardware import (
     probe,
     save_speed,
     shipped_profiles,
+    speed_cache_path,
 )
 
 GiB = 2**30
@@ -162,6 +163,33 @@ def test_measured_speed_is_cached_per_machine(tmp_path: Path) -> None:
     assert cached_speed(profile, 4) is None  # another thread count is another measurement
     other = HardwareProfile(**{**profile.__dict__, "cpu_model": "another CPU"})
     assert cached_speed(other, 2) is None
+
+
+def test_two_measurements_saved_at_once_both_succeed(tmp_path: Path) -> None:
+    """Two `plan --measure` at once: each writer has a temporary file of its own (a shared name made one
+    writer's rename fail with FileNotFoundError after minutes of measuring)."""
+    import threading
+
+    profile = probe(tmp_path, check_offload=False)
+    errors: list[BaseException] = []
+
+    def saver(source: str) -> None:
+        for _ in range(200):
+            try:
+                save_speed(profile, CPUSpeed({"Q8_0": 1e10}, {"Q8_0": 1e11}, 1e-4, 1e-5, 2e10, 2, source))
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=saver, args=(f"writer {i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    cached = cached_speed(profile, 2)
+    assert cached is not None and cached.source.startswith("writer ")  # one writer's file, whole
+    assert [p.name for p in speed_cache_path(profile, 2).parent.iterdir()] == [speed_cache_path(profile, 2).name]
 
 
 def _edited(name: str, edit: Any) -> dict[str, Any]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from localr1.atomic_write import write_atomic
 from localr1.ggufinfo import GGUFInfo
 from localr1.paths import data_dir
 
@@ -91,15 +91,7 @@ class HeaderCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".discovery-", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump({"version": VERSION, "files": self._files}, fh, ensure_ascii=False)
-                os.replace(tmp, self.path)  # readers see the old cache or the new one, never half of one
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(self.path, json.dumps({"version": VERSION, "files": self._files}, ensure_ascii=False))
         except OSError:
             return
         self._changed = False

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from localr1.atomic_write import write_atomic
 from localr1.oserrors import ensure_folder, os_errors
 from localr1.store.conversations import Conversation, ConversationStore, StoredMessage
 
@@ -42,17 +41,6 @@ def _slug(title: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:60] or "conversation"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_conversation(store: ConversationStore, conversation_id: int, folder: Path) -> tuple[Path, Path]:
     """Write NAME.md and NAME.json into folder; returns both paths. A file error is a one-line FileSystemError."""
     conversation = store.conversation(conversation_id)
@@ -64,5 +52,5 @@ def export_conversation(store: ConversationStore, conversation_id: int, folder: 
     md, js = folder / f"{stem}.md", folder / f"{stem}.json"
     for path, text in ((md, to_markdown(conversation, messages)), (js, to_json(conversation, messages))):
         with os_errors("write", path):
-            _write_atomic(path, text)
+            write_atomic(path, text)
     return md, js
