@@ -24,6 +24,7 @@ from localr1.commands.options import (
     db_file,
 )
 from localr1.errors import LocalR1Error
+from localr1.interrupts import Terminated
 from localr1.oserrors import file_system_error
 from localr1.plaintext import printable
 
@@ -159,8 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except LocalR1Error as exc:
         return _report(exc, exc.exit_code, args.debug)
-    except KeyboardInterrupt:
-        return _interrupted()
+    except KeyboardInterrupt as exc:
+        return _interrupted(terminated=isinstance(exc, Terminated))
     except BrokenPipeError:
         # The reader of our output went away (`localr1 run ... | head`): nothing left to say to anyone.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -169,9 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(file_system_error(exc), 1, args.debug)
 
 
-def _interrupted() -> int:
-    print("localr1: interrupted", file=sys.stderr)
-    return 130
+def _interrupted(*, terminated: bool = False) -> int:
+    """Exit as a shell reports a command stopped by SIGINT (130) or SIGTERM (143)."""
+    print(f"localr1: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+    return 143 if terminated else 130
 
 
 def _report(exc: Exception, code: int, debug: bool) -> int:

@@ -89,10 +89,11 @@ def measured_speed(profile: HardwareProfile, *, force: bool, console: Console) -
         return speed
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from localr1.interrupts import terminate_as_interrupt
     from localr1.planner.calibrate import measure_cpu_speed
 
-    with Progress(TextColumn("measuring this CPU: {task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with terminate_as_interrupt(), Progress(TextColumn("measuring this CPU: {task.description}"), BarColumn(),
+                                            TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("starting", total=1.0)
         speed = measure_cpu_speed(threads=threads,
                                   progress=lambda what, done: progress.update(task, description=what, completed=done))
