@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 
 
@@ -13,27 +14,33 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: the command stops as on Ctrl-C (the same cleanup) and exits 143."""
 
 
+@dataclass
+class Termination:
+    """Whether SIGTERM arrived in the block (for a command that turns Ctrl-C into a result of its own)."""
+
+    terminated: bool = False
+
+
 @contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt() -> Iterator[Termination]:
     """While the block runs, SIGTERM goes through the SIGINT handler in place (which keeps a Ctrl-C that lands in
     llama.cpp's log callback for later) and comes out of the block as Terminated."""
+    state = Termination()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield state
         return
-    terminated = False
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal terminated
-        terminated = True
+        state.terminated = True
         if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):  # nothing would raise
             raise Terminated
         signal.raise_signal(signal.SIGINT)
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        yield
+        yield state
     except KeyboardInterrupt:
-        if terminated:
+        if state.terminated:
             raise Terminated from None
         raise
     finally:

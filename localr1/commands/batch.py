@@ -61,9 +61,11 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def batch_command(args: argparse.Namespace) -> int:
-    """Answer every prompt not answered yet; exit 0 when all were, 1 when some lines were skipped, 130 on Ctrl-C."""
+    """Answer every prompt not answered yet; exit 0 when all were, 1 when some lines were skipped, 130 on Ctrl-C
+    (143 on SIGTERM)."""
     from rich.console import Console
 
+    from localr1.interrupts import terminate_as_interrupt
     from quantize.outlock import locked_file
 
     source: Path = args.prompts
@@ -78,7 +80,8 @@ def batch_command(args: argparse.Namespace) -> int:
 
     for problem in problems:
         warn(f"{problem} (skipped)")
-    with locked_file(output):
+    # SIGTERM (a service manager, `timeout`) stops as Ctrl-C does: the answers so far kept, the lock removed
+    with terminate_as_interrupt() as stop, locked_file(output):
         results = ResultsFile(output)
         try:
             for note in results.notes:
@@ -92,9 +95,10 @@ def batch_command(args: argparse.Namespace) -> int:
             results.close()
     left = len(todo) - answered - skipped
     if left:
-        err.print(f"localr1: interrupted: {answered} answered, {left} left; run the same command again to resume",
+        what = "terminated" if stop.terminated else "interrupted"
+        err.print(f"localr1: {what}: {answered} answered, {left} left; run the same command again to resume",
                   markup=False)
-        return 130
+        return 143 if stop.terminated else 130
     err.print(f"localr1: {answered} answered, {len(prompts) - len(todo)} were already in {output}", markup=False)
     return 1 if problems or skipped else 0
 

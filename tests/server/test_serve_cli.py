@@ -64,3 +64,32 @@ def test_serve_answers_on_loopback_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     assert "Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.model
+def test_sigterm_stops_serving_with_one_line_and_exit_143() -> None:
+    """A service manager stops `serve` with SIGTERM: uvicorn re-raised it once the server had stopped, so the
+    process died of it (exit -15) before the model was freed, saying nothing."""
+    proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", "--ctx", "512", "-n", "4"],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "localr1: serving" in line, line
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == ["localr1: terminated"], err
+
+
+@pytest.mark.model
+def test_sigterm_while_the_model_loads_is_one_line_and_exit_143(demo_path: Path) -> None:
+    proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", "--ctx", "512"], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    maps, model = Path(f"/proc/{proc.pid}/maps"), str(demo_path.resolve())
+    deadline = time.monotonic() + 120
+    while model not in maps.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)  # the model is being mapped: the load has begun
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "localr1: terminated" and "Traceback" not in err, err

@@ -20,6 +20,7 @@ from llama_cpp._logger import set_verbose
 
 from localr1.engine.abort import AbortSwitch
 from localr1.engine.engine import GGML_KV_TYPES
+from localr1.engine.load_log import captured_log
 from localr1.engine.params import LoadParams
 from localr1.errors import ModelLoadError
 
@@ -78,11 +79,6 @@ class BatchContext:
             model_params.devices = ctypes.cast(self._device_list, ctypes.c_void_p).value
         if self._split is not None:
             model_params.tensor_split = self._split
-        try:
-            self._model = _internals.LlamaModel(path_model=str(model_path), params=model_params, verbose=False)
-        except ValueError as exc:
-            raise ModelLoadError(f"llama.cpp could not load {model_path.name}: {exc} "
-                                 "(try fewer --gpu-layers, or re-convert the file)") from None
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = load.context_size * sequences
         params.n_batch = load.batch_size
@@ -95,13 +91,15 @@ class BatchContext:
         params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if load.flash_attention
                                   else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         params.no_perf = True
-        try:
-            self._ctx = _internals.LlamaContext(model=self._model, params=params, verbose=False)
-        except ValueError:
-            self._model.close()  # type: ignore[no-untyped-call]
-            raise ModelLoadError(
-                f"llama.cpp could not make a context of {sequences} × {load.context_size} tokens for "
-                f"{model_path.name}: use fewer --parallel sequences or a smaller --ctx") from None
+        loaded: list[_internals.LlamaModel | _internals.LlamaContext] = []
+        try:  # llama.cpp's log goes through our callback: a Ctrl-C landing in it is raised after the load, not lost
+            with captured_log():
+                self._model, self._ctx = self._load(model_path, model_params, params, sequences=sequences,
+                                                    context=load.context_size, loaded=loaded)
+        except BaseException:
+            for thing in reversed(loaded):  # the context before its model
+                thing.close()  # type: ignore[no-untyped-call]
+            raise
         self.ctx = self._ctx.ctx
         self.vocab_pointer = self._model.vocab
         self.slot_context = int(llama_cpp.llama_n_ctx_seq(self.ctx))
@@ -110,6 +108,26 @@ class BatchContext:
         self.abort.attach(self.ctx)
         self._batch = llama_cpp.llama_batch_init(self.batch_size, 0, 1)
         self._closed = False
+
+    @staticmethod
+    def _load(model_path: Path, model_params: llama_cpp.llama_model_params, params: llama_cpp.llama_context_params,
+              *, sequences: int, context: int, loaded: list[_internals.LlamaModel | _internals.LlamaContext]
+              ) -> tuple[_internals.LlamaModel, _internals.LlamaContext]:
+        """The model and its context, each appended to `loaded` as soon as it exists (the caller frees them)."""
+        try:
+            model = _internals.LlamaModel(path_model=str(model_path), params=model_params, verbose=False)
+        except ValueError as exc:
+            raise ModelLoadError(f"llama.cpp could not load {model_path.name}: {exc} "
+                                 "(try fewer --gpu-layers, or re-convert the file)") from None
+        loaded.append(model)
+        try:
+            ctx = _internals.LlamaContext(model=model, params=params, verbose=False)
+        except ValueError:
+            raise ModelLoadError(
+                f"llama.cpp could not make a context of {sequences} × {context} tokens for "
+                f"{model_path.name}: use fewer --parallel sequences or a smaller --ctx") from None
+        loaded.append(ctx)
+        return model, ctx
 
     def decode(self, entries: list[BatchEntry]) -> dict[int, int]:
         """Evaluate up to `batch_size` tokens in one call; returns each logits-wanting sequence's output index.
