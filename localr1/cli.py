@@ -24,7 +24,7 @@ from localr1.commands.options import (
     db_file,
 )
 from localr1.errors import LocalR1Error
-from localr1.interrupts import Terminated
+from localr1.interrupts import Terminated, terminate_as_interrupt
 from localr1.oserrors import file_system_error
 from localr1.plaintext import printable
 
@@ -157,7 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return handler(args)
+        if args.command == "chat":  # the app has a terminal to give back: its own handling
+            return handler(args)
+        with terminate_as_interrupt():  # SIGTERM (`timeout`, a service manager) stops as Ctrl-C does: exit 143
+            return handler(args)
     except LocalR1Error as exc:
         return _report(exc, exc.exit_code, args.debug)
     except KeyboardInterrupt as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 
 from localr1.commands.options import THREADS, integer
 from localr1.errors import ConfigError
+from localr1.interrupts import terminate_as_interrupt
 from localr1.workers import DEFAULT_PORT, Endpoint, is_loopback
 
 MiB = 2**20
@@ -73,10 +73,6 @@ def ipv4_address(host: str) -> str:
     return str(infos[0][4][0])
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def worker_command(args: argparse.Namespace) -> int:
     """Run the RPC server until Ctrl-C; returns its exit code (130 when interrupted)."""
     from localr1.engine.params import default_threads
@@ -93,14 +89,14 @@ def worker_command(args: argparse.Namespace) -> int:
     if args.mem:
         command += ["--mem", str(args.mem * MiB)]
     child = subprocess.Popen(command, env={**os.environ, "GGML_NO_BACKTRACE": "1"})
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server too, like Ctrl-C
-    try:
-        code = child.wait()
-    except KeyboardInterrupt:
-        child.terminate()
-        child.wait()
-        print("localr1 worker: stopped", file=sys.stderr)
-        return 130
+    with terminate_as_interrupt() as stop:  # `kill` stops the server too, like Ctrl-C (exit 143)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            child.terminate()
+            child.wait()
+            print("localr1 worker: stopped", file=sys.stderr)
+            return 143 if stop.terminated else 130
     if code != 0:
         raise ConfigError(f"the worker stopped with exit code {code} (see the messages above)")
     return 0

@@ -76,3 +76,24 @@ def test_debug_shows_the_traceback_and_plain_errors_are_one_line(name: str, args
     [line] = plain.stderr.strip().splitlines()
     assert line.startswith("localr1: error: ") and "Traceback" not in plain.stderr
     assert "Traceback (most recent call last)" in debug.stderr and debug.stderr.strip().endswith(line)
+
+
+@pytest.mark.parametrize("name", ["convert", "quantize"])
+def test_sigterm_stops_as_ctrl_c_does_and_leaves_nothing_half_written(name: str, built: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    """`timeout` or a service manager sends SIGTERM: before, the process was killed outright and quantize left its
+    lock files and a half-written quality plot in the output folder; now the same cleanup as Ctrl-C, exit 143."""
+    args, working_on = command(name, built, tmp_path)
+    proc = start(*args)
+    deadline = time.monotonic() + 120
+    while not maps(proc.pid, working_on):
+        assert proc.poll() is None, f"{name} ended (exit {proc.returncode}) before it was seen at work"
+        assert time.monotonic() < deadline, f"{name} never opened {working_on}"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.decode().strip().splitlines()[-1] == "localr1: terminated" and b"Traceback" not in err, err
+    assert not (tmp_path / "c.gguf").exists()
+    leftovers = [p.name for p in tmp_path.rglob("*") if ".lock" in p.name or p.name.endswith(".partial")]
+    assert leftovers == []

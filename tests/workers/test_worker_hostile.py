@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.cli_helpers import localr1
 from tests.workers.conftest import free_port, stop
 
 
-def test_a_host_name_is_resolved_and_the_worker_listens() -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_host_name_is_resolved_and_the_worker_listens(signum: int, code: int) -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "localr1", "worker", "--host", "localhost", "--port", str(port),
                              "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -26,8 +29,8 @@ def test_a_host_name_is_resolved_and_the_worker_listens() -> None:
                     break
             time.sleep(0.2)
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 130
+        proc.send_signal(signum)  # SIGTERM (`kill`, a service manager) stops it as Ctrl-C does, exit 143
+        assert proc.wait(30) == code
     finally:
         stop(proc)
     assert proc.stderr is not None
