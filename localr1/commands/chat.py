@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ def chat_command(args: argparse.Namespace) -> int:
     from localr1.loader import open_engine
     from localr1.store import ConversationStore
     from localr1.tui.app import LocalR1App
+    from localr1.tui.termination import TERMINATED
 
     notices: list[str] = []
     try:
@@ -42,4 +44,7 @@ def chat_command(args: argparse.Namespace) -> int:
         app.run()
     finally:
         store.close()
+    if app.return_code == TERMINATED:
+        print("localr1: terminated", file=sys.stderr)
+        return TERMINATED
     return 0

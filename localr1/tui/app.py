@@ -36,6 +36,7 @@ from localr1.tui.screens.search import SearchScreen
 from localr1.tui.screens.settings import SettingsScreen
 from localr1.tui.screens.text_prompt import Confirm, TextPrompt
 from localr1.tui.streaming_mode import StreamingMode
+from localr1.tui.termination import exit_on_sigterm, release_sigterm
 from localr1.tui.text import one_line
 from localr1.tui.widgets.prompt_input import PromptInput
 from localr1.tui.widgets.sidebar import ConversationItem, Sidebar
@@ -166,6 +167,7 @@ class LocalR1App(App[None]):
         self.apply_thinking_visibility()
         self.apply_width(self.size.width)
         self.prompt.focus()
+        exit_on_sigterm(self)
         self.load_model(self.settings.model)
 
     async def on_event(self, event: events.Event) -> None:
@@ -481,6 +483,7 @@ class LocalR1App(App[None]):
     async def on_unmount(self) -> None:
         """Save what a streaming answer received so far, stop it, and free the model on exit."""
         gc_policy.stop()
+        release_sigterm()
         self.streaming.restore()
         if self.chat.generating:
             self.chat.save_on_exit()  # the worker thread still uses the model: let process exit free it

@@ -142,6 +142,21 @@ def test_sigkill_mid_answer_loses_at_most_a_second(tmux: Tmux, private_home: Pat
     tmux.keys("again", "C-q")
 
 
+def test_sigterm_mid_answer_saves_it_and_exits_143(tmux: Tmux, private_home: Path) -> None:
+    """`kill` (or a closing session) ends the app as Ctrl+Q does: the answer so far saved as stopped, the terminal
+    given back, exit 143. Before, SIGTERM killed it outright: the answer stayed 'streaming' and no line was said."""
+    tmux.start("chat")
+    tmux.run("set-window-option", "-t", "chat", "remain-on-exit", "on")
+    wait(lambda: "Smollm2" in tmux.screen("chat") or "SmolLM2" in tmux.screen("chat"), 60, "the model to load")
+    tmux.keys("chat", "Write a long essay about the history of the Roman Empire, with ten chapters.", "Enter")
+    wait(lambda: any(m.content for m in assistant_rows(private_home)), 60, "the answer to stream", poll=0.02)
+    os.kill(tmux.pid("chat"), signal.SIGTERM)
+    wait(lambda: tmux.run("display-message", "-p", "-t", "chat", "#{pane_dead}").strip() == "1", 30, "the exit")
+    assert tmux.run("display-message", "-p", "-t", "chat", "#{pane_dead_status}").strip() == "143"
+    last = assistant_rows(private_home)[-1]
+    assert last.status in ("stopped", "complete", "truncated") and last.content.strip()
+
+
 def test_broken_settings_ctx_copy_and_quit(tmux: Tmux, private_home: Path) -> None:
     """A broken config.toml falls back to defaults with a notice; --ctx sizes the context; Ctrl+O copies
     the answer through OSC 52 (tmux keeps it as a paste buffer); Ctrl+Q quits with exit code 0."""
