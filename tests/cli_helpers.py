@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 LOCALR1 = [sys.executable, "-m", "localr1"]
 
@@ -56,15 +58,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _mapped(proc: subprocess.Popen[bytes], model: Path, deadline: float) -> float:
+def _mapped(proc: subprocess.Popen[Any], model: Path, deadline: float, poll: float = 0.02) -> float:
     """Wait until the process has mapped `model`; returns its CPU seconds at that moment."""
     maps, name = Path(f"/proc/{proc.pid}/maps"), str(model.resolve())
     while name not in maps.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"the process never mapped {model} (exit {proc.returncode})")
-        time.sleep(0.02)
+        time.sleep(poll)
     return cpu_seconds(proc.pid)
+
+
+def terminate_while_loading(proc: subprocess.Popen[Any], model: Path, timeout: float = 120) -> str:
+    """Send SIGTERM as soon as the process maps `model` (its load has begun); its stderr once it has exited with
+    143, the exit code of a command stopped by SIGTERM."""
+    _mapped(proc, model, time.monotonic() + timeout, poll=0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=timeout)
+    text = err.decode() if isinstance(err, bytes) else err
+    assert proc.returncode == 143, text
+    return text
 
 
 def wait_for_cpu(proc: subprocess.Popen[bytes], model: Path, cpu_after_map: float, timeout: float) -> None:

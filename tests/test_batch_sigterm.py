@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import LOCALR1, localr1
+from tests.cli_helpers import LOCALR1, localr1, terminate_while_loading
 
 pytestmark = pytest.mark.model
 
@@ -48,13 +48,7 @@ def test_sigterm_while_the_model_loads_is_one_line_and_exit_143(tmp_path: Path, 
     source, out = _prompts(tmp_path, 2)
     proc = subprocess.Popen([*LOCALR1, "batch", str(source), "-o", str(out), "-n", "8"], stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ))
-    maps, model = Path(f"/proc/{proc.pid}/maps"), str(demo_path.resolve())
-    deadline = time.monotonic() + 120
-    while model not in maps.read_text() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)  # the model is being mapped: the load has begun
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    err = terminate_while_loading(proc, demo_path)
     assert err.strip().splitlines()[-1].startswith("localr1: terminated"), err
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no lock left

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import cpu_to_first_output, read_until, start, wait_for_cpu
+from tests.cli_helpers import cpu_to_first_output, read_until, start, terminate_while_loading, wait_for_cpu
 
 pytestmark = pytest.mark.model
 
@@ -44,13 +43,6 @@ def test_sigterm_with_json_still_prints_the_object(demo_path: Path) -> None:
 
 def test_sigterm_while_the_model_loads_is_one_line_and_exit_143(demo_path: Path) -> None:
     """Before the answer starts (the load), SIGTERM killed the process outright: exit -15 and no line."""
-    proc = start("run", *ARGS, STORY)
-    maps, model = Path(f"/proc/{proc.pid}/maps"), str(demo_path.resolve())
-    deadline = time.monotonic() + 120
-    while model not in maps.read_text() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)  # the model is being mapped: the load has begun
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
-    assert err.decode().strip().splitlines()[-1] == "localr1: terminated", err
-    assert b"Traceback" not in err and b"Exception ignored" not in err, err
+    err = terminate_while_loading(start("run", *ARGS, STORY), demo_path)
+    assert err.strip().splitlines()[-1] == "localr1: terminated", err
+    assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import LOCALR1, localr1
+from tests.cli_helpers import LOCALR1, localr1, terminate_while_loading
 
 
 def test_another_address_without_a_key_is_refused() -> None:
@@ -85,11 +85,5 @@ def test_sigterm_stops_serving_with_one_line_and_exit_143() -> None:
 def test_sigterm_while_the_model_loads_is_one_line_and_exit_143(demo_path: Path) -> None:
     proc = subprocess.Popen([*LOCALR1, "serve", "--port", "0", "--ctx", "512"], stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
-    maps, model = Path(f"/proc/{proc.pid}/maps"), str(demo_path.resolve())
-    deadline = time.monotonic() + 120
-    while model not in maps.read_text() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)  # the model is being mapped: the load has begun
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    err = terminate_while_loading(proc, demo_path, timeout=60)
     assert err.strip().splitlines()[-1] == "localr1: terminated" and "Traceback" not in err, err
