@@ -299,13 +299,10 @@ def _restore_sigusr1(previous: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Load the model, stream the reply, and return the exit code (130 when interrupted)."""
-    from localr1.interrupts import terminate_as_interrupt
-
     answer_now: list[Any] = []  # SIGUSR1 before the model is loaded is ignored, never fatal
     previous_usr1 = _on_sigusr1(lambda: [action() for action in answer_now])
-    try:  # SIGTERM while the model loads stops as Ctrl-C does (exit 143); the answer has its own handling
-        with terminate_as_interrupt():
-            return _run(args, answer_now)
+    try:  # SIGTERM while the model loads: the command line's terminate_as_interrupt; the answer has its own
+        return _run(args, answer_now)
     finally:
         _restore_sigusr1(previous_usr1)
 

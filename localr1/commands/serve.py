@@ -176,9 +176,6 @@ def add_serve_parser(sub: Any, add_load: Any, add_sampling: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from localr1.interrupts import terminate_as_interrupt
-
-    # SIGTERM (a service manager) stops as Ctrl-C does: during the load, and after uvicorn's own stop, which raises
-    # the signal again once the server has stopped (the default action killed the process before the model was freed)
-    with terminate_as_interrupt():
-        return serve_command(args)
+    # SIGTERM is the command line's terminate_as_interrupt: during the load, and after uvicorn's own stop, which
+    # raises the signal again once the server has stopped (the default action killed the process unfreed)
+    return serve_command(args)
