@@ -64,3 +64,26 @@ def test_sigterm_comes_out_as_terminated_and_the_handler_is_put_back() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)
     assert type(caught.value) is KeyboardInterrupt
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stops_until_it_has_gone_still_remove_the_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int) -> None:
+    """An impatient user or service manager (a stop every millisecond until the process has gone): the removal of
+    the synthetic models holds them, so none is left in the temporary folder, and the exit is still 130/143."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    proc = start("plan", "demo", "--measure")
+    _measuring(tmp)
+    time.sleep(0.3)  # into the timing: a model loaded or running
+    while proc.poll() is None:
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            break
+        time.sleep(0.001)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == (143 if signum == signal.SIGTERM else 130), err
+    assert b"Traceback" not in err and b"Exception ignored" not in err, err
+    assert list(tmp.iterdir()) == []  # the measurement's folder and models are gone
