@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from localr1.engine.devices import llama_cpp_build
 from localr1.engine.load_log import captured_log
 from localr1.engine.params import default_threads
 from localr1.hardware import CPUSpeed
-from localr1.interrupts import signals_deferred
+from localr1.interrupts import remove_tree_despite_stops
 from localr1.planner.mix import Tensor, tensor_list
 from localr1.planner.shape import ModelShape
 from localr1.planner.speed import attention_flops
@@ -218,9 +217,8 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
             per_flop, type_prompt_row[name] = split_row_cost(prompting[0], prompting[1])
             type_flops[name] = 1 / per_flop
         report("done", 1.0)
-    finally:
-        with signals_deferred():  # a second Ctrl-C while the models are removed would leave them behind
-            shutil.rmtree(folder, ignore_errors=True)
+    finally:  # a second Ctrl-C while the models are removed would leave them behind
+        remove_tree_despite_stops(folder)
     stamp = time.strftime("%Y-%m-%d")
     load = max(load_before, _load_average())
     cores = os.cpu_count() or 1
