@@ -119,33 +119,33 @@ class _Timing:
 def _time_model(path: Path, threads: int, prompt_lengths: Sequence[int] = (PROMPT_TOKENS,), runs: int = 1) -> _Timing:
     """Decode steps and prompts of the given lengths, timed on one model."""
     longest = max(prompt_lengths)
-    with captured_log(chain=False) as lines:
+    with captured_log(chain=False) as lines:  # the free logs too: a Ctrl-C landing there is kept, not lost
         llm = llama_cpp.Llama(model_path=str(path), n_ctx=max(512, longest), n_batch=longest, n_threads=threads,
                               n_threads_batch=threads, flash_attn=True, verbose=False)
-    repacked = any((m := _REPACK.search(line)) and float(m.group(1)) > 0 for line in lines)
-    try:
-        prompt = [3 + i % 200 for i in range(longest)]
-        llm.eval(prompt[:8])  # warm up: page in, thread pool up
-        prompt_s = {}
-        for length in prompt_lengths:
-            best = float("inf")
-            for _ in range(runs):
-                llm.reset()  # type: ignore[no-untyped-call]
+        try:
+            repacked = any((m := _REPACK.search(line)) and float(m.group(1)) > 0 for line in lines)
+            prompt = [3 + i % 200 for i in range(longest)]
+            llm.eval(prompt[:8])  # warm up: page in, thread pool up
+            prompt_s = {}
+            for length in prompt_lengths:
+                best = float("inf")
+                for _ in range(runs):
+                    llm.reset()  # type: ignore[no-untyped-call]
+                    started = time.perf_counter()
+                    llm.eval(prompt[:length])
+                    best = min(best, time.perf_counter() - started)
+                prompt_s[length] = best / length
+            llm.reset()  # type: ignore[no-untyped-call]
+            llm.eval(prompt[:8])  # decode near the start of the context, as the fixed costs are modelled
+            steps = []
+            for i in range(_DECODE_TOKENS):
                 started = time.perf_counter()
-                llm.eval(prompt[:length])
-                best = min(best, time.perf_counter() - started)
-            prompt_s[length] = best / length
-        llm.reset()  # type: ignore[no-untyped-call]
-        llm.eval(prompt[:8])  # decode near the start of the context, as the fixed costs are modelled
-        steps = []
-        for i in range(_DECODE_TOKENS):
-            started = time.perf_counter()
-            llm.eval([5 + i])
-            steps.append(time.perf_counter() - started)
-        steps.sort()
-        return _Timing(steps[len(steps) // 4], prompt_s, repacked)
-    finally:
-        llm.close()
+                llm.eval([5 + i])
+                steps.append(time.perf_counter() - started)
+            steps.sort()
+            return _Timing(steps[len(steps) // 4], prompt_s, repacked)
+        finally:
+            llm.close()
 
 
 def ram_bandwidth(n_bytes: int = 256 * 2**20, runs: int = 3) -> float:
