@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Sequence
-from types import FrameType
-from typing import Any
 
 from localr1 import __version__
 from localr1.commands.options import (
@@ -160,54 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    if args.command == "chat":  # the app has a terminal to give back: its own handling
-        try:
-            return _guarded(handler, args)
-        except KeyboardInterrupt:
-            return _interrupted()
-    held = _hold_stops(signal.SIGTERM)  # what terminate_as_interrupt restores: no default action in the exit
     try:
+        if args.command == "chat":  # the app has a terminal to give back: its own handling
+            return handler(args)
         with terminate_as_interrupt():  # SIGTERM (`timeout`, a service manager) stops as Ctrl-C does: exit 143
-            try:
-                return _guarded(handler, args)
-            finally:  # done: a second stop (SIGTERM again, Ctrl-C pressed again) must not kill the exit (-15, -2)
-                held.update(_hold_stops(signal.SIGINT))
-    except KeyboardInterrupt as exc:
-        _hold_stops(signal.SIGINT, signal.SIGTERM)
-        return _interrupted(terminated=isinstance(exc, Terminated))
-    finally:
-        if argv is not None:  # called in-process (tests): the caller's handlers back
-            for signum, previous in held.items():
-                signal.signal(signum, previous)
-        elif threading.current_thread() is threading.main_thread():  # the process exits: Python's finalization
-            for signum in (signal.SIGINT, signal.SIGTERM):  # puts back the default for Python handlers, not SIG_IGN
-                signal.signal(signum, signal.SIG_IGN)
-
-
-def _guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command with its errors and a closed pipe turned into a line and an exit code."""
-    try:
-        return handler(args)
+            return handler(args)
     except LocalR1Error as exc:
         return _report(exc, exc.exit_code, args.debug)
+    except KeyboardInterrupt as exc:
+        return _interrupted(terminated=isinstance(exc, Terminated))
     except BrokenPipeError:
         # The reader of our output went away (`localr1 run ... | head`): nothing left to say to anyone.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:  # the last resort: a file error no command put in words
         return _report(file_system_error(exc), 1, args.debug)
-
-
-def _hold_stops(*signums: int) -> dict[int, Any]:
-    """Make these signals do nothing (a Python handler, so a child process still gets the default); returns what
-    they did before. The main thread only (elsewhere signals cannot be set)."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {signum: signal.signal(signum, _ignore_stop) for signum in signums}
-
-
-def _ignore_stop(_signum: int, _frame: FrameType | None) -> None:
-    """A stop that arrives once the command has finished: the exit it is heading for already says it stopped."""
 
 
 def _interrupted(*, terminated: bool = False) -> int:

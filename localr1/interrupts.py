@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
 
@@ -69,19 +67,3 @@ def signals_deferred() -> Iterator[None]:
             signal.signal(signum, handler)
         if pending:
             signal.raise_signal(pending[0])
-
-
-def remove_tree_despite_stops(folder: Path) -> None:
-    """Remove a folder with SIGINT and SIGTERM held; one that lands before the hold begins (as a `finally` starts)
-    makes it try again, and the first stop is raised once the folder is gone."""
-    stop: KeyboardInterrupt | None = None
-    done = False
-    while not done:
-        try:
-            with signals_deferred():
-                shutil.rmtree(folder, ignore_errors=True)
-                done = True
-        except KeyboardInterrupt as exc:  # before the hold (try again), or delivered after it (done)
-            stop = stop or exc
-    if stop is not None:
-        raise stop

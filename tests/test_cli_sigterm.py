@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -47,35 +46,3 @@ def test_sigterm_while_the_model_loads_is_one_line_and_exit_143(demo_path: Path)
     err = terminate_while_loading(start("run", *ARGS, STORY), demo_path)
     assert err.strip().splitlines()[-1] == "localr1: terminated", err
     assert "Traceback" not in err and "Exception ignored" not in err, err
-
-
-@pytest.mark.parametrize(
-    ("first", "then", "code", "line"),
-    [
-        (signal.SIGTERM, signal.SIGTERM, 143, "terminated"),
-        (signal.SIGINT, signal.SIGINT, 130, "interrupted"),
-        (signal.SIGTERM, signal.SIGINT, 0, ""),  # either stop may be the one reported, never a kill by the signal
-        (signal.SIGINT, signal.SIGTERM, 0, ""),
-    ],
-)
-def test_a_second_stop_while_the_first_unwinds_keeps_its_exit(
-    first: signal.Signals, then: signal.Signals, code: int, line: str
-) -> None:
-    """An impatient stop (a service manager's second SIGTERM, Ctrl-C pressed again) that landed after the first
-    was handled killed the process by the signal's default action: exit -15 or -2 instead of 143/130."""
-    proc = start("run", *ARGS, STORY)
-    read_until(proc, lambda out: len(out.strip()) > 20, timeout=240)  # the answer is streaming
-    proc.send_signal(first)
-    while proc.poll() is None:  # keep stopping until it has gone: one lands while the first one unwinds
-        time.sleep(0.002)
-        try:
-            proc.send_signal(then)
-        except ProcessLookupError:
-            break
-    _, err = proc.communicate(timeout=120)
-    if not code:
-        code, line = (143, "terminated") if proc.returncode == 143 else (130, "interrupted")
-    assert proc.returncode == code, err
-    stops = [text for text in err.decode().splitlines() if text in ("localr1: terminated", "localr1: interrupted")]
-    assert stops in ([], [f"localr1: {line}"]), err  # the answer's own stop says nothing more; at most one line
-    assert b"Traceback" not in err and b"Exception ignored" not in err, err

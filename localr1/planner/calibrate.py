@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from localr1.engine.devices import llama_cpp_build
 from localr1.engine.load_log import captured_log
 from localr1.engine.params import default_threads
 from localr1.hardware import CPUSpeed
-from localr1.interrupts import remove_tree_despite_stops
+from localr1.interrupts import signals_deferred
 from localr1.planner.mix import Tensor, tensor_list
 from localr1.planner.shape import ModelShape
 from localr1.planner.speed import attention_flops
@@ -119,33 +120,33 @@ class _Timing:
 def _time_model(path: Path, threads: int, prompt_lengths: Sequence[int] = (PROMPT_TOKENS,), runs: int = 1) -> _Timing:
     """Decode steps and prompts of the given lengths, timed on one model."""
     longest = max(prompt_lengths)
-    with captured_log(chain=False) as lines:  # the free logs too: a Ctrl-C landing there is kept, not lost
+    with captured_log(chain=False) as lines:
         llm = llama_cpp.Llama(model_path=str(path), n_ctx=max(512, longest), n_batch=longest, n_threads=threads,
                               n_threads_batch=threads, flash_attn=True, verbose=False)
-        try:
-            repacked = any((m := _REPACK.search(line)) and float(m.group(1)) > 0 for line in lines)
-            prompt = [3 + i % 200 for i in range(longest)]
-            llm.eval(prompt[:8])  # warm up: page in, thread pool up
-            prompt_s = {}
-            for length in prompt_lengths:
-                best = float("inf")
-                for _ in range(runs):
-                    llm.reset()  # type: ignore[no-untyped-call]
-                    started = time.perf_counter()
-                    llm.eval(prompt[:length])
-                    best = min(best, time.perf_counter() - started)
-                prompt_s[length] = best / length
-            llm.reset()  # type: ignore[no-untyped-call]
-            llm.eval(prompt[:8])  # decode near the start of the context, as the fixed costs are modelled
-            steps = []
-            for i in range(_DECODE_TOKENS):
+    repacked = any((m := _REPACK.search(line)) and float(m.group(1)) > 0 for line in lines)
+    try:
+        prompt = [3 + i % 200 for i in range(longest)]
+        llm.eval(prompt[:8])  # warm up: page in, thread pool up
+        prompt_s = {}
+        for length in prompt_lengths:
+            best = float("inf")
+            for _ in range(runs):
+                llm.reset()  # type: ignore[no-untyped-call]
                 started = time.perf_counter()
-                llm.eval([5 + i])
-                steps.append(time.perf_counter() - started)
-            steps.sort()
-            return _Timing(steps[len(steps) // 4], prompt_s, repacked)
-        finally:
-            llm.close()
+                llm.eval(prompt[:length])
+                best = min(best, time.perf_counter() - started)
+            prompt_s[length] = best / length
+        llm.reset()  # type: ignore[no-untyped-call]
+        llm.eval(prompt[:8])  # decode near the start of the context, as the fixed costs are modelled
+        steps = []
+        for i in range(_DECODE_TOKENS):
+            started = time.perf_counter()
+            llm.eval([5 + i])
+            steps.append(time.perf_counter() - started)
+        steps.sort()
+        return _Timing(steps[len(steps) // 4], prompt_s, repacked)
+    finally:
+        llm.close()
 
 
 def ram_bandwidth(n_bytes: int = 256 * 2**20, runs: int = 3) -> float:
@@ -217,8 +218,9 @@ def measure_cpu_speed(types: Sequence[str] = LADDER_TYPES + LEGACY_TYPES, *, thr
             per_flop, type_prompt_row[name] = split_row_cost(prompting[0], prompting[1])
             type_flops[name] = 1 / per_flop
         report("done", 1.0)
-    finally:  # a second Ctrl-C while the models are removed would leave them behind
-        remove_tree_despite_stops(folder)
+    finally:
+        with signals_deferred():  # a second Ctrl-C while the models are removed would leave them behind
+            shutil.rmtree(folder, ignore_errors=True)
     stamp = time.strftime("%Y-%m-%d")
     load = max(load_before, _load_average())
     cores = os.cpu_count() or 1
